@@ -1,0 +1,54 @@
+"""Brokers by URL scheme. Each module's docstring states its URL forms and guarantees."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from celeriac.brokers.base import Broker, DeadLetter, Delivery, mask_url
+from celeriac.errors import ConfigurationError
+
+#: scheme -> "module:Class"; modules are imported only when their scheme is used, so a
+#: missing optional dependency (redis, aiormq) only matters to those who use it.
+BROKER_CLASSES = {
+    "memory": "celeriac.brokers.memory:MemoryBroker",
+    "sqlite": "celeriac.brokers.sqlite:SQLiteBroker",
+    "redis": "celeriac.brokers.redis:RedisBroker",
+    "rediss": "celeriac.brokers.redis:RedisBroker",
+    "redis+socket": "celeriac.brokers.redis:RedisBroker",
+    "sentinel": "celeriac.brokers.redis:RedisBroker",
+    "amqp": "celeriac.brokers.amqp:AMQPBroker",
+    "amqps": "celeriac.brokers.amqp:AMQPBroker",
+    "pyamqp": "celeriac.brokers.amqp:AMQPBroker",
+}
+
+_EXTRAS = {"celeriac.brokers.redis": "redis", "celeriac.brokers.amqp": "amqp"}
+
+
+def load_class(table: dict[str, str], url: str, what: str) -> Any:
+    """Import the class serving the URL's scheme, or say clearly what is wrong."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    target = table.get(scheme)
+    if target is None:
+        known = ", ".join(sorted(f"{s}://" for s in table))
+        raise ConfigurationError(f"unknown {what} URL {mask_url(url)!r}; use one of: {known}")
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = _EXTRAS.get(module_name, "")
+        raise ConfigurationError(
+            f"{scheme}:// needs an optional dependency ({exc.name}): "
+            f"pip install 'celeriac[{extra}]'"
+        ) from exc
+    return getattr(module, class_name)
+
+
+def create_broker(url: str, options: dict[str, Any] | None = None) -> Broker:
+    """The broker for a URL, not yet connected."""
+    cls = load_class(BROKER_CLASSES, url, "broker")
+    broker: Broker = cls(url, options)
+    return broker
+
+
+__all__ = ["Broker", "DeadLetter", "Delivery", "create_broker", "mask_url"]

@@ -1,0 +1,142 @@
+"""The broker contract every transport implements; ``memory`` is its reference.
+
+Batch first: each hot call moves many messages per round trip. All methods are
+coroutines run on the worker's (or the producer bridge's) event loop.
+
+Lifecycle of a message::
+
+    publish()/delay() -> ready (or delayed until its eta) -> fetch() -> in flight
+        in flight -> ack()          done, gone
+        in flight -> requeue()      ready again, now
+        in flight -> dead_letter()  kept in the dead-letter store with a reason
+        in flight, lease runs out   ready again (the worker died); extend() prevents it
+
+Guarantees every implementation gives (the contract suite checks them):
+- ``publish`` returns only once the messages are durable (as durable as the transport).
+- ``fetch`` moves messages from ready to in-flight atomically: a crash at any moment
+  leaves each message either ready or in flight, never lost, never in both.
+- ``delay`` keeps future messages in the broker, not in worker memory; they become
+  ready at their eta without any worker holding them.
+- ``extend`` renews the lease of live deliveries so a long task is not redelivered.
+- ordering: FIFO within a priority; a higher priority is served first where
+  ``supports_priority`` is set.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from celeriac.protocol import Message
+
+#: default lease (seconds) of an in-flight message before it is redelivered
+DEFAULT_LEASE_S = 60.0
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A message handed to a consumer and not yet acked."""
+
+    message: Message
+    queue: str
+    tag: Any
+    redelivered: bool = False
+    #: set when the broker could not even parse the envelope; the worker dead-letters it
+    envelope_error: str | None = None
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A message the worker could not run, with the reason."""
+
+    id: str
+    queue: str
+    reason: str
+    failed_at: float
+    message: Message
+
+
+class Broker(abc.ABC):
+    """Moves task messages between producers and workers. See the module docstring."""
+
+    #: URL schemes this class serves, e.g. ("redis", "rediss")
+    schemes: ClassVar[tuple[str, ...]] = ()
+    supports_priority: ClassVar[bool] = False
+    #: True when delayed messages are promoted by the broker itself (no worker needed)
+    native_delay: ClassVar[bool] = False
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self.options = dict(options or {})
+        self.lease_s = float(self.options.get("visibility_timeout", DEFAULT_LEASE_S))
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Open connections; raise BrokerConnectionError (URL masked) if unreachable."""
+
+    async def close(self) -> None:
+        """Release connections. In-flight messages stay in flight until their lease ends."""
+
+    # -- producing ------------------------------------------------------------------
+    @abc.abstractmethod
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Make messages ready on the queue named by their routing key."""
+
+    @abc.abstractmethod
+    async def delay(self, messages: Sequence[tuple[Message, float]]) -> None:
+        """Store messages to become ready at a unix time (seconds) each."""
+
+    # -- consuming ------------------------------------------------------------------
+    @abc.abstractmethod
+    async def fetch(
+        self, queues: Sequence[str], max_count: int, timeout_s: float
+    ) -> list[Delivery]:
+        """Take up to max_count ready messages, waiting up to timeout_s for the first."""
+
+    @abc.abstractmethod
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget finished deliveries."""
+
+    @abc.abstractmethod
+    async def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        """Make deliveries ready again now (served before newer messages where possible)."""
+
+    @abc.abstractmethod
+    async def extend(self, deliveries: Sequence[Delivery]) -> None:
+        """Renew the lease of deliveries still being worked on."""
+
+    @abc.abstractmethod
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move a delivery to the dead-letter store with its reason."""
+
+    # -- administration -------------------------------------------------------------
+    @abc.abstractmethod
+    async def purge(self, queues: Sequence[str]) -> int:
+        """Delete ready messages of the queues; returns how many."""
+
+    @abc.abstractmethod
+    async def queue_size(self, queue: str) -> int:
+        """Number of ready messages in a queue."""
+
+    @abc.abstractmethod
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The oldest dead letters, up to limit."""
+
+    @abc.abstractmethod
+    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
+        """Publish dead letters again (all when ids is None); returns how many."""
+
+    @abc.abstractmethod
+    async def purge_dead(self) -> int:
+        """Delete every dead letter; returns how many."""
+
+
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z0-9+.-]+://[^:/@]*:)(?P<pw>[^@]*)(?P<at>@)", re.I)
+
+
+def mask_url(url: str) -> str:
+    """``redis://u:secret@h/0`` -> ``redis://u:**@h/0`` (for banners, logs and errors)."""
+    return _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}**{m['at']}", url)

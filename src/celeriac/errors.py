@@ -1,0 +1,117 @@
+"""Exceptions raised by celeriac.
+
+    CeleriacError
+    ├── ConfigurationError        a setting or URL that cannot work (said before connecting)
+    ├── BrokerConnectionError     the broker cannot be reached / refused us (URL masked)
+    ├── TaskMessageError          a message that cannot become a task run; dead-lettered
+    │   ├── DecodeError           the body does not parse
+    │   ├── ContentDisallowed     content type outside accept_content
+    │   ├── NotRegistered         no task by that name in this worker
+    │   └── InvalidTaskArguments  the arguments do not fit the task's signature
+    ├── TimeoutError              AsyncResult.get() waited longer than its timeout
+    ├── Retry                     raised by Task.retry(); the worker republishes the task
+    ├── MaxRetriesExceededError   retry() past max_retries with no exception to re-raise
+    ├── SoftTimeLimitExceeded     raised inside a task at its soft time limit
+    ├── TimeLimitExceeded         the result of a task ended at its hard time limit
+    └── TaskRevokedError          the task expired or was revoked before it ran
+
+The names match Celery's (``celery.exceptions``), so ``except`` clauses carry over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+
+class CeleriacError(Exception):
+    """Base class of every celeriac exception."""
+
+
+class ConfigurationError(CeleriacError):
+    """A setting, URL or CLI argument that cannot work."""
+
+
+class ImproperlyConfigured(ConfigurationError):
+    """Celery's name for a configuration error."""
+
+
+class BrokerConnectionError(CeleriacError):
+    """The broker or result backend cannot be reached; the message masks passwords."""
+
+
+class TaskMessageError(CeleriacError):
+    """A message that cannot become a task run. The worker dead-letters it."""
+
+
+class DecodeError(TaskMessageError):
+    """The message body or envelope does not parse."""
+
+
+class ContentDisallowed(TaskMessageError):
+    """The content type is not in ``accept_content``."""
+
+
+class NotRegistered(TaskMessageError, KeyError):
+    """No task of that name is registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "task not registered"
+
+
+class InvalidTaskArguments(TaskMessageError, TypeError):
+    """The message's args/kwargs do not fit the task's signature."""
+
+
+class TimeoutError(CeleriacError):  # noqa: A001 - Celery's name
+    """``AsyncResult.get()`` waited longer than its timeout."""
+
+
+class Retry(CeleriacError):
+    """Raised by ``Task.retry()``: tells the worker to republish the task later.
+
+    Carries the delay (``when``: seconds or a datetime), the exception that caused it
+    and the options for the new message.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        exc: BaseException | None = None,
+        when: float | dt.datetime | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message
+        self.exc = exc
+        self.when = when
+        self.options = options or {}
+        super().__init__(message, exc, when)
+
+    def humanize(self) -> str:
+        if isinstance(self.when, (int, float)):
+            return f"in {self.when:g}s"
+        return f"at {self.when}"
+
+    def __str__(self) -> str:
+        if self.message:
+            return self.message
+        return f"Retry {self.humanize()}" + (f": {self.exc!r}" if self.exc else "")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.exc, self.when, self.options))
+
+
+class MaxRetriesExceededError(CeleriacError):
+    """``retry()`` was called past ``max_retries`` and had no exception to re-raise."""
+
+
+class SoftTimeLimitExceeded(CeleriacError):
+    """Raised inside a task when its soft time limit passes."""
+
+
+class TimeLimitExceeded(CeleriacError):
+    """A task was ended at its hard time limit."""
+
+
+class TaskRevokedError(CeleriacError):
+    """The task was revoked or expired before it ran."""

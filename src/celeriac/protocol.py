@@ -1,0 +1,297 @@
+"""Celery task protocol v2 <-> celeriac's Message: the only module that knows the format.
+
+A ``Message`` is what brokers move: headers, properties and an opaque body, plus the
+exchange and routing key it was published to. ``build_task_message`` makes one the way
+Celery 5 does (every header present, ``null`` where unused), ``parse_task`` reads one
+back into a ``TaskCall``. ``to_envelope``/``from_envelope`` are kombu's JSON envelope,
+used verbatim on Redis and as the stored form on SQLite and in memory.
+See ../shared/celery-wire/PROTOCOL.md for the facts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from celeriac import serialization
+from celeriac.errors import DecodeError
+
+#: reprs of args/kwargs in headers are capped like Celery's
+REPR_LIMIT = 1024
+_ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
+_EMPTY_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+@dataclass(slots=True)
+class Message:
+    """One broker message: what is published, stored, fetched and acked."""
+
+    headers: dict[str, Any]
+    body: bytes
+    properties: dict[str, Any] = field(default_factory=dict)
+    content_type: str = serialization.JSON
+    content_encoding: str = "utf-8"
+    exchange: str = ""
+    routing_key: str = "celery"
+
+    @property
+    def task_id(self) -> str:
+        return str(self.headers.get("id") or self.properties.get("correlation_id") or "")
+
+    @property
+    def task_name(self) -> str:
+        return str(self.headers.get("task") or "")
+
+    @property
+    def priority(self) -> int:
+        try:
+            return max(0, min(9, int(self.properties.get("priority") or 0)))
+        except (TypeError, ValueError):
+            return 0
+
+    @property
+    def eta(self) -> dt.datetime | None:
+        return parse_datetime(self.headers.get("eta"))
+
+
+@dataclass(slots=True)
+class TaskCall:
+    """A decoded task message: what to run and with what."""
+
+    id: str
+    name: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    callbacks: list[dict[str, Any]] | None
+    errbacks: list[dict[str, Any]] | None
+    chain: list[dict[str, Any]] | None
+    chord: dict[str, Any] | None
+    headers: dict[str, Any]
+
+    @property
+    def retries(self) -> int:
+        return int(self.headers.get("retries") or 0)
+
+    @property
+    def eta(self) -> dt.datetime | None:
+        return parse_datetime(self.headers.get("eta"))
+
+    @property
+    def expires(self) -> dt.datetime | None:
+        return parse_datetime(self.headers.get("expires"))
+
+    @property
+    def timelimit(self) -> tuple[float | None, float | None]:
+        """(hard, soft) in seconds, each None when unset."""
+        raw = self.headers.get("timelimit") or (None, None)
+        hard, soft = (list(raw) + [None, None])[:2]
+        return (float(hard) if hard else None, float(soft) if soft else None)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def parse_datetime(value: Any) -> dt.datetime | None:
+    """ISO-8601 header value -> aware datetime (naive means UTC); None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        try:
+            parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise DecodeError(f"bad ISO-8601 datetime {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _repr_capped(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= REPR_LIMIT else text[: REPR_LIMIT - 3] + "..."
+
+
+def build_task_message(
+    name: str,
+    args: tuple[Any, ...] | list[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    task_id: str | None = None,
+    queue: str = "celery",
+    exchange: str = "",
+    routing_key: str | None = None,
+    serializer: str = "json",
+    eta: dt.datetime | None = None,
+    expires: dt.datetime | None = None,
+    retries: int = 0,
+    time_limit: float | None = None,
+    soft_time_limit: float | None = None,
+    priority: int | None = None,
+    root_id: str | None = None,
+    parent_id: str | None = None,
+    group_id: str | None = None,
+    group_index: int | None = None,
+    ignore_result: bool = False,
+    reply_to: str | None = None,
+    shadow: str | None = None,
+    headers: dict[str, Any] | None = None,
+    callbacks: list[dict[str, Any]] | None = None,
+    errbacks: list[dict[str, Any]] | None = None,
+    chain: list[dict[str, Any]] | None = None,
+    chord: dict[str, Any] | None = None,
+) -> Message:
+    """Make a protocol v2 task message exactly as a Celery 5 client would."""
+    task_id = task_id or str(uuid.uuid4())
+    kwargs = kwargs or {}
+    args = list(args)
+    embed = (
+        _EMPTY_EMBED
+        if callbacks is None and errbacks is None and chain is None and chord is None
+        else {"callbacks": callbacks, "errbacks": errbacks, "chain": chain, "chord": chord}
+    )
+    content_type, encoding, body = serialization.dumps([args, kwargs, embed], serializer)
+    task_headers: dict[str, Any] = {
+        "lang": "py",
+        "task": name,
+        "id": task_id,
+        "shadow": shadow,
+        "eta": eta.isoformat() if eta else None,
+        "expires": expires.isoformat() if expires else None,
+        "group": group_id,
+        "group_index": group_index,
+        "retries": retries,
+        "timelimit": [time_limit, soft_time_limit],
+        "root_id": root_id or task_id,
+        "parent_id": parent_id,
+        "argsrepr": _repr_capped(tuple(args)),
+        "kwargsrepr": _repr_capped(kwargs),
+        "origin": _ORIGIN,
+        "ignore_result": ignore_result,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+    }
+    if headers:
+        task_headers.update(headers)
+    properties: dict[str, Any] = {
+        "correlation_id": task_id,
+        "reply_to": reply_to or str(uuid.uuid4()),
+        "delivery_mode": 2,
+        "priority": max(0, min(9, int(priority or 0))),
+    }
+    if expires is not None:
+        ms = max(0, int((expires - utcnow()).total_seconds() * 1000))
+        properties["expiration"] = str(ms)
+    return Message(
+        headers=task_headers,
+        body=body,
+        properties=properties,
+        content_type=content_type,
+        content_encoding=encoding,
+        exchange=exchange,
+        routing_key=routing_key or queue,
+    )
+
+
+def parse_task(message: Message, accept: frozenset[str]) -> TaskCall:
+    """Decode a protocol v2 message. Raises a TaskMessageError subclass on bad input."""
+    headers = message.headers
+    if not isinstance(headers, dict) or not headers.get("task"):
+        raise DecodeError("not a Celery protocol v2 task message: no 'task' header")
+    if not isinstance(headers["task"], str):
+        raise DecodeError(f"'task' header must be a string, got {type(headers['task']).__name__}")
+    body = message.body
+    if headers.get("compression") == "zlib":
+        import zlib
+
+        try:
+            body = zlib.decompress(body)
+        except zlib.error as exc:
+            raise DecodeError(f"zlib body does not decompress: {exc}") from exc
+    decoded = serialization.loads(body, message.content_type, accept)
+    if not (isinstance(decoded, (list, tuple)) and len(decoded) == 3):
+        raise DecodeError("body must be [args, kwargs, embed]")
+    args, kwargs, embed = decoded
+    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+        raise DecodeError("body args must be a list and kwargs an object")
+    if embed is None:
+        embed = {}
+    if not isinstance(embed, dict):
+        raise DecodeError("body embed must be an object")
+    for key in ("eta", "expires"):
+        parse_datetime(headers.get(key))  # raises DecodeError on a bad value
+    return TaskCall(
+        id=str(headers.get("id") or message.properties.get("correlation_id") or ""),
+        name=headers["task"],
+        args=list(args),
+        kwargs=kwargs,
+        callbacks=embed.get("callbacks"),
+        errbacks=embed.get("errbacks"),
+        chain=embed.get("chain"),
+        chord=embed.get("chord"),
+        headers=headers,
+    )
+
+
+# -- kombu's JSON envelope (Redis list items; stored form on SQLite and memory) -------
+
+
+def to_envelope(message: Message, delivery_tag: str | None = None) -> bytes:
+    """Serialize as kombu's Redis transport does: base64 body, hyphenated content keys."""
+    properties = dict(message.properties)
+    properties["delivery_info"] = {
+        "exchange": message.exchange,
+        "routing_key": message.routing_key,
+    }
+    properties["body_encoding"] = "base64"
+    properties["delivery_tag"] = delivery_tag or str(uuid.uuid4())
+    properties.setdefault("priority", 0)
+    envelope = {
+        "body": base64.b64encode(message.body).decode("ascii"),
+        "content-encoding": message.content_encoding,
+        "content-type": message.content_type,
+        "headers": message.headers,
+        "properties": properties,
+    }
+    return orjson.dumps(envelope, default=serialization._encode_extra)
+
+
+def from_envelope(raw: bytes | str) -> Message:
+    """Parse a kombu envelope into a Message. Raises DecodeError when it is not one."""
+    try:
+        envelope = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"envelope is not JSON: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise DecodeError("envelope must be a JSON object")
+    properties = envelope.get("properties") or {}
+    headers = envelope.get("headers") or {}
+    if not isinstance(properties, dict) or not isinstance(headers, dict):
+        raise DecodeError("envelope headers and properties must be objects")
+    body = envelope.get("body", "")
+    if properties.get("body_encoding") == "base64":
+        try:
+            body_bytes = base64.b64decode(body, validate=True)
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise DecodeError(f"body is not valid base64: {exc}") from exc
+    else:
+        body_bytes = body.encode() if isinstance(body, str) else bytes(body or b"")
+    info = properties.pop("delivery_info", None) or {}
+    properties.pop("body_encoding", None)
+    return Message(
+        headers=headers,
+        body=body_bytes,
+        properties=properties,
+        content_type=str(envelope.get("content-type") or serialization.JSON),
+        content_encoding=str(envelope.get("content-encoding") or "utf-8"),
+        exchange=str(info.get("exchange") or ""),
+        routing_key=str(info.get("routing_key") or ""),
+    )

@@ -1,0 +1,154 @@
+"""Body serializers: JSON with kombu's ``__type__`` wrappers by default, pickle by name.
+
+Celery's JSON carries values JSON lacks as ``{"__type__": T, "__value__": V}``
+(datetime, date, time, decimal, uuid, bytes). We encode them on the way out and
+decode them on the way in, so Celery and celeriac read each other's arguments.
+Decoding only walks the tree when the raw bytes contain ``__type__``: the common
+case costs one ``orjson.loads``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import pickle
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+
+from celeriac.errors import ContentDisallowed, DecodeError
+
+JSON = "application/json"
+PICKLE = "application/x-python-serialize"
+
+#: short names users put in ``accept_content`` / ``task_serializer``
+CONTENT_TYPES = {"json": JSON, "pickle": PICKLE}
+_NAMES_BY_TYPE = {v: k for k, v in CONTENT_TYPES.items()}
+
+
+def _encode_extra(value: Any) -> Any:
+    """orjson ``default`` hook: wrap values JSON cannot carry the way kombu does."""
+    if isinstance(value, dt.datetime):
+        return {"__type__": "datetime", "__value__": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"__type__": "date", "__value__": value.isoformat()}
+    if isinstance(value, dt.time):
+        return {"__type__": "time", "__value__": value.isoformat()}
+    if isinstance(value, decimal.Decimal):
+        return {"__type__": "decimal", "__value__": str(value)}
+    if isinstance(value, uuid.UUID):
+        return {"__type__": "uuid", "__value__": str(value)}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"__type__": "bytes", "__value__": bytes(value).decode("utf-8", "surrogateescape")}
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    if hasattr(value, "__json__"):
+        return value.__json__()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "datetime": dt.datetime.fromisoformat,
+    "date": dt.date.fromisoformat,
+    "time": dt.time.fromisoformat,
+    "decimal": decimal.Decimal,
+    "uuid": uuid.UUID,
+    "bytes": lambda v: v.encode("utf-8", "surrogateescape"),
+    "base64": base64.b64decode,
+}
+
+# Native datetime serialization in orjson would bypass the ``default`` hook and write
+# bare strings, which Celery would not turn back into objects.
+_DUMPS_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _wrap_uuids(node: Any) -> Any:
+    """orjson writes UUIDs as bare strings and has no pass-through flag for them, so wrap
+    them first. Returns ``node`` itself when it holds no UUID (the common case)."""
+    if isinstance(node, uuid.UUID):
+        return _encode_extra(node)
+    if isinstance(node, (list, tuple)):
+        items = [_wrap_uuids(v) for v in node]
+        return items if any(a is not b for a, b in zip(items, node)) else node
+    if isinstance(node, dict):
+        pairs = {k: _wrap_uuids(v) for k, v in node.items()}
+        return pairs if any(pairs[k] is not v for k, v in node.items()) else node
+    return node
+
+
+def json_dumps(value: Any) -> bytes:
+    """Serialize to JSON bytes with kombu's ``__type__`` wrappers."""
+    value = _wrap_uuids(value)
+    try:
+        return orjson.dumps(value, default=_encode_extra, option=_DUMPS_OPTIONS)
+    except orjson.JSONEncodeError:
+        # orjson refuses ints over 64 bits and some subclasses; fall back to the stdlib.
+        import json
+
+        return json.dumps(value, default=_encode_extra).encode()
+
+
+def _revive(node: Any) -> Any:
+    if isinstance(node, dict):
+        kind = node.get("__type__")
+        if kind is not None and "__value__" in node and len(node) == 2:
+            decoder = _DECODERS.get(kind)
+            if decoder is not None:
+                return decoder(node["__value__"])
+        return {k: _revive(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_revive(v) for v in node]
+    return node
+
+
+def json_loads(raw: bytes | str) -> Any:
+    """Parse JSON and turn ``__type__`` wrappers back into Python values."""
+    value = orjson.loads(raw)
+    needle: bytes | str = b"__type__" if isinstance(raw, (bytes, bytearray)) else "__type__"
+    if needle in raw:  # type: ignore[operator]
+        value = _revive(value)
+    return value
+
+
+def resolve_content_type(name: str) -> str:
+    """``'json'`` -> ``'application/json'``; full MIME types pass through."""
+    return CONTENT_TYPES.get(name, name)
+
+
+def accepted_types(names: Iterable[str]) -> frozenset[str]:
+    """The MIME types a consumer accepts, from ``accept_content`` names."""
+    return frozenset(resolve_content_type(n) for n in names)
+
+
+def dumps(value: Any, serializer: str) -> tuple[str, str, bytes]:
+    """Serialize with a serializer name; returns (content_type, content_encoding, body)."""
+    content_type = resolve_content_type(serializer)
+    if content_type == JSON:
+        return JSON, "utf-8", json_dumps(value)
+    if content_type == PICKLE:
+        return PICKLE, "binary", pickle.dumps(value, protocol=4)
+    raise ValueError(f"unknown serializer {serializer!r}; use 'json' or 'pickle'")
+
+
+def loads(body: bytes, content_type: str, accept: frozenset[str]) -> Any:
+    """Deserialize a body, refusing content types not in ``accept``.
+
+    Raises ContentDisallowed for a type outside ``accept`` and DecodeError for a body
+    that does not parse; the worker dead-letters both with the reason.
+    """
+    if content_type not in accept:
+        name = _NAMES_BY_TYPE.get(content_type, content_type)
+        raise ContentDisallowed(
+            f"content type {name!r} is not in accept_content {sorted(accept)}"
+        )
+    try:
+        if content_type == JSON:
+            return json_loads(body)
+        if content_type == PICKLE:
+            return pickle.loads(body)
+    except Exception as exc:
+        raise DecodeError(f"cannot decode {content_type} body: {exc}") from exc
+    raise ContentDisallowed(f"no decoder for content type {content_type!r}")
