@@ -22,7 +22,12 @@ BROKER_CLASSES = {
     "pyamqp": "celeriac.brokers.amqp:AMQPBroker",
 }
 
-_EXTRAS = {"celeriac.brokers.redis": "redis", "celeriac.brokers.amqp": "amqp"}
+_EXTRAS = {
+    "celeriac.brokers.redis": "redis",
+    "celeriac.backends.redis": "redis",
+    "celeriac.brokers.amqp": "amqp",
+    "celeriac.backends.rpc": "amqp",
+}
 
 
 def load_class(table: dict[str, str], url: str, what: str) -> Any:
