@@ -1,0 +1,4 @@
+# 短信验证码有效期，单位：秒
+SMS_CODE_REDIS_EXPIRES = 300
+# 短信模板
+SEND_SMS_TEMPLATE_ID = 1

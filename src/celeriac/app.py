@@ -1,0 +1,377 @@
+"""Celery: the application. Configuration, the task registry, and sending tasks.
+
+``from celeriac import Celery`` is the one line a Celery user changes. The app holds
+``conf`` (celeriac.config), the tasks registered with ``@app.task``, and the clients it
+publishes through. Sending a task: ``Task.apply_async`` -> ``Celery.send_task`` ->
+``_build_message`` (routing and options) -> broker ``publish`` (or ``delay`` when the
+task has a future eta) on the caller's loop, or on the bridge loop for sync callers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
+
+from celeriac.backends import ResultBackend, create_backend
+from celeriac.bridge import BRIDGE
+from celeriac.brokers import Broker, create_broker
+from celeriac.clients import Clients
+from celeriac.config import Config, default_sqlite_path, import_object, to_seconds
+from celeriac.context import current_request
+from celeriac.protocol import Message, build_task_message, utcnow
+from celeriac.result import AsyncResult
+from celeriac.routing import Router
+from celeriac.task import Task, make_task_class
+
+logger = logging.getLogger("celeriac.app")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+_current: Celery | None = None
+_all_apps: list[Celery] = []
+_shared: list[tuple[Callable[..., Any], dict[str, Any]]] = []
+#: an eta closer than this is sent as ready (workers run it at once anyway)
+_ETA_SLACK_S = 0.001
+
+
+class TaskDecorator(Protocol):
+    @overload
+    def __call__(self, fun: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fun: Callable[P, R]) -> Task[P, R]: ...
+
+
+class BoundTaskDecorator(Protocol):
+    @overload
+    def __call__(self, fun: Callable[..., Coroutine[Any, Any, R]]) -> Task[..., R]: ...
+    @overload
+    def __call__(self, fun: Callable[..., R]) -> Task[..., R]: ...
+
+
+def current_app() -> Celery:
+    """The app most recently created (or a default one), as Celery's current_app."""
+    global _current
+    if _current is None:
+        _current = Celery("default")
+    return _current
+
+
+class Celery:
+    """The application. See the module docstring."""
+
+    def __init__(
+        self,
+        main: str | None = None,
+        *,
+        broker: str | None = None,
+        backend: str | None = None,
+        include: Iterable[str] | None = None,
+        config_source: Any = None,
+        task_cls: type[Task[Any, Any]] | str | None = None,
+        set_as_current: bool = True,
+        **settings: Any,
+    ) -> None:
+        global _current
+        self.main = main or "__main__"
+        self.conf = Config()
+        if broker is not None:
+            self.conf.broker_url = broker
+        if backend is not None:
+            self.conf.result_backend = backend
+        if include is not None:
+            self.conf.include = list(include)
+        if config_source is not None:
+            self.config_from_object(config_source)
+        for key in ("loader", "amqp", "events", "log", "control", "fixups", "autofinalize",
+                    "strict_typing", "namespace", "changes", "tasks"):
+            settings.pop(key, None)  # Celery arguments with no meaning here
+        self.conf.update(settings)
+        if isinstance(task_cls, str):
+            task_cls = import_object(task_cls)
+        self.task_cls: type[Task[Any, Any]] = task_cls or Task  # type: ignore[assignment]
+        self._tasks: dict[str, Task[Any, Any]] = {}
+        self._autodiscover: list[tuple[Any, str]] = []
+        self._finalized = False
+        self._finalize_lock = threading.RLock()
+        self.clients = Clients(self._new_broker, self._new_backend)
+        if set_as_current:
+            _current = self
+        _all_apps.append(self)
+        for fun, options in _shared:
+            self._register(fun, dict(options))
+
+    def __repr__(self) -> str:
+        return f"<Celery {self.main}:{id(self):#x}>"
+
+    # -- configuration ----------------------------------------------------------------
+    def config_from_object(self, obj: Any, silent: bool = False, force: bool = False,
+                           namespace: str | None = None) -> None:
+        """Load settings from a module path (``'celery_tasks.config'``), a
+        ``'module:attr'`` path such as ``'django.conf:settings'``, or an object."""
+        try:
+            self.conf.from_object(obj, namespace=namespace)
+        except ImportError:
+            if not silent:
+                raise
+        self.clients.reset()
+
+    def config_from_envvar(self, variable_name: str, silent: bool = False,
+                           force: bool = False) -> None:
+        import os
+
+        path = os.environ.get(variable_name)
+        if not path:
+            if silent:
+                return
+            raise ImportError(f"environment variable {variable_name} is not set")
+        self.config_from_object(path, silent=silent)
+
+    @property
+    def broker_url(self) -> str:
+        """The broker URL in use: the configured one, or the app's embedded SQLite file."""
+        url = self.conf.broker_url
+        if not url or url in ("sqlite://", "sqlite:///"):
+            return f"sqlite:///{default_sqlite_path(self.main)}"
+        return str(url)
+
+    @property
+    def result_backend_url(self) -> str | None:
+        """The result backend URL: configured, or the broker's own store on SQLite/memory."""
+        url = self.conf.result_backend
+        if url in ("sqlite://", "sqlite:///"):
+            return self.broker_url if self.broker_url.startswith("sqlite") else \
+                f"sqlite:///{default_sqlite_path(self.main)}"
+        if url:
+            return str(url)
+        broker = self.broker_url
+        return broker if broker.startswith(("sqlite:", "memory:")) else None
+
+    def _new_broker(self) -> Broker:
+        return create_broker(self.broker_url, self.broker_options())
+
+    def broker_options(self) -> dict[str, Any]:
+        options = dict(self.conf.broker_transport_options or {})
+        options.setdefault("connect_timeout", to_seconds(self.conf.broker_connection_timeout))
+        if self.conf.task_queues:
+            options.setdefault("queues", self.conf.task_queues)
+        return options
+
+    def _new_backend(self) -> ResultBackend:
+        return create_backend(self.result_backend_url,
+                              dict(self.conf.result_backend_transport_options or {}))
+
+    def run_sync(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+        """Run one of the app's coroutines from sync code (on the bridge loop)."""
+        return BRIDGE.run(coro, timeout_s)
+
+    # -- tasks ------------------------------------------------------------------------
+    @overload
+    def task(self, fun: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
+    @overload
+    def task(self, fun: Callable[P, R]) -> Task[P, R]: ...
+    @overload
+    def task(self, *, bind: Literal[True], **options: Any) -> BoundTaskDecorator: ...
+    @overload
+    def task(self, *, bind: Literal[False] = ..., **options: Any) -> TaskDecorator: ...
+
+    def task(self, fun: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """Register a function as a task: ``@app.task`` or ``@app.task(bind=True, ...)``."""
+        if fun is not None and callable(fun) and not options:
+            return self._register(fun, {})
+
+        def decorate(f: Callable[..., Any]) -> Task[Any, Any]:
+            return self._register(f, dict(options))
+
+        return decorate
+
+    def _register(self, fun: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
+        base = options.pop("base", None) or self.task_cls
+        options.pop("shared", None)
+        name = options.pop("name", None) or self.gen_task_name(fun)
+        cls = make_task_class(self, fun, name, base, options)
+        task = cls()
+        self._tasks[name] = task
+        return task
+
+    def gen_task_name(self, fun: Callable[..., Any]) -> str:
+        module = fun.__module__
+        if module == "__main__" and self.main != "__main__":
+            module = self.main
+        return f"{module}.{fun.__name__}"
+
+    @property
+    def tasks(self) -> dict[str, Task[Any, Any]]:
+        """Registered tasks by name (imports autodiscovered modules on first use)."""
+        self.finalize()
+        return self._tasks
+
+    def autodiscover_tasks(self, packages: Iterable[str] | Callable[[], Iterable[str]] = (),
+                           related_name: str = "tasks", force: bool = False) -> None:
+        """Import ``<package>.<related_name>`` for each package when tasks are needed
+        (at once with ``force=True``), as Celery does."""
+        self._autodiscover.append((packages, related_name))
+        if force or self._finalized:
+            self._import_discovered()
+
+    def _import_discovered(self) -> None:
+        pending, self._autodiscover = self._autodiscover, []
+        for packages, related_name in pending:
+            names = packages() if callable(packages) else packages
+            for package in names:
+                module = f"{package}.{related_name}" if related_name else package
+                try:
+                    importlib.import_module(module)
+                except ModuleNotFoundError as exc:
+                    if exc.name != module:
+                        raise  # the tasks module exists but imports something missing
+
+    def finalize(self) -> None:
+        """Import ``imports``/``include`` modules and autodiscovered task modules."""
+        with self._finalize_lock:
+            if self._finalized:
+                return
+            self._finalized = True
+            for module in [*self.conf.imports, *self.conf.include]:
+                importlib.import_module(module)
+            self._import_discovered()
+
+    # -- sending ----------------------------------------------------------------------
+    def _build_message(self, name: str, args: Any, kwargs: Any, task_type: Any,
+                       options: dict[str, Any]) -> tuple[Message, float | None]:
+        """Apply routing and defaults; return the message and its due time, if delayed."""
+        conf = self.conf
+        if task_type is not None:
+            for key in ("queue", "priority", "expires", "time_limit", "soft_time_limit",
+                        "ignore_result", "serializer"):
+                value = getattr(task_type, key, None)
+                if value is not None and options.get(key) is None:
+                    options[key] = value
+        route = Router(conf.task_routes).lookup(name, args, kwargs, options, task_type) or {}
+        for key, value in route.items():
+            if options.get(key) is None:
+                options[key] = value
+        queue = options.get("queue") or conf.task_default_queue
+        if not isinstance(queue, str):
+            queue = getattr(queue, "name", str(queue))
+        now = utcnow()
+        eta = options.get("eta")
+        if options.get("countdown") is not None:
+            eta = now + dt.timedelta(seconds=float(options["countdown"]))
+        elif isinstance(eta, dt.datetime) and eta.tzinfo is None:
+            eta = eta.replace(tzinfo=dt.timezone.utc)
+        expires = options.get("expires")
+        if isinstance(expires, (int, float)):
+            expires = now + dt.timedelta(seconds=float(expires))
+        elif isinstance(expires, dt.datetime) and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=dt.timezone.utc)
+        parent = current_request.get()
+        priority = options.get("priority")
+        if priority is None:
+            priority = conf.task_default_priority
+        message = build_task_message(
+            name, args or (), kwargs or {},
+            task_id=options.get("task_id"),
+            queue=queue,
+            exchange=options.get("exchange") or conf.task_default_exchange or "",
+            routing_key=options.get("routing_key") if options.get("exchange") else None,
+            serializer=options.get("serializer") or conf.task_serializer,
+            eta=eta, expires=expires,
+            retries=int(options.get("retries") or 0),
+            time_limit=options.get("time_limit") or to_seconds(conf.task_time_limit),
+            soft_time_limit=(options.get("soft_time_limit")
+                             or to_seconds(conf.task_soft_time_limit)),
+            priority=priority,
+            root_id=options.get("root_id") or parent.root_id,
+            parent_id=options.get("parent_id") or parent.id,
+            group_id=options.get("group_id"),
+            ignore_result=bool(options.get("ignore_result") or conf.task_ignore_result),
+            reply_to=options.get("reply_to"),
+            shadow=options.get("shadow"),
+            headers=options.get("headers"),
+            callbacks=_signatures(options.get("link")),
+            errbacks=_signatures(options.get("link_error")),
+            chain=options.get("chain"),
+            chord=options.get("chord"),
+        )
+        due = None
+        if eta is not None and (eta - now).total_seconds() > _ETA_SLACK_S:
+            due = eta.timestamp()
+        return message, due
+
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None,
+                  **options: Any) -> AsyncResult[Any]:
+        """Send a task by name (it need not be registered here); returns its AsyncResult."""
+        task_type = options.pop("task_type", None)
+        message, due = self._build_message(name, args, kwargs, task_type, options)
+        self.run_sync(self.publish(message, due))
+        return AsyncResult(message.task_id, app=self)
+
+    async def asend_task(self, name: str, args: Any = None, kwargs: Any = None,
+                         **options: Any) -> AsyncResult[Any]:
+        """Awaitable ``send_task`` (publishes on the caller's event loop)."""
+        task_type = options.pop("task_type", None)
+        message, due = self._build_message(name, args, kwargs, task_type, options)
+        await self.publish(message, due)
+        return AsyncResult(message.task_id, app=self)
+
+    async def publish(self, message: Message, due: float | None = None) -> None:
+        """Publish one message now, or into the broker's delay store until ``due``."""
+        broker = await self.clients.broker()
+        if due is None:
+            await broker.publish([message])
+        else:
+            await broker.delay([(message, due)])
+
+    def AsyncResult(self, task_id: str) -> AsyncResult[Any]:  # noqa: N802 - Celery's name
+        return AsyncResult(task_id, app=self)
+
+    # -- running a worker -------------------------------------------------------------
+    def Worker(self, **options: Any) -> Any:  # noqa: N802 - Celery's name
+        """A worker for this app (``celeriac.worker.Worker``), not yet started."""
+        from celeriac.worker.worker import Worker
+
+        return Worker(self, **options)
+
+    def worker_main(self, argv: list[str] | None = None) -> None:
+        """Run the worker command line for this app (``app.worker_main(['worker'])``)."""
+        from celeriac.cli.main import run_cli_for_app
+
+        run_cli_for_app(self, argv or ["worker"])
+
+    start = worker_main
+
+
+def _signatures(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [dict(item) for item in items]
+
+
+def shared_task(*args: Any, **options: Any) -> Any:
+    """``@shared_task``: a task registered with every app, now and later created."""
+
+    def decorate(fun: Callable[..., Any]) -> Task[Any, Any]:
+        _shared.append((fun, options))
+        task = None
+        for app in _all_apps:
+            task = app._register(fun, dict(options))
+        if task is None:
+            task = current_app()._tasks[current_app().gen_task_name(fun)
+                                        if "name" not in options else options["name"]]
+        return task
+
+    if len(args) == 1 and callable(args[0]) and not options:
+        return decorate(args[0])
+    return decorate
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,318 @@
+"""Every setting in one table: Celery's lowercase names, defaults, types and a line of doc.
+
+Where a value comes from, strongest first:
+1. the environment: ``CELERIAC_<NAME>`` for any setting (``CELERIAC_BROKER_URL``), so the
+   same code runs against another broker without edits (``CELERY_BROKER_URL`` and
+   ``CELERY_RESULT_BACKEND`` are read too, as Celery does);
+2. what the program sets: ``Celery(broker=...)``, ``conf.x = ...``, ``conf.update()``,
+   ``config_from_object()``;
+3. the defaults below.
+Unknown names are kept (Celery allows custom settings) but warn, naming the closest
+known setting, because a typo in a setting name otherwise fails silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import importlib
+import json
+import os
+import types
+import warnings
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celeriac.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    default: Any
+    type: type | tuple[type, ...]
+    doc: str
+
+
+_LIST = (list, tuple)
+_NUM = (int, float, dt.timedelta)
+_OPT_NUM = (int, float, dt.timedelta, type(None))
+_OPT_STR = (str, type(None))
+
+SETTINGS: dict[str, Setting] = {
+    # broker and results
+    "broker_url": Setting(None, _OPT_STR, "Broker URL; none: the embedded SQLite file."),
+    "broker_transport_options": Setting({}, dict, "Transport options (visibility_timeout…)."),
+    "broker_connection_timeout": Setting(4.0, _NUM, "Seconds to wait for a connection."),
+    "broker_connection_retry": Setting(True, bool, "Reconnect when the connection is lost."),
+    "broker_connection_retry_on_startup": Setting(True, bool, "Retry the first connect."),
+    "broker_connection_max_retries": Setting(100, (int, type(None)), "Reconnects, then fail."),
+    "broker_heartbeat": Setting(120.0, _OPT_NUM, "AMQP heartbeat in seconds."),
+    "broker_pool_limit": Setting(10, (int, type(None)), "Producer connections kept open."),
+    "result_backend": Setting(None, _OPT_STR,
+                              "Result URL; none: the broker's file on SQLite/memory."),
+    "result_backend_transport_options": Setting({}, dict, "Result backend options."),
+    "result_expires": Setting(86400.0, _OPT_NUM, "Seconds results are kept (1 day)."),
+    "result_serializer": Setting("json", str, "Serializer for results."),
+    "result_accept_content": Setting(None, (list, tuple, type(None)), "Result content types."),
+    "result_extended": Setting(False, bool, "Store name, args, kwargs with results."),
+    "result_persistent": Setting(None, (bool, type(None)), "Durable rpc result messages."),
+    # tasks
+    "task_default_queue": Setting("celery", str, "Queue of tasks with no route."),
+    "task_default_exchange": Setting("", str, "Exchange of tasks with no route."),
+    "task_default_exchange_type": Setting("direct", str, "Type of the default exchange."),
+    "task_default_routing_key": Setting(None, _OPT_STR, "Routing key; none: the queue name."),
+    "task_default_priority": Setting(None, (int, type(None)), "Priority of tasks by default."),
+    "task_default_rate_limit": Setting(None, _OPT_STR, "Rate limit of every task."),
+    "task_queues": Setting(None, (list, tuple, dict, type(None)), "Queue declarations."),
+    "task_routes": Setting(None, (dict, list, tuple, type(None)), "Name/glob -> options."),
+    "task_create_missing_queues": Setting(True, bool, "Create queues named in routes."),
+    "task_serializer": Setting("json", str, "Serializer for task messages: json or pickle."),
+    "accept_content": Setting(["json"], _LIST, "Content types a worker accepts."),
+    "task_compression": Setting(None, _OPT_STR, "Body compression (zlib)."),
+    "task_acks_late": Setting(True, bool,
+                              "Ack after the task ran (celeriac default; Celery's is False)."),
+    "task_acks_on_failure_or_timeout": Setting(True, bool, "Ack failed tasks too."),
+    "task_reject_on_worker_lost": Setting(True, bool, "Redeliver when a child dies."),
+    "task_always_eager": Setting(False, bool, "Run tasks inline instead of sending them."),
+    "task_eager_propagates": Setting(False, bool, "Eager tasks re-raise their errors."),
+    "task_store_eager_result": Setting(False, bool, "Eager tasks store their results."),
+    "task_ignore_result": Setting(False, bool, "Do not store results by default."),
+    "task_store_errors_even_if_ignored": Setting(False, bool, "Store failures anyway."),
+    "task_track_started": Setting(False, bool, "Store STARTED when a task starts."),
+    "task_time_limit": Setting(None, _OPT_NUM, "Hard time limit (seconds)."),
+    "task_soft_time_limit": Setting(None, _OPT_NUM, "Soft time limit (seconds)."),
+    "task_annotations": Setting(None, (dict, list, type(None)), "Per-task option overrides."),
+    "task_publish_retry": Setting(True, bool, "Retry publishing on connection errors."),
+    "task_send_sent_event": Setting(False, bool, "Send task-sent events."),
+    "task_protocol": Setting(2, int, "Message protocol (only 2)."),
+    "task_inherit_parent_priority": Setting(False, bool, "Children inherit priority."),
+    # worker
+    "worker_concurrency": Setting(None, (int, type(None)), "Pool size; none: CPU count."),
+    "worker_pool": Setting("prefork", str, "solo, threads, asyncio or prefork."),
+    "worker_prefetch_multiplier": Setting(4, int, "Messages prefetched per pool slot."),
+    "worker_max_tasks_per_child": Setting(None, (int, type(None)), "Recycle children after N."),
+    "worker_max_memory_per_child": Setting(None, (int, type(None)), "KiB before recycling."),
+    "worker_disable_rate_limits": Setting(False, bool, "Ignore rate limits."),
+    "worker_send_task_events": Setting(False, bool, "Send task events (-E)."),
+    "worker_hijack_root_logger": Setting(True, bool, "Configure the root logger."),
+    "worker_log_format": Setting(
+        "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s", str, "Log line format."),
+    "worker_task_log_format": Setting(
+        "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s]: %(message)s",
+        str, "Log format inside tasks."),
+    "worker_redirect_stdouts": Setting(True, bool, "Send print() to the log."),
+    "worker_redirect_stdouts_level": Setting("WARNING", str, "Level of redirected output."),
+    "worker_shutdown_timeout": Setting(60.0, _NUM,
+                                       "Seconds a warm shutdown waits for running tasks."),
+    "worker_lost_wait": Setting(10.0, _NUM, "Seconds to wait for a lost child's result."),
+    "worker_enable_remote_control": Setting(True, bool, "Answer remote control."),
+    # app
+    "imports": Setting((), _LIST, "Modules imported when the worker starts."),
+    "include": Setting((), _LIST, "Same as imports."),
+    "timezone": Setting("UTC", str, "Time zone of naive datetimes."),
+    "enable_utc": Setting(True, bool, "Dates in messages are UTC."),
+    "beat_schedule": Setting({}, dict, "Periodic tasks (not yet run by celeriac)."),
+    "security_key": Setting(None, _OPT_STR, "Shared key for message signing."),
+}
+
+#: Celery's old upper-case names that do not follow the CELERY_<new name> rule
+_OLD_NAMES = {
+    "BROKER_URL": "broker_url",
+    "BROKER_TRANSPORT_OPTIONS": "broker_transport_options",
+    "CELERY_RESULT_BACKEND": "result_backend",
+    "CELERY_ALWAYS_EAGER": "task_always_eager",
+    "CELERY_ACCEPT_CONTENT": "accept_content",
+    "CELERY_TASK_SERIALIZER": "task_serializer",
+    "CELERY_RESULT_SERIALIZER": "result_serializer",
+    "CELERYD_CONCURRENCY": "worker_concurrency",
+    "CELERYD_PREFETCH_MULTIPLIER": "worker_prefetch_multiplier",
+    "CELERY_IMPORTS": "imports",
+    "CELERY_TIMEZONE": "timezone",
+}
+
+_ENV_PREFIX = "CELERIAC_"
+
+
+def normalize_name(key: str, namespace: str | None = None) -> str | None:
+    """Map a name from a config source to a setting name; None means 'not a setting'."""
+    if key.startswith("_"):
+        return None
+    if namespace:
+        prefix = namespace.rstrip("_") + "_"
+        if not key.startswith(prefix):
+            return None
+        key = key[len(prefix):]
+    if key in SETTINGS:
+        return key
+    if key in _OLD_NAMES:
+        return _OLD_NAMES[key]
+    lowered = key.lower()
+    if lowered in SETTINGS:
+        return lowered
+    if lowered.startswith("celery_") and lowered[len("celery_"):] in SETTINGS:
+        return lowered[len("celery_"):]
+    return key if key.islower() or namespace else None
+
+
+def closest_setting(name: str) -> str | None:
+    match = difflib.get_close_matches(name, SETTINGS.keys(), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _warn_unknown(name: str) -> None:
+    guess = closest_setting(name)
+    hint = f"; did you mean {guess!r}?" if guess else ""
+    warnings.warn(f"unknown setting {name!r}{hint}", UserWarning, stacklevel=4)
+
+
+def parse_env_value(name: str, raw: str) -> Any:
+    """Turn an environment string into the setting's type."""
+    kind = SETTINGS[name].type
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if raw.strip().lower() in ("none", "null") and type(None) in kinds:
+        return None
+    if bool in kinds:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if any(k in kinds for k in (int, float)):
+        try:
+            number = float(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"{_ENV_PREFIX}{name.upper()}={raw!r}: not a number") from exc
+        return int(number) if int in kinds and number.is_integer() else number
+    if any(k in kinds for k in (list, tuple, dict)):
+        if raw.lstrip().startswith(("[", "{")):
+            return json.loads(raw)
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def _read_environment() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for celery_name, setting in (("CELERY_BROKER_URL", "broker_url"),
+                                 ("CELERY_RESULT_BACKEND", "result_backend")):
+        if os.environ.get(celery_name):
+            found[setting] = os.environ[celery_name]
+    for name in SETTINGS:
+        raw = os.environ.get(_ENV_PREFIX + name.upper())
+        if raw is not None:
+            found[name] = parse_env_value(name, raw)
+    return found
+
+
+def to_seconds(value: Any) -> float | None:
+    """Settings accept seconds or a timedelta; code reads seconds."""
+    if value is None:
+        return None
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+class Config(MutableMapping[str, Any]):
+    """``app.conf``: settings as attributes and items, with env overrides on top."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_values", {})
+        object.__setattr__(self, "_env", _read_environment())
+
+    # attribute access -------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                f"no setting {name!r}" + (f"; did you mean {closest_setting(name)!r}?"
+                                          if closest_setting(name) else "")
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    # mapping ------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> Any:
+        if name in self._env:
+            return self._env[name]
+        if name in self._values:
+            return self._values[name]
+        if name in SETTINGS:
+            default = SETTINGS[name].default
+            return default.copy() if isinstance(default, (dict, list)) else default
+        raise KeyError(name)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if name not in SETTINGS:
+            _warn_unknown(name)
+        self._values[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        del self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(SETTINGS), **self._values, **self._env})
+
+    def __len__(self) -> int:
+        return len(set(SETTINGS) | set(self._values) | set(self._env))
+
+    def __repr__(self) -> str:
+        return f"<Config: {len(self._values)} set, {len(self._env)} from the environment>"
+
+    # loading ------------------------------------------------------------------------
+    def from_mapping(self, source: Mapping[str, Any], namespace: str | None = None) -> None:
+        for key, value in source.items():
+            name = normalize_name(key, namespace)
+            if name is not None:
+                self[name] = value
+
+    def from_object(self, obj: Any, namespace: str | None = None) -> None:
+        """Load a module, a 'module' / 'module:attr' path, a class or an object."""
+        if isinstance(obj, str):
+            obj = import_object(obj)
+        if isinstance(obj, Mapping):
+            self.from_mapping(obj, namespace)
+            return
+        values = {
+            key: getattr(obj, key)
+            for key in dir(obj)
+            if not key.startswith("_")
+            and not isinstance(getattr(obj, key), (types.ModuleType, types.FunctionType, type))
+        }
+        self.from_mapping(values, namespace)
+
+    def is_set(self, name: str) -> bool:
+        """True when the program or the environment gave this setting a value."""
+        return name in self._env or name in self._values
+
+    def seconds(self, name: str) -> float | None:
+        return to_seconds(self[name])
+
+
+def import_object(path: str) -> Any:
+    """'pkg.mod' -> module; 'pkg.mod:attr' or 'pkg.mod.attr' -> the attribute."""
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if attr or "." not in module_name or exc.name != module_name:
+            raise
+        module_name, _, attr = module_name.rpartition(".")
+        module = importlib.import_module(module_name)
+    return getattr(module, attr) if attr else module
+
+
+def default_sqlite_path(app_name: str) -> Path:
+    """Where the embedded broker lives when none is configured.
+
+    Keyed by the app's name so a worker and a client started from different folders of
+    one project find the same file: ``$CELERIAC_HOME`` or ``$XDG_DATA_HOME/celeriac`` or
+    ``~/.local/share/celeriac``, then ``<app name>.sqlite3``.
+    """
+    base = os.environ.get("CELERIAC_HOME")
+    if not base:
+        xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+        base = os.path.join(xdg, "celeriac")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in app_name) or "default"
+    return Path(base) / f"{safe}.sqlite3"

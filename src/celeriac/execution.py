@@ -1,0 +1,176 @@
+"""Running one task call and turning what happened into an Outcome.
+
+The same code runs a task in every place a task can run: a worker's thread, its event
+loop, a prefork child, and ``task.apply()`` (eager). It sets ``task.request``, calls the
+function, applies ``autoretry_for``, and never lets the task's exception escape: the
+caller gets an Outcome saying SUCCESS, RETRY (with the Retry) or FAILURE (with the
+exception and its traceback). What to do next (store, republish, ack) is the caller's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from celeriac import states
+from celeriac.backends.base import format_traceback
+from celeriac.context import Context, current_request
+from celeriac.errors import InvalidTaskArguments, Retry, SoftTimeLimitExceeded
+
+if TYPE_CHECKING:
+    from celeriac.result import EagerResult
+    from celeriac.task import Task
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one run of a task came to."""
+
+    state: str
+    value: Any = None
+    traceback: str | None = None
+    retry: Retry | None = None
+    runtime_s: float = 0.0
+    #: the task failed because retry() ran out of retries (the worker dead-letters it)
+    exhausted: bool = False
+
+
+def check_arguments(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Raise InvalidTaskArguments when args/kwargs do not fit the function's signature."""
+    if not task.typing:
+        return
+    try:
+        signature = inspect.signature(task._fun)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*([task] if task.bind else []), *args, **kwargs)
+    except TypeError as exc:
+        raise InvalidTaskArguments(
+            f"{task.name} cannot take args={args!r} kwargs={kwargs!r}: {exc}"
+        ) from None
+
+
+def _failure_or_autoretry(task: Task[Any, Any], exc: Exception) -> Outcome:
+    """Turn an exception into RETRY (autoretry_for) or FAILURE. Needs the request set."""
+    if isinstance(exc, Retry):
+        return Outcome(states.RETRY, exc.exc, retry=exc)
+    if (task.autoretry_for and isinstance(exc, task.autoretry_for)
+            and not isinstance(exc, task.dont_autoretry_for or ())):
+        try:
+            task.retry(exc=exc, **task.retry_kwargs)
+        except Retry as retry:
+            return Outcome(states.RETRY, exc, retry=retry)
+        except Exception as final:  # retries exhausted: retry() re-raised exc
+            return Outcome(states.FAILURE, final, format_traceback(final))
+    return Outcome(states.FAILURE, exc, format_traceback(exc))
+
+
+def run_sync(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+             request: Context) -> Outcome:
+    """Run a plain (non-async) task function in this thread."""
+    token = current_request.set(request)
+    started = time.perf_counter()
+    try:
+        try:
+            value = task.run(*args, **kwargs)
+        except Exception as exc:
+            outcome = _failure_or_autoretry(task, exc)
+        else:
+            outcome = Outcome(states.SUCCESS, value)
+    finally:
+        current_request.reset(token)
+    outcome.runtime_s = time.perf_counter() - started
+    outcome.exhausted = outcome.state == states.FAILURE and request.retries_exhausted
+    return outcome
+
+
+async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+                    request: Context, soft_time_limit_s: float | None = None) -> Outcome:
+    """Await an ``async def`` task on the running loop (soft time limit as a timeout)."""
+    token = current_request.set(request)
+    started = time.perf_counter()
+    try:
+        try:
+            coro = task.run(*args, **kwargs)
+            if soft_time_limit_s:
+                try:
+                    value = await asyncio.wait_for(coro, soft_time_limit_s)
+                except asyncio.TimeoutError:
+                    raise SoftTimeLimitExceeded(
+                        f"soft time limit ({soft_time_limit_s:g}s) exceeded") from None
+            else:
+                value = await coro
+        except Exception as exc:
+            outcome = _failure_or_autoretry(task, exc)
+        else:
+            outcome = Outcome(states.SUCCESS, value)
+    finally:
+        current_request.reset(token)
+    outcome.runtime_s = time.perf_counter() - started
+    outcome.exhausted = outcome.state == states.FAILURE and request.retries_exhausted
+    return outcome
+
+
+def run_coroutine_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even if this thread has a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="celeriac-eager")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    result: T = box["value"]
+    return result
+
+
+def run_anywhere(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+                 request: Context) -> Outcome:
+    """Run a task of either kind from sync code (eager mode, prefork children)."""
+    if task.is_coroutine:
+        return run_coroutine_blocking(run_async(task, args, kwargs, request,
+                                                request.timelimit[1]))
+    return run_sync(task, args, kwargs, request)
+
+
+def apply_eagerly(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], *,
+                  task_id: str | None, retries: int, throw: bool | None) -> EagerResult[Any]:
+    """``task.apply()``: run here as a worker would, retrying inline until done."""
+    import uuid
+
+    from celeriac.result import EagerResult
+
+    task_id = task_id or str(uuid.uuid4())
+    propagate = task.app.conf.task_eager_propagates if throw is None else throw
+    while True:
+        request = Context(id=task_id, task=task.name, args=args, kwargs=kwargs,
+                          retries=retries, is_eager=True, called_directly=False,
+                          root_id=task_id, delivery_info={"is_eager": True})
+        check_arguments(task, args, kwargs)
+        outcome = run_anywhere(task, args, kwargs, request)
+        if outcome.state != states.RETRY or outcome.retry is None:
+            break
+        retries += 1
+        args = outcome.retry.options.get("args", args)
+        kwargs = outcome.retry.options.get("kwargs", kwargs)
+    if outcome.state == states.FAILURE and propagate:
+        raise outcome.value
+    return EagerResult(task_id, outcome.value, outcome.state, outcome.traceback, app=task.app)

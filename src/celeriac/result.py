@@ -1,0 +1,168 @@
+"""AsyncResult: the handle ``.delay()`` returns; reads the task's state from the backend.
+
+``get()`` blocks until the task is ready and returns its value, or re-raises its
+exception (rebuilt as its own type where that type is a real exception class).
+``aget()`` is the awaitable twin. ``AsyncResult[R]`` carries the task's return type.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from celeriac import states
+from celeriac.backends.base import Meta, rebuild_exception
+from celeriac.errors import TimeoutError
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+
+R = TypeVar("R")
+
+
+class AsyncResult(Generic[R]):
+    """A task's result, looked up by id in the app's result backend."""
+
+    def __init__(self, id: str, app: Celery | None = None) -> None:  # noqa: A002
+        from celeriac.app import current_app
+
+        self.id = id
+        self.app = app or current_app()
+        self._meta: Meta | None = None
+
+    task_id = property(lambda self: self.id)
+
+    # -- reading ----------------------------------------------------------------------
+    def _cached_or_fetch(self) -> Meta | None:
+        if self._meta is not None and self._meta.get("status") in states.READY_STATES:
+            return self._meta
+        meta = self.app.run_sync(self._fetch())
+        if meta is not None:
+            self._meta = meta
+        return meta
+
+    async def _fetch(self) -> Meta | None:
+        backend = await self.app.clients.backend()
+        return await backend.get(self.id)
+
+    async def _wait(self, timeout_s: float | None) -> Meta | None:
+        backend = await self.app.clients.backend()
+        return await backend.wait(self.id, timeout_s)
+
+    def _value(self, meta: Meta, propagate: bool) -> R:
+        status = meta.get("status")
+        if status in states.PROPAGATE_STATES:
+            exc = rebuild_exception(meta.get("result"))
+            if propagate:
+                raise exc
+            return exc  # type: ignore[return-value]
+        value: R = meta.get("result")
+        return value
+
+    def get(self, timeout: float | None = None, propagate: bool = True,
+            interval: float = 0.5, **_ignored: Any) -> R:
+        """Wait for the task and return its value; re-raise its exception if it failed.
+
+        Raises celeriac.TimeoutError when ``timeout`` seconds pass first.
+        """
+        meta = self._meta if self.ready_cached else self.app.run_sync(self._wait(timeout))
+        if meta is None:
+            raise TimeoutError(f"task {self.id} did not finish within {timeout}s")
+        self._meta = meta
+        return self._value(meta, propagate)
+
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
+        """Awaitable ``get`` for async applications (waits on the caller's loop)."""
+        meta = self._meta if self.ready_cached else await self._wait(timeout)
+        if meta is None:
+            raise TimeoutError(f"task {self.id} did not finish within {timeout}s")
+        self._meta = meta
+        return self._value(meta, propagate)
+
+    wait = get
+
+    @property
+    def ready_cached(self) -> bool:
+        return self._meta is not None and self._meta.get("status") in states.READY_STATES
+
+    @property
+    def state(self) -> str:
+        meta = self._cached_or_fetch()
+        return str(meta["status"]) if meta else states.PENDING
+
+    status = state
+
+    @property
+    def info(self) -> Any:
+        meta = self._cached_or_fetch()
+        if meta is None:
+            return None
+        if meta.get("status") in states.EXCEPTION_STATES and meta.get("result") is not None:
+            return rebuild_exception(meta["result"])
+        return meta.get("result")
+
+    result = info
+
+    @property
+    def traceback(self) -> str | None:
+        meta = self._cached_or_fetch()
+        return meta.get("traceback") if meta else None
+
+    @property
+    def date_done(self) -> str | None:
+        meta = self._cached_or_fetch()
+        return meta.get("date_done") if meta else None
+
+    def ready(self) -> bool:
+        return self.state in states.READY_STATES
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILURE
+
+    def forget(self) -> None:
+        """Delete the stored result."""
+        self._meta = None
+        self.app.run_sync(self._forget())
+
+    async def _forget(self) -> None:
+        backend = await self.app.clients.backend()
+        await backend.forget(self.id)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AsyncResult):
+            return other.id == self.id
+        return other == self.id if isinstance(other, str) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.id}>"
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class EagerResult(AsyncResult[R]):
+    """The result of ``task.apply()``: already known, no backend involved."""
+
+    def __init__(self, id: str, value: Any, state: str, traceback: str | None = None,  # noqa: A002
+                 app: Celery | None = None) -> None:
+        super().__init__(id, app)
+        result = value
+        if state in states.PROPAGATE_STATES and isinstance(value, BaseException):
+            result = value
+        self._meta = {"status": state, "result": result, "traceback": traceback,
+                      "task_id": id}
+
+    def _cached_or_fetch(self) -> Meta | None:
+        return self._meta
+
+    @property
+    def ready_cached(self) -> bool:
+        return True
+
+    def forget(self) -> None:
+        return None

@@ -1,0 +1,252 @@
+"""Task: what ``@app.task`` makes. Calling (delay/apply_async/apply) and retry().
+
+A Task wraps one function. Its class attributes are the options of ``@app.task``
+(Celery's names and defaults); ``app.task(base=MyTask)`` subclasses another Task.
+``Task[P, R]`` carries the function's parameters and return type, so ``add.delay(1, 2)``
+and ``add.delay(1, 2).get()`` are checked by mypy and pyright.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
+
+from celeriac.context import Context, current_request
+from celeriac.errors import MaxRetriesExceededError, Retry
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+    from celeriac.result import AsyncResult, EagerResult
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def backoff_delay_s(factor: float, retries: int, maximum: float, jitter: bool) -> float:
+    """The n-th retry (retries = n - 1 already done) waits ``factor * 2**(n-1)`` seconds.
+
+    Capped by ``maximum``. With jitter the delay is drawn from the upper half,
+    [d/2, d], so retries spread out but never come sooner than half the promise (Celery
+    draws from [0, d], which can retry at once).
+    """
+    delay = min(maximum, factor * (2 ** max(0, retries)))
+    if jitter:
+        delay = random.uniform(delay / 2, delay)
+    return max(0.0, delay)
+
+
+class Task(Generic[P, R]):
+    """A registered task. See the module docstring."""
+
+    #: the app the task belongs to (set when the task is created)
+    app: ClassVar[Celery]
+    name: ClassVar[str] = ""
+    #: True when the function takes the task as its first argument
+    bind: ClassVar[bool] = False
+    typing: ClassVar[bool] = True
+    max_retries: ClassVar[int | None] = 3
+    default_retry_delay: ClassVar[float] = 180
+    autoretry_for: ClassVar[tuple[type[BaseException], ...]] = ()
+    dont_autoretry_for: ClassVar[tuple[type[BaseException], ...]] = ()
+    retry_kwargs: ClassVar[dict[str, Any]] = {}
+    retry_backoff: ClassVar[bool | float] = False
+    retry_backoff_max: ClassVar[float] = 600
+    retry_jitter: ClassVar[bool] = True
+    time_limit: ClassVar[float | None] = None
+    soft_time_limit: ClassVar[float | None] = None
+    ignore_result: ClassVar[bool | None] = None
+    acks_late: ClassVar[bool | None] = None
+    queue: ClassVar[str | None] = None
+    priority: ClassVar[int | None] = None
+    expires: ClassVar[float | dt.datetime | None] = None
+    rate_limit: ClassVar[str | None] = None
+    serializer: ClassVar[str | None] = None
+    #: the function as written, and whether it is ``async def``
+    _fun: ClassVar[Callable[..., Any]]
+    is_coroutine: ClassVar[bool] = False
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("tasks made by @app.task replace run()")
+
+    # -- calling ------------------------------------------------------------------------
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now, as a plain call (no message, no worker)."""
+        result: R = self.run(*args, **kwargs)
+        return result
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """Send the task to a worker: ``apply_async(args, kwargs)``."""
+        return self.apply_async(args, kwargs)
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """Awaitable ``delay`` for async applications."""
+        return await self.aapply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[R]:
+        """Send the task with options: countdown, eta, expires, queue, priority, task_id,
+        headers, ignore_result, time_limit, soft_time_limit, link, link_error, ..."""
+        if self.app.conf.task_always_eager:
+            return self.apply(args, kwargs, task_id=options.get("task_id"))  # type: ignore[return-value]
+        return self.app.send_task(self.name, args, kwargs, task_type=self, **options)
+
+    async def aapply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[R]:
+        """Awaitable ``apply_async``: publishes on the caller's event loop."""
+        if self.app.conf.task_always_eager:
+            return self.apply(args, kwargs, task_id=options.get("task_id"))  # type: ignore[return-value]
+        return await self.app.asend_task(self.name, args, kwargs, task_type=self, **options)
+
+    def apply(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        retries: int = 0,
+        throw: bool | None = None,
+        **_options: Any,
+    ) -> EagerResult[R]:
+        """Run the task here, as a worker would (retries included), and return its result."""
+        from celeriac.execution import apply_eagerly
+
+        return apply_eagerly(self, list(args or ()), dict(kwargs or {}), task_id=task_id,
+                             retries=retries, throw=throw)
+
+    def AsyncResult(self, task_id: str) -> AsyncResult[R]:  # noqa: N802 - Celery's name
+        from celeriac.result import AsyncResult
+
+        return AsyncResult(task_id, app=self.app)
+
+    def s(self, *args: Any, **kwargs: Any) -> Any:
+        """A signature of this task (for link, link_error and chains)."""
+        from celeriac.canvas import Signature
+
+        return Signature.of(self.name, args, kwargs, app=self.app)
+
+    def si(self, *args: Any, **kwargs: Any) -> Any:
+        """An immutable signature: the parent's result is not prepended to its args."""
+        from celeriac.canvas import Signature
+
+        return Signature.of(self.name, args, kwargs, app=self.app, immutable=True)
+
+    signature = s
+
+    # -- inside a running task ------------------------------------------------------------
+    @property
+    def request(self) -> Context:
+        """The current call's request (id, args, retries, ...)."""
+        return current_request.get()
+
+    def retry(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: dt.datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Ask for this task to run again later; raises Retry (return it with ``raise``).
+
+        Past ``max_retries`` it raises ``exc`` (or MaxRetriesExceededError). Without a
+        countdown or eta, ``retry_backoff`` gives the n-th retry ``retry_backoff * 2**(n-1)``
+        seconds (capped by retry_backoff_max, jittered), else ``default_retry_delay``.
+        The worker republishes the message through the broker's delay store.
+        """
+        request = self.request
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and request.retries >= limit:
+            request.retries_exhausted = True
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"Can't retry {self.name}[{request.id}] args:{request.args} "
+                f"kwargs:{request.kwargs}: max retries ({limit}) exceeded"
+            )
+        when: float | dt.datetime
+        if eta is not None:
+            when = eta
+        elif countdown is not None:
+            when = float(countdown)
+        elif self.retry_backoff:
+            when = backoff_delay_s(float(self.retry_backoff), request.retries,
+                                   float(self.retry_backoff_max), bool(self.retry_jitter))
+        else:
+            when = float(self.default_retry_delay)
+        new_options = dict(options)
+        if args is not None:
+            new_options["args"] = list(args)
+        if kwargs is not None:
+            new_options["kwargs"] = dict(kwargs)
+        if max_retries is not None:
+            new_options["max_retries"] = max_retries
+        signal = Retry(exc=exc, when=when, options=new_options)
+        if throw:
+            raise signal
+        return signal
+
+    # -- hooks a base class may override --------------------------------------------------
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        """Called in the worker after the task succeeded."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
+                   einfo: Any) -> None:
+        """Called in the worker after the task failed for good."""
+
+    def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
+                 einfo: Any) -> None:
+        """Called in the worker when the task will be retried."""
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,
+                     einfo: Any) -> None:
+        """Called in the worker after the task returned, whatever the outcome."""
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name} of {self.app.main}>"
+
+
+#: options of @app.task that become class attributes of the task
+TASK_OPTIONS = frozenset(
+    name for name in vars(Task) if not name.startswith("_") and not callable(vars(Task)[name])
+    and not isinstance(vars(Task)[name], property)
+) - {"app", "is_coroutine"}
+
+
+def make_task_class(
+    app: Celery, fun: Callable[..., Any], name: str, base: type[Task[Any, Any]],
+    options: dict[str, Any],
+) -> type[Task[Any, Any]]:
+    """Build the Task subclass for one function (one class per task, like Celery)."""
+    unknown = set(options) - TASK_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown task option(s) {sorted(unknown)} for {name}")
+    bind = bool(options.get("bind", base.bind))
+    attrs: dict[str, Any] = {
+        **options,
+        "app": app,
+        "name": name,
+        "_fun": staticmethod(fun),
+        "run": fun if bind else staticmethod(fun),
+        "is_coroutine": inspect.iscoroutinefunction(fun),
+        "__doc__": fun.__doc__,
+        "__module__": fun.__module__,
+        "__qualname__": getattr(fun, "__qualname__", name),
+    }
+    for key in ("autoretry_for", "dont_autoretry_for"):
+        if key in attrs:
+            attrs[key] = tuple(attrs[key])
+    return type(fun.__name__, (base,), attrs)

@@ -1,0 +1,110 @@
+"""Batched acks, and the lease keeper that stops running tasks from being redelivered.
+
+Acker: deliveries finished in one turn of the loop are acked in one broker call.
+LeaseKeeper: every third of the broker's lease it renews the leases of all deliveries
+the worker holds. It runs on the bridge thread with its own broker client, so a sync
+task that blocks the worker's loop (solo pool) still has its lease renewed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from celeriac.brokers.base import Broker, Delivery
+
+logger = logging.getLogger("celeriac.worker")
+
+
+class Acker:
+    """Collects finished deliveries and acks them in batches."""
+
+    def __init__(self, broker: Broker, on_acked: Callable[[list[Delivery]], None]) -> None:
+        self._broker = broker
+        self._pending: list[Delivery] = []
+        self._on_acked = on_acked
+        self._flushing: asyncio.Task[None] | None = None
+
+    def ack(self, delivery: Delivery) -> None:
+        self._pending.append(delivery)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(0)  # let the other deliveries finishing this turn join
+        await self.flush()
+
+    async def flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._broker.ack(batch)
+            except Exception:
+                # The lease keeper stops renewing them, so the broker redelivers them:
+                # at-least-once, never lost.
+                logger.exception("ack of %d deliveries failed; they will be redelivered",
+                                 len(batch))
+            self._on_acked(batch)
+
+
+class LeaseKeeper:
+    """Renews leases of held deliveries from the bridge thread (see module docstring)."""
+
+    def __init__(self, make_broker: Callable[[], Broker], lease_s: float) -> None:
+        self._make_broker = make_broker
+        self.interval_s = max(0.2, lease_s / 3)
+        self._held: dict[int, Delivery] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._held[id(delivery)] = delivery
+
+    def release(self, deliveries: list[Delivery]) -> None:
+        with self._lock:
+            for delivery in deliveries:
+                self._held.pop(id(delivery), None)
+
+    def held(self) -> list[Delivery]:
+        with self._lock:
+            return list(self._held.values())
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="celeriac-leases", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        asyncio.run(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        broker = self._make_broker()
+        try:
+            await broker.connect()
+            while not self._stop.wait(self.interval_s):
+                held = self.held()
+                if held:
+                    try:
+                        await broker.extend(held)
+                    except Exception as exc:  # the next round tries again
+                        logger.warning("renewing %d leases failed: %s", len(held), exc)
+        except Exception as exc:
+            logger.error("lease keeper stopped: %s", exc)
+        finally:
+            await _close_quietly(broker)
+
+
+async def _close_quietly(broker: Any) -> None:
+    try:
+        await broker.close()
+    except Exception:
+        pass

@@ -1,0 +1,75 @@
+"""The start-up banner and log format Celery users know, with passwords masked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from celeriac.brokers.base import mask_url
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+
+_ART = [
+    " -------------- ",
+    "--- ***** ----- ",
+    "-- ******* ---- ",
+    "- *** --- * --- ",
+    "- ** ---------- ",
+    "- ** ---------- ",
+    "- ** ---------- ",
+    "- ** ---------- ",
+    "- *** --- * --- ",
+    "-- ******* ---- ",
+    "--- ***** ----- ",
+    " -------------- ",
+]
+
+
+def banner(app: Celery, hostname: str, version: str, pool: str, queues: Sequence[str],
+           results: str | None, events: bool) -> str:
+    """The text printed when a worker starts."""
+    now = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    right = [
+        f"{hostname} v{version} (celeriac)",
+        "",
+        f"{platform.platform()} {now}",
+        "",
+        "[config]",
+        f".> app:         {app.main}:{id(app):#x}",
+        f".> transport:   {mask_url(app.broker_url)}",
+        f".> results:     {mask_url(results) if results else 'disabled://'}",
+        f".> concurrency: {pool}",
+        ".> task events: " + ("ON" if events else "OFF (enable -E to monitor tasks in this "
+                                                   "worker)"),
+        "",
+        "[queues]",
+    ]
+    lines = [left + text for left, text in zip(_ART, right)]
+    lines += [" " * 16 + f".> {q:<16} exchange={q}(direct) key={q}" for q in queues]
+    tasks = sorted(name for name in app.tasks if not name.startswith("celery."))
+    lines += ["", "[tasks]"] + [f"  . {name}" for name in tasks] + [""]
+    return "\n".join(lines)
+
+
+class _TaskAwareFormatter(logging.Formatter):
+    pass
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    """Log to stderr in Celery's format at the given level (``-l info``)."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}: use debug, info, warning, error "
+                         f"or critical")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_TaskAwareFormatter(fmt))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)

@@ -1,0 +1,145 @@
+"""The consumer: keeps a prefetch window of deliveries and feeds them to the executor.
+
+One fetch loop asks the broker for as many messages as the window has room for
+(``concurrency * prefetch_multiplier``). Fetched deliveries wait in ``reserved`` until
+one of ``capacity`` runners takes them; a runner hands each to ``Executor.process``.
+On warm shutdown the fetch loop stops, reserved deliveries go back to the broker
+unharmed and running ones finish. ``active`` and ``reserved`` are what the worker
+would requeue on a cold shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from celeriac.brokers.base import Broker, Delivery
+from celeriac.worker.acks import LeaseKeeper
+from celeriac.worker.executor import Executor
+
+logger = logging.getLogger("celeriac.worker")
+
+#: how long one fetch call waits for work before the loop looks around again
+FETCH_WAIT_S = 1.0
+
+
+class Consumer:
+    """See the module docstring."""
+
+    def __init__(self, broker: Broker, executor: Executor, leases: LeaseKeeper,
+                 queues: Sequence[str], capacity: int, window: int) -> None:
+        self.broker = broker
+        self.executor = executor
+        self.leases = leases
+        self.queues = list(queues)
+        self.capacity = capacity
+        self.window = max(window, capacity)
+        self.reserved: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        self.active: dict[int, Delivery] = {}
+        self._outstanding = 0
+        self._room = asyncio.Event()
+        self._fetching: asyncio.Task[list[Delivery]] | None = None
+        self._stopping = False
+        self._runners: list[asyncio.Task[None]] = []
+
+    async def run(self) -> None:
+        """Fetch and run until ``stop_fetching`` is called and the runners are done."""
+        self._runners = [asyncio.create_task(self._runner(), name=f"runner-{i}")
+                         for i in range(self.capacity)]
+        try:
+            await self._fetch_loop()
+        finally:
+            for _ in self._runners:
+                self.reserved.put_nowait(None)
+
+    async def _fetch_loop(self) -> None:
+        backoff_s = 0.1
+        while not self._stopping:
+            room = self.window - self._outstanding
+            if room <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            self._fetching = asyncio.create_task(
+                self.broker.fetch(self.queues, room, FETCH_WAIT_S))
+            try:
+                deliveries = await self._fetching
+                backoff_s = 0.1
+            except asyncio.CancelledError:
+                if self._stopping:
+                    return
+                raise
+            except Exception as exc:
+                logger.error("fetching from the broker failed: %s; retrying in %.1fs",
+                             exc, backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 10.0)
+                continue
+            finally:
+                self._fetching = None
+            for delivery in deliveries:
+                self._outstanding += 1
+                self.leases.hold(delivery)
+                self.reserved.put_nowait(delivery)
+
+    async def _runner(self) -> None:
+        while True:
+            delivery = await self.reserved.get()
+            if delivery is None:
+                return
+            if self._stopping:
+                await self._give_back([delivery])
+                continue
+            self.active[id(delivery)] = delivery
+            try:
+                await self.executor.process(delivery)
+            finally:
+                del self.active[id(delivery)]
+                self._finished([delivery])
+
+    def _finished(self, deliveries: list[Delivery]) -> None:
+        self.leases.release(deliveries)
+        self._outstanding -= len(deliveries)
+        self._room.set()
+
+    async def _give_back(self, deliveries: list[Delivery]) -> None:
+        try:
+            await self.broker.requeue(deliveries)
+        except Exception as exc:
+            logger.error("could not return %d messages (%s); their leases will bring them "
+                         "back", len(deliveries), exc)
+        self._finished(deliveries)
+
+    def stop_fetching(self) -> None:
+        """Warm shutdown, step one: no new fetches; reserved deliveries go back."""
+        self._stopping = True
+        self._room.set()
+        if self._fetching is not None:
+            self._fetching.cancel()
+
+    async def drain(self, timeout_s: float, interrupt: asyncio.Event) -> bool:
+        """Wait for running tasks to end; True if they all did within the timeout
+        (False as well when ``interrupt`` is set first: a cold shutdown)."""
+        pending = [r for r in self._runners if not r.done()]
+        if not pending:
+            return True
+        everyone = asyncio.ensure_future(asyncio.wait(pending))
+        interrupted = asyncio.ensure_future(interrupt.wait())
+        done, _ = await asyncio.wait([everyone, interrupted], timeout=timeout_s,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        everyone.cancel()
+        interrupted.cancel()
+        return everyone in done and not interrupt.is_set()
+
+    async def abandon(self) -> None:
+        """Cold shutdown: return everything still held (running tasks included)."""
+        held = list(self.active.values())
+        while not self.reserved.empty():
+            item = self.reserved.get_nowait()
+            if item is not None:
+                held.append(item)
+        for runner in self._runners:
+            runner.cancel()
+        if held:
+            await self._give_back(held)

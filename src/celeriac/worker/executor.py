@@ -1,0 +1,275 @@
+"""One delivery, start to finish: the worker's pipeline in the order it happens.
+
+``Executor.process`` is where a message becomes a task run:
+ 1. parse the message (bad envelope, body or content type -> dead letter)
+ 2. find the task (unknown name -> dead letter) and check its arguments (-> dead letter)
+ 3. expired -> REVOKED, ack; eta still in the future -> into the broker's delay store, ack
+ 4. ack now if the task acks early (``acks_late=False``)
+ 5. run it in the pool
+ 6. record the outcome: SUCCESS (result, callbacks, chain), RETRY (republish through
+    the delay store), FAILURE (result, errbacks; out of retries -> dead letter)
+ 7. ack (batched), unless step 4 did, or the delivery went back to the queue.
+Nothing here raises into the consumer: every path ends in ack, requeue or dead letter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from celeriac import serialization, states
+from celeriac.backends.base import ResultBackend, exception_to_result, format_traceback, make_meta
+from celeriac.brokers.base import Broker, Delivery
+from celeriac.context import Context
+from celeriac.errors import TaskMessageError, TaskRevokedError
+from celeriac.execution import Outcome, check_arguments
+from celeriac.protocol import Message, TaskCall, parse_task, utcnow
+from celeriac.worker.acks import Acker
+from celeriac.worker.pools.base import Pool
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+    from celeriac.task import Task
+
+logger = logging.getLogger("celeriac.worker")
+
+
+class Executor:
+    """Runs deliveries through the pipeline above. One per worker."""
+
+    def __init__(self, app: Celery, broker: Broker, backend: ResultBackend, pool: Pool,
+                 acker: Acker, hostname: str) -> None:
+        self.app = app
+        self.broker = broker
+        self.backend = backend
+        self.pool = pool
+        self.acker = acker
+        self.hostname = hostname
+        conf = app.conf
+        self.accept = serialization.accepted_types(conf.accept_content)
+        self.acks_late_default = bool(conf.task_acks_late)
+        self.result_expires_s = conf.seconds("result_expires")
+        self.track_started = bool(conf.task_track_started)
+        self.reject_on_worker_lost = bool(conf.task_reject_on_worker_lost)
+        self.tasks = app.tasks
+        self.processed = 0
+
+    async def process(self, delivery: Delivery) -> None:
+        try:
+            await self._process(delivery)
+        except Exception as exc:  # a bug here must not lose the message
+            logger.exception("internal error handling a message; returning it to the queue")
+            try:
+                await self.broker.requeue([delivery])
+            except Exception:
+                logger.error("requeue failed too (%s); the lease will bring it back", exc)
+        finally:
+            self.processed += 1
+
+    async def _process(self, delivery: Delivery) -> None:
+        if delivery.envelope_error:
+            return await self._dead_letter(delivery, f"undecodable envelope: "
+                                                     f"{delivery.envelope_error}")
+        try:
+            call = parse_task(delivery.message, self.accept)
+            task = self.tasks.get(call.name)
+            if task is None:
+                return await self._dead_letter(
+                    delivery, f"unregistered task {call.name!r}: no task by that name is "
+                              f"registered in this worker", call)
+            check_arguments(task, call.args, call.kwargs)
+        except TaskMessageError as exc:
+            return await self._dead_letter(delivery, f"{type(exc).__name__}: {exc}")
+
+        now = utcnow()
+        if call.expires is not None and call.expires <= now:
+            return await self._expire(delivery, call)
+        eta = call.eta
+        if eta is not None and (eta - now).total_seconds() > 0.01:
+            await self.broker.delay([(delivery.message, eta.timestamp())])
+            logger.info("Task %s[%s] received with eta %s: kept in the broker until then",
+                        call.name, call.id, eta.isoformat())
+            return self.acker.ack(delivery)
+
+        acks_late = self.acks_late_default if task.acks_late is None else task.acks_late
+        if not acks_late:
+            self.acker.ack(delivery)
+        logger.info("Task %s[%s] received", call.name, call.id)
+        request = self._request(call, delivery, task)
+        if self.track_started and not request.ignore_result:
+            await self._store(call, make_meta(call.id, states.STARTED, {"pid": None,
+                                                                         "hostname": self.hostname}))
+        outcome = await self.pool.run(task, call.args, call.kwargs, request)
+        settled = await self._record(task, call, request, delivery, outcome)
+        if acks_late and not settled:
+            self.acker.ack(delivery)
+
+    def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
+        hard_s, soft_s = call.timelimit
+        hard_s = hard_s or task.time_limit or self.app.conf.seconds("task_time_limit")
+        soft_s = soft_s or task.soft_time_limit or self.app.conf.seconds("task_soft_time_limit")
+        props = delivery.message.properties
+        headers = call.headers
+        return Context(
+            id=call.id, task=call.name, args=call.args, kwargs=call.kwargs,
+            retries=call.retries, eta=call.eta, expires=call.expires,
+            hostname=self.hostname, is_eager=False, called_directly=False,
+            delivery_info={"exchange": delivery.message.exchange,
+                           "routing_key": delivery.message.routing_key,
+                           "priority": delivery.message.priority,
+                           "redelivered": delivery.redelivered},
+            root_id=headers.get("root_id"), parent_id=headers.get("parent_id"),
+            group=headers.get("group"), group_index=headers.get("group_index"),
+            origin=headers.get("origin"), reply_to=props.get("reply_to"),
+            correlation_id=props.get("correlation_id"),
+            ignore_result=bool(headers.get("ignore_result") or task.ignore_result
+                               or (task.ignore_result is None
+                                   and self.app.conf.task_ignore_result)),
+            timelimit=(hard_s, soft_s), callbacks=call.callbacks, errbacks=call.errbacks,
+            chain=call.chain, chord=call.chord, headers=headers,
+        )
+
+    # -- outcomes ------------------------------------------------------------------------
+    async def _record(self, task: Task[Any, Any], call: TaskCall, request: Context,
+                      delivery: Delivery, outcome: Outcome) -> bool:
+        """Store and log the outcome; True when the delivery was settled here (no ack)."""
+        if outcome.state == states.SUCCESS:
+            logger.info("Task %s[%s] succeeded in %.6fs: %r", call.name, call.id,
+                        outcome.runtime_s, outcome.value)
+            if not request.ignore_result:
+                await self._store(call, make_meta(call.id, states.SUCCESS, outcome.value,
+                                                  parent_id=request.parent_id))
+            await self._send_followers(call, outcome.value)
+            _safe_hook(task.on_success, outcome.value, call.id, call.args, call.kwargs)
+            return False
+        if outcome.state == states.RETRY and outcome.retry is not None:
+            await self._retry(task, call, delivery, outcome)
+            return False
+        exc = outcome.value
+        if type(exc).__name__ == "WorkerLostError" and self.reject_on_worker_lost \
+                and not delivery.redelivered:
+            logger.error("Task %s[%s] lost its worker process (%s); returning it to the queue",
+                         call.name, call.id, exc)
+            await self.broker.requeue([delivery])
+            return True
+        logger.error("Task %s[%s] raised unexpected: %r\n%s", call.name, call.id, exc,
+                     outcome.traceback or "")
+        await self._store(call, make_meta(call.id, states.FAILURE, exception_to_result(exc),
+                                          outcome.traceback, parent_id=request.parent_id))
+        await self._send_errbacks(call)
+        _safe_hook(task.on_failure, exc, call.id, call.args, call.kwargs, None)
+        if outcome.exhausted:
+            await self._dead_letter(delivery, f"max retries exceeded ({call.retries}): {exc!r}",
+                                    call, quiet=True)
+            return True
+        return False
+
+    async def _retry(self, task: Task[Any, Any], call: TaskCall, delivery: Delivery,
+                     outcome: Outcome) -> None:
+        retry = outcome.retry
+        assert retry is not None
+        when = retry.when
+        now = utcnow()
+        eta = when if isinstance(when, dt.datetime) else now + dt.timedelta(seconds=when or 0)
+        if eta.tzinfo is None:
+            eta = eta.replace(tzinfo=dt.timezone.utc)
+        message = _retried_message(delivery.message, call, eta, retry.options)
+        await self.broker.delay([(message, eta.timestamp())])
+        logger.info("Task %s[%s] retry: Retry in %.3gs: %r", call.name, call.id,
+                    max(0.0, (eta - now).total_seconds()), retry.exc)
+        exc = retry.exc or retry
+        await self._store(call, make_meta(call.id, states.RETRY, exception_to_result(exc),
+                                          format_traceback(exc) if retry.exc else None))
+        _safe_hook(task.on_retry, exc, call.id, call.args, call.kwargs, None)
+
+    async def _expire(self, delivery: Delivery, call: TaskCall) -> None:
+        logger.warning("Discarding revoked task: %s[%s] (expired at %s)", call.name, call.id,
+                       call.expires)
+        exc = TaskRevokedError("expired")
+        await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
+        self.acker.ack(delivery)
+
+    async def _dead_letter(self, delivery: Delivery, reason: str,
+                           call: TaskCall | None = None, quiet: bool = False) -> None:
+        name = call.name if call else delivery.message.task_name or "?"
+        task_id = call.id if call else delivery.message.task_id or "?"
+        log = logger.warning if quiet else logger.error
+        log("Task %s[%s] dead-lettered: %s", name, task_id, reason)
+        try:
+            await self.broker.dead_letter(delivery, reason)
+        except Exception:
+            logger.exception("dead-lettering failed; returning the message to the queue")
+            await self.broker.requeue([delivery])
+
+    async def _store(self, call: TaskCall, meta: dict[str, Any]) -> None:
+        if call.headers.get("ignore_result") and meta["status"] == states.SUCCESS:
+            return
+        try:
+            await self.backend.store(call.id, meta, self.result_expires_s)
+        except NotImplementedError:
+            pass
+        except Exception:
+            logger.exception("storing the result of %s[%s] failed", call.name, call.id)
+
+    # -- canvas --------------------------------------------------------------------------
+    async def _send_followers(self, call: TaskCall, value: Any) -> None:
+        """Callbacks (``link``) and the next step of a chain get the result."""
+        for sig in call.callbacks or ():
+            await self._send_signature(sig, value, call)
+        if call.chain:
+            remaining = list(call.chain)
+            step = dict(remaining.pop())
+            options = dict(step.get("options") or {})
+            options["chain"] = remaining or None
+            step["options"] = options
+            await self._send_signature(step, value, call)
+
+    async def _send_errbacks(self, call: TaskCall) -> None:
+        for sig in call.errbacks or ():
+            sig = dict(sig)
+            sig["immutable"] = True
+            sig["args"] = [call.id, *(sig.get("args") or [])]
+            await self._send_signature(sig, None, call)
+
+    async def _send_signature(self, sig: dict[str, Any], value: Any, call: TaskCall) -> None:
+        args = list(sig.get("args") or [])
+        if not sig.get("immutable"):
+            args = [value, *args]
+        options = {k: v for k, v in (sig.get("options") or {}).items()
+                   if k not in ("task_id", "link", "link_error") or v is not None}
+        options.setdefault("parent_id", call.id)
+        options.setdefault("root_id", call.headers.get("root_id") or call.id)
+        link, link_error = options.pop("link", None), options.pop("link_error", None)
+        try:
+            await self.app.asend_task(sig["task"], args, sig.get("kwargs") or {},
+                                      link=link, link_error=link_error, **options)
+        except Exception:
+            logger.exception("sending %s after %s[%s] failed", sig.get("task"), call.name,
+                             call.id)
+
+
+def _retried_message(message: Message, call: TaskCall, eta: dt.datetime,
+                     options: dict[str, Any]) -> Message:
+    """The message for the next try: same id and body, retries + 1, the new eta."""
+    headers = dict(message.headers)
+    headers["retries"] = call.retries + 1
+    headers["eta"] = eta.isoformat()
+    headers.pop("redelivered", None)
+    body = message.body
+    if "args" in options or "kwargs" in options:
+        embed = {"callbacks": call.callbacks, "errbacks": call.errbacks, "chain": call.chain,
+                 "chord": call.chord}
+        _, _, body = serialization.dumps(
+            [options.get("args", call.args), options.get("kwargs", call.kwargs), embed],
+            "pickle" if message.content_type == serialization.PICKLE else "json")
+    return replace(message, headers=headers, body=body,
+                   properties=dict(message.properties))
+
+
+def _safe_hook(hook: Any, *args: Any) -> None:
+    try:
+        hook(*args)
+    except Exception:
+        logger.exception("task hook %s failed", getattr(hook, "__name__", hook))

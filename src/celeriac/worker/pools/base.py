@@ -1,0 +1,36 @@
+"""What every pool offers the executor: run one task call, get an Outcome back."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from celeriac.context import Context
+from celeriac.execution import Outcome
+from celeriac.task import Task
+
+
+class Pool(abc.ABC):
+    """Runs task calls with at most ``capacity`` at once (the executor keeps count)."""
+
+    name: str = ""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+
+    async def start(self) -> None:
+        """Start processes or threads. Called on the worker's loop before consuming."""
+
+    @abc.abstractmethod
+    async def run(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+                  request: Context) -> Outcome:
+        """Run one call to completion (or to its time limit) and say how it went."""
+
+    async def stop(self) -> None:
+        """Release resources once no call is running (warm shutdown)."""
+
+    def terminate(self) -> None:
+        """Stop at once, abandoning running calls (cold shutdown)."""
+
+    def describe(self) -> str:
+        return f"{self.capacity} ({self.name})"

@@ -1,0 +1,243 @@
+"""prefork: each task runs in a child process; the parent keeps all broker I/O.
+
+Children are forked from the worker after the app's tasks are imported. A child reads
+one job at a time from its pipe, runs it (``async def`` tasks on a loop of its own) and
+writes the Outcome back. The parent:
+- gives each job to an idle child and waits on the pipe without blocking its loop;
+- at the hard time limit kills the child, reports TimeLimitExceeded and forks another;
+- forks a replacement when a child exits: after ``max_tasks_per_child`` jobs, over
+  ``max_memory_per_child`` KiB, or killed (the job is then reported as WorkerLostError so
+  the executor can requeue it).
+Soft time limits raise SoftTimeLimitExceeded inside the child (SIGALRM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import resource
+import signal
+import traceback
+from multiprocessing.connection import Connection, Pipe
+from typing import Any
+
+from celeriac.context import Context
+from celeriac.errors import CeleriacError, SoftTimeLimitExceeded, TimeLimitExceeded
+from celeriac.execution import Outcome, run_anywhere
+from celeriac.states import FAILURE
+from celeriac.task import Task
+from celeriac.worker.pools.base import Pool
+
+logger = logging.getLogger("celeriac.worker")
+
+
+class WorkerLostError(CeleriacError):
+    """The child running a task died before it answered."""
+
+
+class _Child:
+    def __init__(self, pid: int, conn: Connection) -> None:
+        self.pid = pid
+        self.conn = conn
+        self.jobs = 0
+
+
+class PreforkPool(Pool):
+    name = "prefork"
+
+    def __init__(self, capacity: int, max_tasks_per_child: int | None = None,
+                 max_memory_per_child_kib: int | None = None) -> None:
+        super().__init__(capacity)
+        self.max_tasks_per_child = max_tasks_per_child
+        self.max_memory_per_child_kib = max_memory_per_child_kib
+        self._idle: asyncio.Queue[_Child] = asyncio.Queue()
+        self._children: dict[int, _Child] = {}
+        self._closing = False
+
+    async def start(self) -> None:
+        for _ in range(self.capacity):
+            self._idle.put_nowait(self._fork())
+
+    def _fork(self) -> _Child:
+        parent_end, child_end = Pipe(duplex=True)
+        pid = os.fork()
+        if pid == 0:  # in the child
+            parent_end.close()
+            code = 0
+            try:
+                _child_main(child_end, self.max_tasks_per_child, self.max_memory_per_child_kib)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        child_end.close()
+        child = _Child(pid, parent_end)
+        self._children[pid] = child
+        return child
+
+    def describe(self) -> str:
+        return f"{self.capacity} (prefork)"
+
+    def child_pids(self) -> list[int]:
+        return list(self._children)
+
+    async def run(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+                  request: Context) -> Outcome:
+        child = await self._idle.get()
+        try:
+            child.conn.send_bytes(pickle.dumps((task.name, args, kwargs, request), protocol=5))
+        except (OSError, pickle.PicklingError, TypeError) as exc:
+            self._replace(child)
+            return Outcome(FAILURE, WorkerLostError(f"cannot hand the task to a child: {exc}"))
+        hard_s = request.timelimit[0]
+        try:
+            raw = await asyncio.wait_for(self._receive(child), hard_s) if hard_s else \
+                await self._receive(child)
+        except asyncio.TimeoutError:
+            logger.error("Hard time limit (%ss) exceeded for %s[%s]: killing child %d",
+                         hard_s, task.name, request.id, child.pid)
+            self._kill(child)
+            exc = TimeLimitExceeded(f"hard time limit ({hard_s:g}s) exceeded")
+            return Outcome(FAILURE, exc, f"TimeLimitExceeded: {exc}\n")
+        except (EOFError, OSError):
+            code = self._reap(child)
+            return Outcome(FAILURE, WorkerLostError(
+                f"child {child.pid} exited ({code}) while running {task.name}[{request.id}]"))
+        outcome, retiring = pickle.loads(raw)
+        child.jobs += 1
+        if retiring:
+            self._reap(child)
+        else:
+            self._idle.put_nowait(child)
+        result: Outcome = outcome
+        return result
+
+    async def _receive(self, child: _Child) -> bytes:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        fd = child.conn.fileno()
+        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
+        return child.conn.recv_bytes()
+
+    def _kill(self, child: _Child) -> None:
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._reap(child)
+
+    def _reap(self, child: _Child) -> int:
+        """Collect an exited child and fork its replacement; returns its exit status."""
+        child.conn.close()
+        self._children.pop(child.pid, None)
+        try:
+            _, status = os.waitpid(child.pid, 0)
+        except ChildProcessError:
+            status = -1
+        if not self._closing:
+            self._idle.put_nowait(self._fork())
+        return status
+
+    def _replace(self, child: _Child) -> None:
+        self._kill(child)
+
+    async def stop(self) -> None:
+        self._closing = True
+        for child in list(self._children.values()):
+            try:
+                child.conn.send_bytes(b"")  # empty job: exit
+            except OSError:
+                pass
+        for child in list(self._children.values()):
+            await asyncio.get_running_loop().run_in_executor(None, _wait_pid, child.pid)
+            child.conn.close()
+        self._children.clear()
+
+    def terminate(self) -> None:
+        self._closing = True
+        for child in list(self._children.values()):
+            try:
+                os.kill(child.pid, signal.SIGKILL)
+                os.waitpid(child.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        self._children.clear()
+
+
+def _wait_pid(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+# -- the child side ---------------------------------------------------------------------
+
+
+def _reset_inherited_state() -> None:
+    """Undo what the parent's event loop set up: signals and the running-loop marker."""
+    asyncio.events._set_running_loop(None)
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, _on_soft_limit)
+
+
+def _on_soft_limit(signum: int, frame: Any) -> None:
+    raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+
+def _child_main(conn: Connection, max_tasks: int | None, max_memory_kib: int | None) -> None:
+    from celeriac.app import _all_apps
+
+    _reset_inherited_state()
+    done = 0
+    while True:
+        try:
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if not raw:
+            return
+        name, args, kwargs, request = pickle.loads(raw)
+        task = next(app.tasks[name] for app in _all_apps if name in app._tasks)
+        soft_s = request.timelimit[1]
+        if soft_s and not task.is_coroutine:
+            signal.setitimer(signal.ITIMER_REAL, soft_s)
+        try:
+            outcome = run_anywhere(task, args, kwargs, request)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        done += 1
+        retiring = bool(max_tasks and done >= max_tasks) or bool(
+            max_memory_kib and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > max_memory_kib)
+        conn.send_bytes(_pickle_outcome(outcome, retiring))
+        if retiring:
+            return
+
+
+def _pickle_outcome(outcome: Outcome, retiring: bool) -> bytes:
+    """Pickle an Outcome; a result or exception that will not pickle becomes a repr."""
+    try:
+        return pickle.dumps((outcome, retiring), protocol=5)
+    except Exception as exc:
+        value = outcome.value
+        if isinstance(value, BaseException):
+            outcome.value = CeleriacError(f"{type(value).__name__}: {value}")
+        else:
+            outcome.state = FAILURE
+            outcome.value = CeleriacError(f"result cannot be sent back: {exc}")
+            outcome.traceback = traceback.format_exc()
+        if outcome.retry is not None:
+            outcome.retry = None
+            outcome.state = FAILURE
+        return pickle.dumps((outcome, retiring), protocol=5)

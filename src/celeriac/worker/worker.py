@@ -1,0 +1,178 @@
+"""The worker process: start-up and shutdown order, written out in one place.
+
+``Worker.run`` is the whole life of a worker, top to bottom:
+
+    1. import the app's task modules (autodiscovery, imports/include)
+    2. connect to the broker and the result backend (fail fast, URL masked)
+    3. start the pool (prefork forks its children here, after the tasks are imported)
+    4. start the lease keeper and the acker
+    5. print the banner
+    6. install signal handlers: first SIGTERM/SIGINT = warm, second = cold shutdown
+    7. consume until asked to stop
+    8. shut down: stop fetching, return reserved messages, let running tasks finish
+       (up to worker_shutdown_timeout), flush acks, stop the pool, close connections
+
+Where a message goes from here: consumer.py (fetch) -> executor.py (run, ack).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from celeriac import __version__
+from celeriac.brokers.base import mask_url
+from celeriac.errors import BrokerConnectionError
+from celeriac.worker.acks import Acker, LeaseKeeper
+from celeriac.worker.banner import banner
+from celeriac.worker.consumer import Consumer
+from celeriac.worker.executor import Executor
+from celeriac.worker.pools import create_pool, resolve_pool_name
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+
+logger = logging.getLogger("celeriac.worker")
+
+
+def expand_hostname(template: str | None) -> str:
+    """``-n`` like Celery: %h full hostname, %n name part, %d domain part."""
+    host = socket.gethostname()
+    name, _, domain = host.partition(".")
+    template = template or "celeriac@%h"
+    return template.replace("%h", host).replace("%n", name).replace("%d", domain)
+
+
+class Worker:
+    """One worker process consuming from the app's broker. See the module docstring."""
+
+    def __init__(
+        self,
+        app: Celery,
+        *,
+        concurrency: int | None = None,
+        pool: str | None = None,
+        queues: Sequence[str] | None = None,
+        hostname: str | None = None,
+        prefetch_multiplier: int | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+        send_events: bool = False,
+        shutdown_timeout_s: float | None = None,
+        print_banner: bool = True,
+    ) -> None:
+        conf = app.conf
+        self.app = app
+        pool_name, self.pool_notice = resolve_pool_name(pool or conf.worker_pool)
+        self.pool_name = pool_name
+        self.concurrency = concurrency or conf.worker_concurrency or os.cpu_count() or 1
+        if pool_name == "solo":
+            self.concurrency = 1
+        self.queues = list(queues or [conf.task_default_queue])
+        self.hostname = expand_hostname(hostname)
+        self.prefetch_multiplier = prefetch_multiplier or conf.worker_prefetch_multiplier
+        self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child or conf.worker_max_memory_per_child
+        self.send_events = send_events or conf.worker_send_task_events
+        self.shutdown_timeout_s = (shutdown_timeout_s if shutdown_timeout_s is not None
+                                   else conf.seconds("worker_shutdown_timeout") or 0.0)
+        self.print_banner = print_banner
+        self.consumer: Consumer | None = None
+        self._stop = asyncio.Event()
+        self._cold = asyncio.Event()
+        self._signals = 0
+        self.exit_code = 0
+
+    # -- running ------------------------------------------------------------------------
+    def start(self) -> int:
+        """Run the worker until it is shut down; returns the process exit code."""
+        asyncio.run(self.run())
+        return self.exit_code
+
+    async def run(self) -> None:
+        """The start-up order (see the module docstring), then the shutdown order."""
+        app = self.app
+        self._stop, self._cold = asyncio.Event(), asyncio.Event()
+        app.finalize()                                                    # 1
+        broker = await self._connect(app.clients.broker, app.broker_url)  # 2
+        backend = await self._connect(app.clients.backend, app.result_backend_url or "")
+        if self.pool_notice:
+            logger.warning("%s", self.pool_notice)
+        pool = create_pool(self.pool_name, self.concurrency, self.max_tasks_per_child,
+                           self.max_memory_per_child)
+        await pool.start()                                                # 3
+        leases = LeaseKeeper(app._new_broker, broker.lease_s)             # 4
+        leases.start()
+        acker = Acker(broker, leases.release)
+        executor = Executor(app, broker, backend, pool, acker, self.hostname)
+        self.consumer = consumer = Consumer(
+            broker, executor, leases, self.queues, pool.capacity,
+            pool.capacity * max(1, self.prefetch_multiplier))
+        if self.print_banner:                                             # 5
+            print(banner(app, self.hostname, __version__, pool.describe(), self.queues,
+                         app.result_backend_url, self.send_events), flush=True)
+        self._install_signal_handlers()                                   # 6
+        logger.info("%s ready.", self.hostname)
+        consuming = asyncio.create_task(consumer.run())                   # 7
+        await self._stop.wait()
+        await self._shutdown(consuming, consumer, acker, pool, leases)    # 8
+
+    async def _connect(self, connect: Any, url: str) -> Any:
+        try:
+            return await connect()
+        except BrokerConnectionError:
+            raise
+        except Exception as exc:
+            raise BrokerConnectionError(f"cannot connect to {mask_url(url)}: {exc}") from exc
+
+    async def _shutdown(self, consuming: asyncio.Task[None], consumer: Consumer,
+                        acker: Acker, pool: Any, leases: LeaseKeeper) -> None:
+        consumer.stop_fetching()
+        await consuming
+        cold = self._cold.is_set()
+        if not cold:
+            finished = await consumer.drain(self.shutdown_timeout_s, self._cold)
+            cold = self._cold.is_set()
+            if not finished and not cold:
+                logger.warning("tasks still running after %ss; cold shutdown",
+                               self.shutdown_timeout_s)
+                cold = True
+        if cold:
+            await consumer.abandon()
+            pool.terminate()
+        await acker.flush()
+        if not cold:
+            await pool.stop()
+        leases.stop()
+        await self.app.clients.close()
+        logger.info("%s stopped.", self.hostname)
+
+    # -- signals ------------------------------------------------------------------------
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests running a worker in a thread)
+
+    def _on_signal(self, signum: int) -> None:
+        self._signals += 1
+        if signum == signal.SIGQUIT:
+            self._signals = 2
+        if self._signals == 1:
+            logger.warning("worker: Warm shutdown (MainProcess)")
+            self.stop()
+        else:
+            logger.warning("worker: Cold shutdown (MainProcess)")
+            self._cold.set()
+            self._stop.set()
+
+    def stop(self) -> None:
+        """Begin a warm shutdown (safe to call from the worker's loop)."""
+        self._stop.set()
