@@ -1,7 +1,7 @@
 """Body serializers: JSON with kombu's ``__type__`` wrappers by default, pickle by name.
 
 Celery's JSON carries values JSON lacks as ``{"__type__": T, "__value__": V}``
-(datetime, date, time, decimal, uuid, bytes). We encode them on the way out and
+(datetime, date, time, decimal, uuid, bytes/base64), exactly as kombu's JSON does. We encode them on the way out and
 decode them on the way in, so Celery and celeriac read each other's arguments.
 Decoding only walks the tree when the raw bytes contain ``__type__``: the common
 case costs one ``orjson.loads``.
@@ -40,9 +40,13 @@ def _encode_extra(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         return {"__type__": "decimal", "__value__": str(value)}
     if isinstance(value, uuid.UUID):
-        return {"__type__": "uuid", "__value__": str(value)}
+        return {"__type__": "uuid", "__value__": {"hex": value.hex, "version": value.version}}
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"__type__": "bytes", "__value__": bytes(value).decode("utf-8", "surrogateescape")}
+        raw = bytes(value)
+        try:
+            return {"__type__": "bytes", "__value__": raw.decode("utf-8")}
+        except UnicodeDecodeError:
+            return {"__type__": "base64", "__value__": base64.b64encode(raw).decode("ascii")}
     if isinstance(value, (set, frozenset)):
         return list(value)
     if hasattr(value, "__json__"):
@@ -52,11 +56,12 @@ def _encode_extra(value: Any) -> Any:
 
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "datetime": dt.datetime.fromisoformat,
-    "date": dt.date.fromisoformat,
+    "date": lambda v: dt.datetime.fromisoformat(v).date(),
     "time": dt.time.fromisoformat,
     "decimal": decimal.Decimal,
-    "uuid": uuid.UUID,
-    "bytes": lambda v: v.encode("utf-8", "surrogateescape"),
+    # kombu writes {"hex", "version"}; a bare string is accepted too
+    "uuid": lambda v: uuid.UUID(**v) if isinstance(v, dict) else uuid.UUID(v),
+    "bytes": lambda v: v.encode("utf-8"),
     "base64": base64.b64decode,
 }
 

@@ -103,6 +103,16 @@ class MemoryBroker(Broker):
                 taken.append(delivery)
         return taken
 
+    def release_delayed(self) -> int:
+        """Make every delayed message ready now (for ``celeriac.testing.drain``)."""
+        with self._s.lock:
+            count = len(self._s.delayed)
+            while self._s.delayed:
+                _, _, message = heapq.heappop(self._s.delayed)
+                self._push(message)
+            self._wake()
+            return count
+
     # -- contract ---------------------------------------------------------------------
     async def publish(self, messages: Sequence[Message]) -> None:
         with self._s.lock:
