@@ -1,0 +1,93 @@
+-- celeriac: promote due delayed messages, then take up to max_count ready messages and
+-- record each in kombu's unacked hash and unacked_index zset plus celeriac's lease zset,
+-- all in this one script: a crash can never leave a message popped but unrecorded.
+--
+-- KEYS: 1 unacked, 2 unacked_index, 3 leases, 4 delayed,
+--       then per queue 5 keys: bucket 0, bucket 3, bucket 6, bucket 9, wake list
+-- ARGV: 1 now, 2 lease deadline, 3 max_count, 4 nonce (for tags of odd envelopes),
+--       5 key prefix, 6 promote limit, 7 wake cap, 8.. queue names
+-- Returns {next delayed due time or '', queue index, tag, envelope, ...}
+local now = ARGV[1]
+local max_count = tonumber(ARGV[3])
+local prefix = ARGV[5]
+local cap = tonumber(ARGV[7])
+local nq = (#KEYS - 4) / 5
+local sep = '\6\22'
+
+local function wake(key)
+  redis.call('LPUSH', key, '1')
+  redis.call('LTRIM', key, 0, cap - 1)
+end
+
+-- 1. due delayed messages become ready (member = envelope .. '\n' .. step .. queue)
+local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+for _, member in ipairs(due) do
+  local nl = string.find(member, '\n', 1, true)
+  if nl then
+    local step = string.sub(member, nl + 1, nl + 1)
+    local queue = string.sub(member, nl + 2)
+    local key = prefix .. queue
+    if step ~= '0' then key = key .. sep .. step end
+    redis.call('LPUSH', key, string.sub(member, 1, nl - 1))
+    wake(prefix .. '_celeriac.wake.' .. queue)
+  end
+  redis.call('ZREM', KEYS[4], member)
+end
+
+-- 2. pop in kombu's order (every queue's bucket 0 first), record each message
+local out = {''}
+local taken = 0
+local function record(env, queue)
+  local ok, doc = pcall(cjson.decode, env)
+  local props = ok and type(doc) == 'table' and doc.properties
+  local tag, rec
+  if type(props) == 'table' then
+    tag = props.delivery_tag
+    local info = props.delivery_info
+    local ex, rk = '', queue
+    if type(info) == 'table' then
+      if type(info.exchange) == 'string' then ex = info.exchange end
+      if type(info.routing_key) == 'string' then rk = info.routing_key end
+    end
+    rec = '[' .. env .. ',' .. cjson.encode(ex) .. ',' .. cjson.encode(rk) .. ']'
+  else
+    rec = cjson.encode({env, '', queue})
+  end
+  if type(tag) ~= 'string' or tag == '' then tag = ARGV[4] .. ':' .. taken end
+  if redis.call('HSETNX', KEYS[1], tag, rec) == 0 then
+    -- the same envelope is already in flight elsewhere: keep both records
+    tag = ARGV[4] .. ':' .. taken
+    redis.call('HSET', KEYS[1], tag, rec)
+  end
+  redis.call('ZADD', KEYS[2], now, tag)
+  redis.call('ZADD', KEYS[3], ARGV[2], tag)
+  return tag
+end
+
+for step = 1, 4 do
+  for q = 1, nq do
+    if taken >= max_count then break end
+    local items = redis.call('RPOP', KEYS[4 + (q - 1) * 5 + step], max_count - taken)
+    if items then
+      for _, env in ipairs(items) do
+        taken = taken + 1
+        local tag = record(env, ARGV[7 + q])
+        out[#out + 1] = q
+        out[#out + 1] = tag
+        out[#out + 1] = env
+      end
+    end
+  end
+end
+
+-- 3. a drained queue needs no wake tokens: drop them so idle consumers sleep
+for q = 1, nq do
+  local base = 4 + (q - 1) * 5
+  if redis.call('EXISTS', KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]) == 0 then
+    redis.call('DEL', KEYS[base + 5])
+  end
+end
+
+local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+if first[2] then out[1] = first[2] end
+return out
