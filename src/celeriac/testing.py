@@ -61,6 +61,7 @@ async def _drain(app: Celery, queues: list[str], raise_errors: bool, max_rounds:
     failures: list[str] = []
     acker = Acker(broker, lambda _: None)
     executor = Executor(app, broker, backend, SoloPool(), acker, "drain@testing")
+    executor.honour_eta = False
     ran = 0
     try:
         for _ in range(max_rounds):

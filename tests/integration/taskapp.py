@@ -1,0 +1,90 @@
+"""The app integration tests run a real worker for (``celeriac -A taskapp worker``).
+
+The broker comes from CELERIAC_BROKER_URL, set by each test. Executions are appended to
+the file named by ITEST_RECORD, outside the worker, so tests can count every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from celeriac import Celery, SoftTimeLimitExceeded, Task
+
+app = Celery("itest")
+app.conf.broker_transport_options = {
+    "visibility_timeout": float(os.environ.get("ITEST_LEASE_S", "60")),
+    "polling_interval": 0.02,
+}
+
+
+def record(line: str) -> None:
+    path = os.environ.get("ITEST_RECORD")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+
+
+def count(prefix: str) -> int:
+    path = os.environ.get("ITEST_RECORD")
+    if not path or not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.startswith(prefix))
+
+
+@app.task(name="add")
+def add(x: int, y: int) -> int:
+    record(f"add {x} {y}")
+    return x + y
+
+
+@app.task(name="aadd")
+async def aadd(x: int, y: int) -> int:
+    await asyncio.sleep(0.01)
+    record(f"aadd {x} {y}")
+    return x + y
+
+
+@app.task(name="fail")
+def fail() -> None:
+    raise ValueError("bad value", 42)
+
+
+@app.task(name="slow")
+def slow(seconds: float, tag: str) -> str:
+    record(f"start {tag}")
+    time.sleep(seconds)
+    record(f"done {tag}")
+    return tag
+
+
+@app.task(name="flaky", bind=True, retry_backoff=1, retry_jitter=False)
+def flaky(self: Task, tag: str, fail_times: int) -> dict:
+    record(f"flaky {tag} {self.request.retries}")
+    if count(f"flaky {tag} ") <= fail_times:
+        raise self.retry(exc=RuntimeError("flaky"), max_retries=3)
+    return {"tag": tag, "retries": self.request.retries}
+
+
+@app.task(name="soft", soft_time_limit=0.5)
+def soft() -> str:
+    try:
+        time.sleep(5)
+    except SoftTimeLimitExceeded:
+        return "caught"
+    return "not interrupted"
+
+
+@app.task(name="hard", time_limit=1)
+def hard() -> None:
+    time.sleep(30)
+
+
+@app.task(name="pid")
+def pid() -> int:
+    return os.getpid()
