@@ -1,0 +1,249 @@
+"""Redis result backend, byte-compatible with Celery's: both read each other's results.
+
+URLs: the same forms as the Redis broker (``redis://``, ``rediss://``,
+``redis+socket://``, ``sentinel://``; see ``celeriac.brokers.redis``). Options
+(``result_backend_transport_options``): ``global_keyprefix``, socket and TLS options.
+
+Layout and guarantees, as Celery's Redis backend:
+- a result lives at ``celery-task-meta-<id>``: ``SETEX`` with the expiry, then
+  ``PUBLISH`` of the same bytes on a channel named like the key;
+- a stored SUCCESS is never overwritten: the check and the write are one Lua script;
+- ``wait`` subscribes to the key's channel, and once Redis confirms the subscription
+  GETs the key, so a result stored before the wait is seen and one stored after is
+  pushed: no polling. One pub/sub connection per backend serves every waiter; after a
+  reconnect each waiter GETs again (messages published meanwhile are not replayed);
+- ``get_many`` is one MGET.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+
+from celeriac import states
+from celeriac.backends.base import Meta, ResultBackend, decode_meta, encode_meta
+from celeriac.brokers.base import mask_url
+from celeriac.brokers.redis import check_connection, redis_client
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "celery-task-meta-"
+
+# Keep a stored SUCCESS. Celery and celeriac both write "status" first, so the anchored
+# match settles it without parsing; anything else is decoded.
+_STORE = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local status = string.match(current, '^{%s*"status"%s*:%s*"([^"]*)"')
+  if not status then
+    local ok, doc = pcall(cjson.decode, current)
+    if ok and type(doc) == 'table' then status = doc.status end
+  end
+  if status == 'SUCCESS' then return 0 end
+end
+if ARGV[2] == 'ex' then
+  redis.call('SETEX', KEYS[1], ARGV[3], ARGV[1])
+elseif ARGV[2] == 'px' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """One wait() call: woken with a pushed payload, or told to GET again."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    payloads: list[bytes] = field(default_factory=list)
+    recheck: bool = False
+
+
+class _Listener:
+    """One pub/sub connection shared by every waiter of a backend."""
+
+    def __init__(self, client: aioredis.Redis, url: str) -> None:
+        self._url = url
+        self._pubsub = client.pubsub()
+        self._waiters: dict[bytes, set[_Waiter]] = {}
+        self._confirmed: set[bytes] = set()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def add(self, channel: bytes) -> _Waiter:
+        waiter = _Waiter()
+        waiters = self._waiters.setdefault(channel, set())
+        waiters.add(waiter)
+        if channel in self._confirmed:
+            waiter.recheck = True
+            waiter.event.set()
+        elif len(waiters) == 1:
+            await self._pubsub.subscribe(channel)
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read_forever())
+        return waiter
+
+    async def remove(self, channel: bytes, waiter: _Waiter) -> None:
+        waiters = self._waiters.get(channel)
+        if waiters is None:
+            return
+        waiters.discard(waiter)
+        if not waiters:
+            del self._waiters[channel]
+            self._confirmed.discard(channel)
+            # if the connection is gone, the reconnect resubscribes only live channels
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.unsubscribe(channel)
+
+    async def _read_forever(self) -> None:
+        pause, lost = 0.05, False
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+            except Exception as exc:  # the reader must outlive any error
+                if not lost:
+                    lost = True
+                    log.warning("result listener lost Redis at %s (%s); reconnecting",
+                                mask_url(self._url), exc)
+                self._confirmed.clear()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            if lost:
+                lost, pause = False, 0.05
+                log.warning("result listener reconnected to %s", mask_url(self._url))
+            if message:
+                self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        channel = message.get("channel")
+        waiters = self._waiters.get(channel) if isinstance(channel, bytes) else None
+        if not waiters or not isinstance(channel, bytes):
+            return
+        if message["type"] == "subscribe":
+            # first subscription or a resubscription after reconnect: GET to catch up
+            self._confirmed.add(channel)
+            for waiter in waiters:
+                waiter.recheck = True
+                waiter.event.set()
+        elif message["type"] == "message":
+            for waiter in waiters:
+                waiter.payloads.append(message["data"])
+                waiter.event.set()
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+class RedisBackend(ResultBackend):
+    """See the module docstring."""
+
+    schemes = ("redis", "rediss", "redis+socket", "sentinel")
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(url, options)
+        self.prefix = str(self.options.get("global_keyprefix", ""))
+        self._client: aioredis.Redis | None = None
+        self._listener: _Listener | None = None
+        self._store_sha = ""
+
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            self._client = redis_client(self.url, self.options)
+        return self._client
+
+    def key(self, task_id: str) -> str:
+        return f"{self.prefix}{KEY_PREFIX}{task_id}"
+
+    async def connect(self) -> None:
+        await check_connection(self.client, self.url, "Redis result backend")
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await listener.close()
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def store(self, task_id: str, meta: Meta, expires_s: float | None) -> None:
+        if expires_s is None:
+            mode, ttl = "", 0
+        elif float(expires_s).is_integer():
+            mode, ttl = "ex", max(1, int(expires_s))  # SETEX, exactly as Celery
+        else:
+            mode, ttl = "px", max(1, round(expires_s * 1000))
+        args = (encode_meta(meta), mode, ttl)
+        key = self.key(task_id)
+        if self._store_sha:
+            try:
+                await self.client.evalsha(self._store_sha, 1, key, *args)
+                return
+            except NoScriptError:
+                pass
+        self._store_sha = await self.client.script_load(_STORE)
+        await self.client.evalsha(self._store_sha, 1, key, *args)
+
+    async def get(self, task_id: str) -> Meta | None:
+        raw = await self.client.get(self.key(task_id))
+        return None if raw is None else decode_meta(raw)
+
+    async def get_many(self, task_ids: Sequence[str]) -> dict[str, Meta]:
+        if not task_ids:
+            return {}
+        values = await self.client.mget([self.key(t) for t in task_ids])
+        return {t: decode_meta(v) for t, v in zip(task_ids, values, strict=True)
+                if v is not None}
+
+    async def wait(self, task_id: str, timeout_s: float | None) -> Meta | None:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        if self._listener is None:
+            self._listener = _Listener(self.client, self.url)
+        listener = self._listener
+        channel = self.key(task_id).encode()
+        waiter = await listener.add(channel)
+        try:
+            while True:
+                waiter.event.clear()
+                pushed, waiter.payloads = waiter.payloads, []
+                for raw in pushed:
+                    meta = decode_meta(raw)
+                    if meta.get("status") in states.READY_STATES:
+                        return meta
+                if waiter.recheck:
+                    waiter.recheck = False
+                    found = await self.get(task_id)
+                    if found is not None and found.get("status") in states.READY_STATES:
+                        return found
+                if waiter.payloads or waiter.recheck:
+                    continue
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                try:
+                    await asyncio.wait_for(waiter.event.wait(), remaining)
+                except asyncio.TimeoutError:
+                    return None
+        finally:
+            await listener.remove(channel, waiter)
+
+    async def forget(self, task_id: str) -> None:
+        await self.client.delete(self.key(task_id))
+
+
+__all__ = ["KEY_PREFIX", "RedisBackend"]
