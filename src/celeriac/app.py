@@ -261,16 +261,8 @@ class Celery:
         if not isinstance(queue, str):
             queue = getattr(queue, "name", str(queue))
         now = utcnow()
-        eta = options.get("eta")
-        if options.get("countdown") is not None:
-            eta = now + dt.timedelta(seconds=float(options["countdown"]))
-        elif isinstance(eta, dt.datetime) and eta.tzinfo is None:
-            eta = eta.replace(tzinfo=dt.timezone.utc)
-        expires = options.get("expires")
-        if isinstance(expires, (int, float)):
-            expires = now + dt.timedelta(seconds=float(expires))
-        elif isinstance(expires, dt.datetime) and expires.tzinfo is None:
-            expires = expires.replace(tzinfo=dt.timezone.utc)
+        eta = _when(options.get("eta"), options.get("countdown"), now)
+        expires = _when(options.get("expires"), None, now)
         parent = current_request.get()
         priority = options.get("priority")
         if priority is None:
@@ -329,11 +321,11 @@ class Celery:
         else:
             await broker.delay([(message, due)])
 
-    def AsyncResult(self, task_id: str) -> AsyncResult[Any]:  # noqa: N802 - Celery's name
+    def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         return AsyncResult(task_id, app=self)
 
     # -- running a worker -------------------------------------------------------------
-    def Worker(self, **options: Any) -> Any:  # noqa: N802 - Celery's name
+    def Worker(self, **options: Any) -> Any:
         """A worker for this app (``celeriac.worker.Worker``), not yet started."""
         from celeriac.worker.worker import Worker
 
@@ -346,6 +338,17 @@ class Celery:
         run_cli_for_app(self, argv or ["worker"])
 
     start = worker_main
+
+
+def _when(value: Any, countdown: float | None, now: dt.datetime) -> dt.datetime | None:
+    """eta/expires as an aware datetime: from a countdown, seconds, or a (naive=UTC) date."""
+    if countdown is not None:
+        return now + dt.timedelta(seconds=float(countdown))
+    if isinstance(value, (int, float)):
+        return now + dt.timedelta(seconds=float(value))
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value if isinstance(value, dt.datetime) else None
 
 
 def _signatures(value: Any) -> list[dict[str, Any]] | None:

@@ -50,8 +50,11 @@ class Signature(dict[str, Any]):
         self.setdefault("options", {}).setdefault("link_error", []).append(dict(errback))
         return errback
 
-    def __or__(self, other: Signature) -> chain:
-        return chain(self, other)
+    def __or__(self, other: Any) -> Any:
+        """``a.s() | b.s()`` is ``chain(a.s(), b.s())``."""
+        if isinstance(other, Signature):
+            return chain(self, other)
+        return super().__or__(other)
 
 
 def signature(value: Any, app: Celery | None = None, **options: Any) -> Signature:
@@ -63,7 +66,7 @@ def signature(value: Any, app: Celery | None = None, **options: Any) -> Signatur
     return sig
 
 
-class chain:  # noqa: N801 - Celery's name
+class chain:
     """``chain(a.s(1), b.s(), c.s())``: each step gets the previous one's result."""
 
     def __init__(self, *steps: Signature) -> None:

@@ -63,7 +63,7 @@ class InvalidTaskArguments(TaskMessageError, TypeError):
     """The message's args/kwargs do not fit the task's signature."""
 
 
-class TimeoutError(CeleriacError):  # noqa: A001 - Celery's name
+class TimeoutError(CeleriacError):
     """``AsyncResult.get()`` waited longer than its timeout."""
 
 

@@ -92,7 +92,7 @@ class TaskCall:
     def timelimit(self) -> tuple[float | None, float | None]:
         """(hard, soft) in seconds, each None when unset."""
         raw = self.headers.get("timelimit") or (None, None)
-        hard, soft = (list(raw) + [None, None])[:2]
+        hard, soft = [*raw, None, None][:2]
         return (float(hard) if hard else None, float(soft) if soft else None)
 
 

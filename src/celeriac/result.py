@@ -7,7 +7,7 @@ exception (rebuilt as its own type where that type is a real exception class).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from celeriac import states
 from celeriac.backends.base import Meta, rebuild_exception
@@ -22,7 +22,7 @@ R = TypeVar("R")
 class AsyncResult(Generic[R]):
     """A task's result, looked up by id in the app's result backend."""
 
-    def __init__(self, id: str, app: Celery | None = None) -> None:  # noqa: A002
+    def __init__(self, id: str, app: Celery | None = None) -> None:
         from celeriac.app import current_app
 
         self.id = id
@@ -55,8 +55,7 @@ class AsyncResult(Generic[R]):
             if propagate:
                 raise exc
             return exc  # type: ignore[return-value]
-        value: R = meta.get("result")
-        return value
+        return cast(R, meta.get("result"))
 
     def get(self, timeout: float | None = None, propagate: bool = True,
             interval: float = 0.5, **_ignored: Any) -> R:
@@ -148,7 +147,7 @@ class AsyncResult(Generic[R]):
 class EagerResult(AsyncResult[R]):
     """The result of ``task.apply()``: already known, no backend involved."""
 
-    def __init__(self, id: str, value: Any, state: str, traceback: str | None = None,  # noqa: A002
+    def __init__(self, id: str, value: Any, state: str, traceback: str | None = None,
                  app: Celery | None = None) -> None:
         super().__init__(id, app)
         result = value

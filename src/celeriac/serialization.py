@@ -1,8 +1,9 @@
 """Body serializers: JSON with kombu's ``__type__`` wrappers by default, pickle by name.
 
 Celery's JSON carries values JSON lacks as ``{"__type__": T, "__value__": V}``
-(datetime, date, time, decimal, uuid, bytes/base64), exactly as kombu's JSON does. We encode them on the way out and
-decode them on the way in, so Celery and celeriac read each other's arguments.
+(datetime, date, time, decimal, uuid, bytes/base64), exactly as kombu's JSON does.
+We encode them on the way out and decode them on the way in, so Celery and celeriac
+read each other's arguments.
 Decoding only walks the tree when the raw bytes contain ``__type__``: the common
 case costs one ``orjson.loads``.
 """
@@ -77,7 +78,7 @@ def _wrap_uuids(node: Any) -> Any:
         return _encode_extra(node)
     if isinstance(node, (list, tuple)):
         items = [_wrap_uuids(v) for v in node]
-        return items if any(a is not b for a, b in zip(items, node)) else node
+        return items if any(a is not b for a, b in zip(items, node, strict=True)) else node
     if isinstance(node, dict):
         pairs = {k: _wrap_uuids(v) for k, v in node.items()}
         return pairs if any(pairs[k] is not v for k, v in node.items()) else node

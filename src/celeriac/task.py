@@ -32,7 +32,7 @@ def backoff_delay_s(factor: float, retries: int, maximum: float, jitter: bool) -
     [d/2, d], so retries spread out but never come sooner than half the promise (Celery
     draws from [0, d], which can retry at once).
     """
-    delay = min(maximum, factor * (2 ** max(0, retries)))
+    delay = min(maximum, factor * float(2 ** max(0, retries)))
     if jitter:
         delay = random.uniform(delay / 2, delay)
     return max(0.0, delay)
@@ -94,7 +94,7 @@ class Task(Generic[P, R]):
         """Send the task with options: countdown, eta, expires, queue, priority, task_id,
         headers, ignore_result, time_limit, soft_time_limit, link, link_error, ..."""
         if self.app.conf.task_always_eager:
-            return self.apply(args, kwargs, task_id=options.get("task_id"))  # type: ignore[return-value]
+            return self.apply(args, kwargs, task_id=options.get("task_id"))
         return self.app.send_task(self.name, args, kwargs, task_type=self, **options)
 
     async def aapply_async(
@@ -105,7 +105,7 @@ class Task(Generic[P, R]):
     ) -> AsyncResult[R]:
         """Awaitable ``apply_async``: publishes on the caller's event loop."""
         if self.app.conf.task_always_eager:
-            return self.apply(args, kwargs, task_id=options.get("task_id"))  # type: ignore[return-value]
+            return self.apply(args, kwargs, task_id=options.get("task_id"))
         return await self.app.asend_task(self.name, args, kwargs, task_type=self, **options)
 
     def apply(
@@ -124,7 +124,7 @@ class Task(Generic[P, R]):
         return apply_eagerly(self, list(args or ()), dict(kwargs or {}), task_id=task_id,
                              retries=retries, throw=throw)
 
-    def AsyncResult(self, task_id: str) -> AsyncResult[R]:  # noqa: N802 - Celery's name
+    def AsyncResult(self, task_id: str) -> AsyncResult[R]:
         from celeriac.result import AsyncResult
 
         return AsyncResult(task_id, app=self.app)

@@ -7,6 +7,7 @@ and deleted in passing on write. ``wait`` polls (backoff to 50 ms).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -41,10 +42,10 @@ class SQLiteBackend(ResultBackend):
         super().__init__(url, options)
         self.path = sqlite_path(url)
         self._lock = threading.Lock()
-        self._conn = None
+        self._conn: sqlite3.Connection | None = None
         self._writes = 0
 
-    def _db(self) -> Any:
+    def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = connect_sqlite(self.path)
             conn.executescript(_SCHEMA)

@@ -215,7 +215,8 @@ class SQLiteBroker(Broker):
             try:
                 db.execute(
                     "INSERT INTO dead_letters (queue, reason, failed_at, envelope) "
-                    "SELECT queue, ?, ?, envelope FROM messages WHERE id = ? AND delivery_count = ?",
+                    "SELECT queue, ?, ?, envelope FROM messages "
+                    "WHERE id = ? AND delivery_count = ?",
                     (reason, time.time(), row_id, count),
                 )
                 db.execute("DELETE FROM messages WHERE id = ? AND delivery_count = ?",

@@ -42,7 +42,7 @@ _POOL_CHOICES = click.Choice([*POOL_NAMES, *ALIASES], case_sensitive=False)
 @click.option("--without-heartbeat", is_flag=True, help="Accepted for Celery compatibility.")
 @click.option("-O", "optimization", help="Accepted for Celery compatibility (fair is default).")
 @click.pass_obj
-def worker(ctx: AppContext, loglevel: str, concurrency: int | None, pool: str | None,
+def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str | None,
            queues: str | None, hostname: str | None, prefetch_multiplier: int | None,
            max_tasks_per_child: int | None, max_memory_per_child: int | None,
            task_events: bool, logfile: str | None, shutdown_timeout: float | None,

@@ -49,15 +49,11 @@ def banner(app: Celery, hostname: str, version: str, pool: str, queues: Sequence
         "",
         "[queues]",
     ]
-    lines = [left + text for left, text in zip(_ART, right)]
+    lines = [left + text for left, text in zip(_ART, right, strict=True)]
     lines += [" " * 16 + f".> {q:<16} exchange={q}(direct) key={q}" for q in queues]
     tasks = sorted(name for name in app.tasks if not name.startswith("celery."))
     lines += ["", "[tasks]"] + [f"  . {name}" for name in tasks] + [""]
     return "\n".join(lines)
-
-
-class _TaskAwareFormatter(logging.Formatter):
-    pass
 
 
 def setup_logging(level: str, fmt: str) -> None:
@@ -67,7 +63,7 @@ def setup_logging(level: str, fmt: str) -> None:
         raise ValueError(f"unknown log level {level!r}: use debug, info, warning, error "
                          f"or critical")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_TaskAwareFormatter(fmt))
+    handler.setFormatter(logging.Formatter(fmt))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

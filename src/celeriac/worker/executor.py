@@ -101,8 +101,8 @@ class Executor:
         logger.info("Task %s[%s] received", call.name, call.id)
         request = self._request(call, delivery, task)
         if self.track_started and not request.ignore_result:
-            await self._store(call, make_meta(call.id, states.STARTED, {"pid": None,
-                                                                         "hostname": self.hostname}))
+            started = {"pid": None, "hostname": self.hostname}
+            await self._store(call, make_meta(call.id, states.STARTED, started))
         outcome = await self.pool.run(task, call.args, call.kwargs, request)
         settled = await self._record(task, call, request, delivery, outcome)
         if acks_late and not settled:

@@ -99,8 +99,8 @@ class PreforkPool(Pool):
             logger.error("Hard time limit (%ss) exceeded for %s[%s]: killing child %d",
                          hard_s, task.name, request.id, child.pid)
             self._kill(child)
-            exc = TimeLimitExceeded(f"hard time limit ({hard_s:g}s) exceeded")
-            return Outcome(FAILURE, exc, f"TimeLimitExceeded: {exc}\n")
+            limit = TimeLimitExceeded(f"hard time limit ({hard_s:g}s) exceeded")
+            return Outcome(FAILURE, limit, f"TimeLimitExceeded: {limit}\n")
         except (EOFError, OSError):
             code = self._reap(child)
             return Outcome(FAILURE, WorkerLostError(
@@ -118,7 +118,11 @@ class PreforkPool(Pool):
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         fd = child.conn.fileno()
-        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        def readable() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, readable)
         try:
             await ready
         finally:

@@ -39,13 +39,7 @@ class ThreadPool(Pool):
                   request: Context) -> Outcome:
         hard_s, soft_s = request.timelimit
         if task.is_coroutine:
-            coro = run_async(task, args, kwargs, request, soft_s)
-            if not hard_s:
-                return await coro
-            try:
-                return await asyncio.wait_for(coro, hard_s)
-            except asyncio.TimeoutError:
-                return _hard_limit_outcome(hard_s)
+            return await _run_coroutine_task(task, args, kwargs, request)
         loop = asyncio.get_running_loop()
         box: dict[str, int] = {}
 
@@ -58,9 +52,11 @@ class ThreadPool(Pool):
             return await future
         timers = []
         if soft_s:
-            timers.append(loop.call_later(
-                soft_s, lambda: "thread" in box and not future.done()
-                and raise_in_thread(box["thread"], SoftTimeLimitExceeded)))
+            def soft_limit() -> None:
+                if "thread" in box and not future.done():
+                    raise_in_thread(box["thread"], SoftTimeLimitExceeded)
+
+            timers.append(loop.call_later(soft_s, soft_limit))
         try:
             if hard_s:
                 return await asyncio.wait_for(asyncio.shield(future), hard_s)
@@ -78,6 +74,19 @@ class ThreadPool(Pool):
 
     def terminate(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _run_coroutine_task(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+                              request: Context) -> Outcome:
+    """An ``async def`` task on the loop, with its soft and hard limits as timeouts."""
+    hard_s, soft_s = request.timelimit
+    coro = run_async(task, args, kwargs, request, soft_s)
+    if not hard_s:
+        return await coro
+    try:
+        return await asyncio.wait_for(coro, hard_s)
+    except asyncio.TimeoutError:
+        return _hard_limit_outcome(hard_s)
 
 
 def _hard_limit_outcome(hard_s: float) -> Outcome:
