@@ -88,3 +88,25 @@ def hard() -> None:
 @app.task(name="pid")
 def pid() -> int:
     return os.getpid()
+
+
+@app.task(name="whoami", bind=True)
+def whoami(self: Task, x: int) -> dict:
+    r = self.request
+    return {"id": r.id, "args": r.args, "kwargs": r.kwargs, "retries": r.retries,
+            "hostname": r.hostname, "delivery_info": r.delivery_info, "is_eager": r.is_eager,
+            "root_id": r.root_id, "parent_id": r.parent_id, "eta": str(r.eta),
+            "expires": str(r.expires)}
+
+
+@app.task(name="early", acks_late=False)
+def early(seconds: float, tag: str) -> str:
+    record(f"start {tag}")
+    time.sleep(seconds)
+    record(f"done {tag}")
+    return tag
+
+
+@app.task(name="note", ignore_result=True)
+def note(tag: str) -> None:
+    record(f"note {tag}")
