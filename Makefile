@@ -22,7 +22,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/contract
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff check src tests examples $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
