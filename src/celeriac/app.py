@@ -316,7 +316,7 @@ class Celery:
     async def publish(self, message: Message, due: float | None = None) -> None:
         """Publish one message now, or into the broker's delay store until ``due``."""
         broker = await self.clients.broker()
-        if due is None:
+        if due is None or not self.conf.broker_delay_store:
             await broker.publish([message])
         else:
             await broker.delay([(message, due)])

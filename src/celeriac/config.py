@@ -50,6 +50,9 @@ SETTINGS: dict[str, Setting] = {
     "broker_connection_max_retries": Setting(100, (int, type(None)), "Reconnects, then fail."),
     "broker_heartbeat": Setting(120.0, _OPT_NUM, "AMQP heartbeat in seconds."),
     "broker_pool_limit": Setting(10, (int, type(None)), "Producer connections kept open."),
+    "broker_delay_store": Setting(
+        True, bool, "Keep future tasks in the broker's delay store (False: send them to "
+                    "their queue with an eta header, as Celery does, for Celery-only fleets)."),
     "result_backend": Setting(None, _OPT_STR,
                               "Result URL; none: the broker's file on SQLite/memory."),
     "result_backend_transport_options": Setting({}, dict, "Result backend options."),

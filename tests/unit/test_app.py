@@ -203,3 +203,16 @@ def test_shared_task_registers_with_apps() -> None:
     later = memory_app("later")
     assert "shared.ping" in later.tasks
     assert ping() == "pong"
+
+
+def test_without_the_delay_store_countdown_goes_to_the_queue_with_an_eta(app: Celery) -> None:
+    """For a fleet of Celery workers only: they hold eta tasks themselves."""
+    app.conf.broker_delay_store = False
+
+    @app.task
+    def later() -> None: ...
+
+    later.apply_async(countdown=3600)
+    [d] = fetch_all(app)
+    eta = dt.datetime.fromisoformat(d.message.headers["eta"])
+    assert 3590 < (eta - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 3600
