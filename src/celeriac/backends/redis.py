@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from redis.exceptions import NoScriptError, RedisError
 from celeriac import states
 from celeriac.backends.base import Meta, ResultBackend, decode_meta, encode_meta
 from celeriac.brokers.base import mask_url
-from celeriac.brokers.redis import check_connection, redis_client
+from celeriac.brokers.redis import Lane, open_lane, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,26 @@ class _Waiter:
 
 
 class _Listener:
-    """One pub/sub connection shared by every waiter of a backend."""
+    """One pub/sub connection shared by every waiter of a backend.
+
+    A reader task owns the reads; subscribe/unsubscribe only write. After any error the
+    reader reconnects with backoff and resubscribes every live channel; each 'subscribe'
+    confirmation (first or renewed) tells that channel's waiters to GET again.
+    """
 
     def __init__(self, client: aioredis.Redis, url: str) -> None:
+        pool: Any = client.connection_pool
+        self._conn: Any = pool.make_connection()
         self._url = url
-        self._pubsub = client.pubsub()
         self._waiters: dict[bytes, set[_Waiter]] = {}
         self._confirmed: set[bytes] = set()
+        self._send_lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
+
+    async def _send(self, *args: Any) -> None:
+        async with self._send_lock:
+            await self._conn.send_packed_command(self._conn.pack_command(*args),
+                                                 check_health=False)
 
     async def add(self, channel: bytes) -> _Waiter:
         waiter = _Waiter()
@@ -88,9 +100,9 @@ class _Listener:
             waiter.recheck = True
             waiter.event.set()
         elif len(waiters) == 1:
-            await self._pubsub.subscribe(channel)
-            if self._reader is None or self._reader.done():
-                self._reader = asyncio.create_task(self._read_forever())
+            await self._send("SUBSCRIBE", channel)
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read_forever())
         return waiter
 
     async def remove(self, channel: bytes, waiter: _Waiter) -> None:
@@ -103,42 +115,46 @@ class _Listener:
             self._confirmed.discard(channel)
             # if the connection is gone, the reconnect resubscribes only live channels
             with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.unsubscribe(channel)
+                await self._send("UNSUBSCRIBE", channel)
 
     async def _read_forever(self) -> None:
         pause, lost = 0.05, False
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=None)
+                if lost or not self._conn.is_connected:
+                    self._confirmed.clear()
+                    if self._waiters:
+                        await self._send("SUBSCRIBE", *self._waiters)
+                    if lost:
+                        lost, pause = False, 0.05
+                        log.warning("result listener reconnected to %s", mask_url(self._url))
+                reply = await self._conn.read_response(push_request=True)
             except Exception as exc:  # the reader must outlive any error
                 if not lost:
-                    lost = True
                     log.warning("result listener lost Redis at %s (%s); reconnecting",
                                 mask_url(self._url), exc)
-                self._confirmed.clear()
+                lost = True
+                with contextlib.suppress(Exception):
+                    await self._conn.disconnect()
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
                 continue
-            if lost:
-                lost, pause = False, 0.05
-                log.warning("result listener reconnected to %s", mask_url(self._url))
-            if message:
-                self._dispatch(message)
+            if isinstance(reply, list) and len(reply) == 3:
+                self._dispatch(reply[0], reply[1], reply[2])
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        channel = message.get("channel")
-        waiters = self._waiters.get(channel) if isinstance(channel, bytes) else None
-        if not waiters or not isinstance(channel, bytes):
+    def _dispatch(self, kind: bytes, channel: bytes, data: Any) -> None:
+        waiters = self._waiters.get(channel)
+        if not waiters:
             return
-        if message["type"] == "subscribe":
+        if kind == b"subscribe":
             # first subscription or a resubscription after reconnect: GET to catch up
             self._confirmed.add(channel)
             for waiter in waiters:
                 waiter.recheck = True
                 waiter.event.set()
-        elif message["type"] == "message":
+        elif kind == b"message":
             for waiter in waiters:
-                waiter.payloads.append(message["data"])
+                waiter.payloads.append(data)
                 waiter.event.set()
 
     async def close(self) -> None:
@@ -146,7 +162,7 @@ class _Listener:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._conn.disconnect()
 
 
 class RedisBackend(ResultBackend):
@@ -158,6 +174,7 @@ class RedisBackend(ResultBackend):
         super().__init__(url, options)
         self.prefix = str(self.options.get("global_keyprefix", ""))
         self._client: aioredis.Redis | None = None
+        self._lane: Lane | None = None
         self._listener: _Listener | None = None
         self._store_sha = ""
 
@@ -167,16 +184,24 @@ class RedisBackend(ResultBackend):
             self._client = redis_client(self.url, self.options)
         return self._client
 
+    def _run(self, *commands: Sequence[Any]) -> Awaitable[list[Any]]:
+        if self._lane is None:
+            self._lane = Lane(self.client)
+        return self._lane.execute(*commands)
+
     def key(self, task_id: str) -> str:
         return f"{self.prefix}{KEY_PREFIX}{task_id}"
 
     async def connect(self) -> None:
-        await check_connection(self.client, self.url, "Redis result backend")
+        self._lane = await open_lane(self.client, self.url, "Redis result backend")
 
     async def close(self) -> None:
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
+        if self._lane is not None:
+            lane, self._lane = self._lane, None
+            await lane.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -188,25 +213,25 @@ class RedisBackend(ResultBackend):
             mode, ttl = "ex", max(1, int(expires_s))  # SETEX, exactly as Celery
         else:
             mode, ttl = "px", max(1, round(expires_s * 1000))
-        args = (encode_meta(meta), mode, ttl)
-        key = self.key(task_id)
+        args = (self.key(task_id), encode_meta(meta), mode, ttl)
         if self._store_sha:
             try:
-                await self.client.evalsha(self._store_sha, 1, key, *args)
+                await self._run(("EVALSHA", self._store_sha, 1, *args))
                 return
             except NoScriptError:
                 pass
-        self._store_sha = await self.client.script_load(_STORE)
-        await self.client.evalsha(self._store_sha, 1, key, *args)
+        [sha] = await self._run(("SCRIPT", "LOAD", _STORE))
+        self._store_sha = sha.decode() if isinstance(sha, bytes) else str(sha)
+        await self._run(("EVALSHA", self._store_sha, 1, *args))
 
     async def get(self, task_id: str) -> Meta | None:
-        raw = await self.client.get(self.key(task_id))
+        [raw] = await self._run(("GET", self.key(task_id)))
         return None if raw is None else decode_meta(raw)
 
     async def get_many(self, task_ids: Sequence[str]) -> dict[str, Meta]:
         if not task_ids:
             return {}
-        values = await self.client.mget([self.key(t) for t in task_ids])
+        [values] = await self._run(("MGET", *[self.key(t) for t in task_ids]))
         return {t: decode_meta(v) for t, v in zip(task_ids, values, strict=True)
                 if v is not None}
 
@@ -243,7 +268,7 @@ class RedisBackend(ResultBackend):
             await listener.remove(channel, waiter)
 
     async def forget(self, task_id: str) -> None:
-        await self.client.delete(self.key(task_id))
+        await self._run(("DEL", self.key(task_id)))
 
 
 __all__ = ["KEY_PREFIX", "RedisBackend"]

@@ -51,6 +51,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from importlib import resources
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -60,7 +61,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -104,6 +105,7 @@ def _client_kwargs(options: dict[str, Any]) -> dict[str, Any]:
         "retry": Retry(NoBackoff(), 0),
         "max_connections": int(options.get("max_connections", 64)),
         "client_name": options.get("client_name"),
+        "protocol": 2,  # RESP2 as kombu: the same reply shapes on every redis-py version
     }
     return kwargs
 
@@ -170,13 +172,55 @@ def _sentinel_client(
     return client
 
 
-async def check_connection(client: aioredis.Redis, url: str, what: str) -> None:
-    """PING once; any failure becomes BrokerConnectionError naming the masked URL."""
+class Lane:
+    """One redis-py connection of our own, used by one caller at a time.
+
+    Commands are packed and pipelined straight onto the connection and the replies read
+    in order: this skips the pool and retry layers of the client, about halving the
+    time of a round trip. A lost connection raises ConnectionError and reconnects on
+    the next call; a cancelled call drops the connection so replies never misalign.
+    """
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+
+    async def execute(self, *commands: Sequence[Any]) -> list[Any]:
+        """Send the commands in one write; their replies, raising the first error."""
+        async with self._lock:
+            if self._conn is None:
+                pool: Any = self._client.connection_pool
+                self._conn = pool.make_connection()
+            conn = self._conn
+            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:  # the reply was read: the line stays in step
+                    replies.append(exc)
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.disconnect()
+
+
+async def open_lane(client: aioredis.Redis, url: str, what: str) -> Lane:
+    """A Lane that answered PING; any failure is BrokerConnectionError (URL masked)."""
+    lane = Lane(client)
     try:
-        await client.ping()
+        await lane.execute(("PING",))
     except (RedisError, OSError) as exc:
+        await lane.close()
         raise BrokerConnectionError(
             f"cannot connect to {what} at {mask_url(url)}: {exc}") from exc
+    return lane
 
 
 def _load_script(name: str) -> str:
@@ -202,15 +246,16 @@ class RedisBroker(Broker):
         self.polling_interval = max(0.01, float(opts.get("polling_interval", 0.1)))
         self.sweep_interval = float(opts.get("sweep_interval", min(5.0, self.lease_s / 4)))
         self.retry_timeout = float(opts.get("retry_timeout", 30.0))
-        self._socket_timeout = float(opts.get("socket_timeout") or 0.0)
         self.mutex_expire_s = float(opts.get("unacked_mutex_expire", 300))
+        self._socket_timeout = float(opts.get("socket_timeout") or 0.0)
         k = self._k
         self.unacked, self.unacked_index = k("unacked"), k("unacked_index")
         self.unacked_mutex, self.leases = k("unacked_mutex"), k("_celeriac.leases")
         self.delayed, self.dead = k("_celeriac.delayed"), k("_celeriac.dead")
         self.dead_index = k("_celeriac.dead.index")
         self._client: aioredis.Redis | None = None
-        self._scripts: dict[str, tuple[str, str]] = {}
+        self._lanes: dict[str, Lane] = {}
+        self._shas: dict[str, str] = {}
         self._lost = False
         self._next_sweep = 0.0
         self._rotation = 0
@@ -221,17 +266,27 @@ class RedisBroker(Broker):
     def _wake_key(self, queue: str) -> str:
         return self._k(f"_celeriac.wake.{queue}")
 
-    @property
-    def client(self) -> aioredis.Redis:
-        if self._client is None:
-            self._client = redis_client(self.url, self.options)
-        return self._client
+    def _lane(self, name: str = "main") -> Lane:
+        """``main`` for every command; ``wait`` for the blocking BLPOP of an idle fetch."""
+        lane = self._lanes.get(name)
+        if lane is None:
+            if self._client is None:
+                self._client = redis_client(self.url, self.options)
+            lane = self._lanes[name] = Lane(self._client)
+        return lane
+
+    async def _run(self, *commands: Sequence[Any]) -> list[Any]:
+        return await self._lane().execute(*commands)
 
     # -- lifecycle --------------------------------------------------------------------
     async def connect(self) -> None:
-        await check_connection(self.client, self.url, "Redis broker")
+        self._client = self._client or redis_client(self.url, self.options)
+        self._lanes["main"] = await open_lane(self._client, self.url, "Redis broker")
 
     async def close(self) -> None:
+        lanes, self._lanes = self._lanes, {}
+        for lane in lanes.values():
+            await lane.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -263,64 +318,56 @@ class RedisBroker(Broker):
 
     async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA a packaged script, loading it on first use or after a Redis restart."""
-        if name not in self._scripts:
-            source = _load_script(name)
-            self._scripts[name] = (source, "")
-        source, sha = self._scripts[name]
-        client = self.client
+        sha = self._shas.get(name)
         if sha:
             try:
-                return await client.evalsha(sha, len(keys), *keys, *args)
+                return (await self._run(("EVALSHA", sha, len(keys), *keys, *args)))[0]
             except NoScriptError:
                 pass
-        sha = await client.script_load(source)
-        self._scripts[name] = (source, sha)
-        return await client.evalsha(sha, len(keys), *keys, *args)
+        [sha] = await self._run(("SCRIPT", "LOAD", _load_script(name)))
+        self._shas[name] = sha = _raw(sha).decode()
+        return (await self._run(("EVALSHA", sha, len(keys), *keys, *args)))[0]
 
     # -- producing --------------------------------------------------------------------
     async def publish(self, messages: Sequence[Message]) -> None:
         if not messages:
             return
         by_key: dict[str, list[bytes]] = {}
-        per_queue: dict[str, int] = {}
         for m in messages:
-            key = bucket_key(m.routing_key, priority_step(m.priority))
-            by_key.setdefault(self._k(key), []).append(to_envelope(m))
-            per_queue[m.routing_key] = per_queue.get(m.routing_key, 0) + 1
+            key = self._k(bucket_key(m.routing_key, priority_step(m.priority)))
+            by_key.setdefault(key, []).append(to_envelope(m))
+        pushes = [("LPUSH", key, *envelopes) for key, envelopes in by_key.items()]
+        await self._retry(lambda: self._transaction(pushes, self._wakes(messages)))
 
-        async def run() -> None:
-            async with self.client.pipeline(transaction=True) as pipe:
-                for key, envelopes in by_key.items():
-                    pipe.lpush(key, *envelopes)
-                self._queue_wakes(pipe, per_queue)
-                await pipe.execute()
+    async def _transaction(self, *groups: list[tuple[Any, ...]]) -> None:
+        """MULTI/EXEC in one round trip; raises if any command in it failed."""
+        commands = [cmd for group in groups for cmd in group]
+        replies = await self._run(("MULTI",), *commands, ("EXEC",))
+        for reply in replies[-1] or ():
+            if isinstance(reply, Exception):
+                raise reply
 
-        await self._retry(run)
-
-    def _queue_wakes(self, pipe: Any, per_queue: dict[str, int]) -> None:
-        for queue, count in per_queue.items():
+    def _wakes(self, messages: Sequence[Message]) -> list[tuple[Any, ...]]:
+        """Wake tokens for the messages' queues: one per message, at most _WAKE_CAP."""
+        counts: dict[str, int] = {}
+        for m in messages:
+            counts[m.routing_key] = counts.get(m.routing_key, 0) + 1
+        commands: list[tuple[Any, ...]] = []
+        for queue, count in counts.items():
             wake = self._wake_key(queue)
-            pipe.lpush(wake, *[b"1"] * min(count, _WAKE_CAP))
-            pipe.ltrim(wake, 0, _WAKE_CAP - 1)
+            commands.append(("LPUSH", wake, *[b"1"] * min(count, _WAKE_CAP)))
+            commands.append(("LTRIM", wake, 0, _WAKE_CAP - 1))
+        return commands
 
     async def delay(self, messages: Sequence[tuple[Message, float]]) -> None:
         if not messages:
             return
-        members: dict[bytes, float] = {}
-        per_queue: dict[str, int] = {}
+        scored: list[Any] = []
         for m, due in messages:
-            step = priority_step(m.priority)
-            member = to_envelope(m) + f"\n{step}{m.routing_key}".encode()
-            members[member] = float(due)
-            per_queue[m.routing_key] = per_queue.get(m.routing_key, 0) + 1
-
-        async def run() -> None:
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.zadd(self.delayed, members)
-                self._queue_wakes(pipe, per_queue)  # waiting consumers re-read the due time
-                await pipe.execute()
-
-        await self._retry(run)
+            scored += [repr(float(due)),
+                       to_envelope(m) + f"\n{priority_step(m.priority)}{m.routing_key}".encode()]
+        wakes = self._wakes([m for m, _ in messages])  # waiting consumers re-read the due time
+        await self._retry(lambda: self._transaction([("ZADD", self.delayed, *scored)], wakes))
 
     # -- consuming --------------------------------------------------------------------
     async def fetch(
@@ -332,36 +379,42 @@ class RedisBroker(Broker):
         # rotate the queue order per call (kombu's round robin) so no queue starves
         self._rotation = (self._rotation + 1) % len(queues)
         order = list(queues[self._rotation:]) + list(queues[: self._rotation])
-        wakes = [self._wake_key(q) for q in order]
+        block: float | None = None  # the first look does not wait
         while True:
             await self._maybe_sweep()
             try:
                 taken, next_due = await self._retry(
-                    lambda: self._take(order, max_count), deadline)
-            except BrokerConnectionError:
-                return []
-            if taken:
-                return taken
-            now = time.monotonic()
-            if now >= deadline:
-                return []
-            wait = min(deadline - now, self.polling_interval)
-            if next_due is not None:
-                wait = min(wait, max(0.0, next_due - time.time()))
-            if self._socket_timeout:
-                wait = min(wait, self._socket_timeout * 0.8)  # BLPOP must answer in time
-            try:
-                await self._retry(self._blocker(wakes, max(wait, 0.001)), deadline)
+                    partial(self._take, order, max_count, block), deadline)
+                if taken:
+                    return taken
+                block = min(deadline - time.monotonic(), self.polling_interval)
+                if block <= 0:
+                    return []
+                if self._socket_timeout:
+                    block = min(block, self._socket_timeout * 0.8)  # BLPOP answers in time
+                until_due = None if next_due is None else next_due - time.time()
+                if until_due is not None and until_due <= block:
+                    # sleep until the due time (a publish still wakes us), then look
+                    if until_due > 0:
+                        await self._retry(partial(self._lane("wait").execute,
+                                                  self._blpop(order, until_due)), deadline)
+                    block = None
+            except NoScriptError:  # Redis restarted: the next look reloads the script
+                block = None
             except BrokerConnectionError:
                 return []
 
-    def _blocker(self, keys: list[str], timeout: float) -> Callable[[], Awaitable[Any]]:
-        """BLPOP on wake lists: returns at the first token or after timeout."""
-        return lambda: self.client.blpop(keys, timeout)
+    def _blpop(self, queues: Sequence[str], timeout: float) -> tuple[Any, ...]:
+        return ("BLPOP", *[self._wake_key(q) for q in queues], f"{max(timeout, 0.001):.3f}")
 
     async def _take(
-        self, queues: Sequence[str], max_count: int
+        self, queues: Sequence[str], max_count: int, block: float | None
     ) -> tuple[list[Delivery], float | None]:
+        """Run fetch.lua now, or (block) pipelined behind a BLPOP on the wake lists.
+
+        Redis runs the script the moment the BLPOP returns, so a wake-up costs no extra
+        round trip; its ``now`` is the send time, at most ``block`` early.
+        """
         keys = [self.unacked, self.unacked_index, self.leases, self.delayed]
         for queue in queues:
             keys += [self._k(bucket_key(queue, s)) for s in PRIORITY_STEPS]
@@ -369,58 +422,47 @@ class RedisBroker(Broker):
         now = time.time()
         args = [repr(now), repr(now + self.lease_s), max_count, uuid.uuid4().hex,
                 self.prefix, _SCAN_LIMIT, _WAKE_CAP, *queues]
-        reply = await self._eval("fetch", keys, args)
+        if block is None or "fetch" not in self._shas:
+            reply = await self._eval("fetch", keys, args)
+        else:
+            _, reply = await self._lane("wait").execute(
+                self._blpop(queues, block),
+                ("EVALSHA", self._shas["fetch"], len(keys), *keys, *args))
         next_due = float(reply[0]) if reply[0] else None
         deliveries = []
         for i in range(1, len(reply), 3):
             queue = queues[int(reply[i]) - 1]
-            deliveries.append(_delivery(queue, reply[i + 1].decode(), reply[i + 2]))
+            deliveries.append(_delivery(queue, _raw(reply[i + 1]).decode(), reply[i + 2]))
         return deliveries, next_due
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        if not deliveries:
-            return
-        tags = [d.tag for d in deliveries]
-
-        async def run() -> None:
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.zrem(self.unacked_index, *tags)
-                pipe.hdel(self.unacked, *tags)
-                pipe.zrem(self.leases, *tags)
-                await pipe.execute()
-
-        await self._retry(run)
+        if deliveries:
+            tags = [d.tag for d in deliveries]
+            await self._retry(lambda: self._run(("ZREM", self.unacked_index, *tags),
+                                                ("HDEL", self.unacked, *tags),
+                                                ("ZREM", self.leases, *tags)))
 
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
         now = time.time()
-        leases = {d.tag: now + self.lease_s for d in deliveries}
-        seen = {d.tag: now for d in deliveries}
-
-        async def run() -> None:
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.zadd(self.leases, leases, xx=True)
-                # keeps Celery's sweep (visibility_timeout) off a live celeriac delivery
-                pipe.zadd(self.unacked_index, seen, xx=True)
-                await pipe.execute()
-
-        await self._retry(run)
+        leases = [x for d in deliveries for x in (repr(now + self.lease_s), d.tag)]
+        seen = [x for d in deliveries for x in (repr(now), d.tag)]
+        # refreshing unacked_index keeps Celery's sweep off a live celeriac delivery
+        await self._retry(lambda: self._run(("ZADD", self.leases, "XX", *leases),
+                                            ("ZADD", self.unacked_index, "XX", *seen)))
         await self._maybe_sweep()
 
     async def requeue(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
         tags = [d.tag for d in deliveries]
-        records = await self._retry(lambda: self.client.hmget(self.unacked, tags))
+        [records] = await self._retry(lambda: self._run(("HMGET", self.unacked, *tags)))
         groups: list[Any] = []
         for d, record in zip(deliveries, records, strict=True):
-            if record is None:
-                continue  # no longer ours: acked, or restored by a sweep
-            restored = _restored(_raw(record))
+            restored = None if record is None else _restored(record)  # None: not ours now
             if restored is not None:
-                _, step, payload = restored
-                groups += [d.tag, "owned", d.queue, step, "1", payload]
+                groups += [d.tag, "owned", d.queue, restored[1], "1", restored[2]]
         if groups:
             await self._restore(groups)
 
@@ -471,15 +513,15 @@ class RedisBroker(Broker):
                 if queue is None:
                     queue = await self._route(found[i + 1])
                 groups += [found[i], mode, queue, step, "1", payload]
-        restored_count = await self._restore(groups, token if locked else "", now)
-        if restored_count:
-            log.info("restored %d unacknowledged message(s) to their queues", restored_count)
-        return restored_count
+        count = await self._restore(groups, token if locked else "", now)
+        if count:
+            log.info("restored %d unacknowledged message(s) to their queues", count)
+        return count
 
     async def _route(self, record: bytes) -> str:
         """Queue for a named exchange, through kombu's binding table (direct match)."""
         _, exchange, routing_key = json.loads(record.decode("utf-8", "surrogateescape"))
-        members = await self.client.smembers(self._k(f"_kombu.binding.{exchange}"))
+        [members] = await self._run(("SMEMBERS", self._k(f"_kombu.binding.{exchange}")))
         for member in sorted(_raw(m) for m in members):
             fields = member.decode("utf-8", "replace").split(SEP)
             if len(fields) == 3 and fields[0] == routing_key:
@@ -489,40 +531,26 @@ class RedisBroker(Broker):
     # -- administration ---------------------------------------------------------------
     async def purge(self, queues: Sequence[str]) -> int:
         keys = [self._k(bucket_key(q, step)) for q in queues for step in PRIORITY_STEPS]
-
-        async def run() -> int:
-            async with self.client.pipeline(transaction=True) as pipe:
-                for key in keys:
-                    pipe.llen(key)
-                pipe.delete(*keys, *[self._wake_key(q) for q in queues])
-                replies = await pipe.execute()
-            return sum(replies[:-1])
-
-        return await self._retry(run)
+        wakes = [self._wake_key(q) for q in queues]
+        replies = await self._retry(lambda: self._run(
+            ("MULTI",), *[("LLEN", k) for k in keys], ("DEL", *keys, *wakes), ("EXEC",)))
+        return sum(replies[-1][:-1])
 
     async def queue_size(self, queue: str) -> int:
-        async def run() -> int:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for step in PRIORITY_STEPS:
-                    pipe.llen(self._k(bucket_key(queue, step)))
-                return sum(await pipe.execute())
-
-        return await self._retry(run)
+        keys = [self._k(bucket_key(queue, step)) for step in PRIORITY_STEPS]
+        return sum(await self._retry(lambda: self._run(*[("LLEN", k) for k in keys])))
 
     async def _dead_ids(self, stop: int) -> list[str]:
-        ids = await self._retry(lambda: self.client.zrange(self.dead_index, 0, stop))
+        [ids] = await self._retry(lambda: self._run(("ZRANGE", self.dead_index, 0, stop)))
         return [_raw(i).decode() for i in ids]
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         ids = await self._dead_ids(limit - 1) if limit > 0 else []
         if not ids:
             return []
-        values = await self._retry(lambda: self.client.hmget(self.dead, ids))
-        letters = []
-        for letter_id, value in zip(ids, values, strict=True):
-            if value is not None:
-                letters.append(_dead_letter(letter_id, _raw(value)))
-        return letters
+        [values] = await self._retry(lambda: self._run(("HMGET", self.dead, *ids)))
+        return [_dead_letter(letter_id, _raw(value))
+                for letter_id, value in zip(ids, values, strict=True) if value is not None]
 
     async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
         if ids is None:
@@ -533,7 +561,7 @@ class RedisBroker(Broker):
         return moved
 
     async def _requeue_dead_chunk(self, ids: list[str]) -> int:
-        values = await self._retry(lambda: self.client.hmget(self.dead, ids))
+        [values] = await self._retry(lambda: self._run(("HMGET", self.dead, *ids)))
         groups: list[Any] = []
         for letter_id, value in zip(ids, values, strict=True):
             if value is None:
@@ -551,14 +579,9 @@ class RedisBroker(Broker):
         return int(await self._retry(lambda: self._eval("restore", keys, args)))
 
     async def purge_dead(self) -> int:
-        async def run() -> int:
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.hlen(self.dead)
-                pipe.delete(self.dead, self.dead_index)
-                count, _ = await pipe.execute()
-            return int(count)
-
-        return await self._retry(run)
+        replies = await self._retry(lambda: self._run(
+            ("MULTI",), ("HLEN", self.dead), ("DEL", self.dead, self.dead_index), ("EXEC",)))
+        return int(replies[-1][0])
 
 
 # -- envelopes and records ------------------------------------------------------------
@@ -626,4 +649,4 @@ def _dead_letter(letter_id: str, value: bytes) -> DeadLetter:
                       float(letter.get("failed_at", 0.0)), message)
 
 
-__all__ = ["RedisBroker", "bucket_key", "check_connection", "priority_step", "redis_client"]
+__all__ = ["Lane", "RedisBroker", "bucket_key", "open_lane", "priority_step", "redis_client"]
