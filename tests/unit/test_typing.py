@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -53,3 +56,18 @@ def test_delay_and_get_are_typed(tmp_path: Path) -> None:
     assert any('"delay" of "Task" has incompatible type "str"' in e for e in errors), errors
     assert any("Missing positional argument" in e for e in errors), errors
     assert len(errors) == 2, errors
+
+
+def test_pyright_sees_the_same_types(tmp_path: Path) -> None:
+    pyright = shutil.which("pyright") or str(Path(sys.executable).with_name("pyright"))
+    if not Path(pyright).exists():
+        pytest.skip("pyright is not installed (pip install -e '.[dev]')")
+    sample = tmp_path / "sample.py"
+    sample.write_text(SAMPLE)
+    done = subprocess.run([pyright, "--pythonpath", sys.executable, str(sample)],
+                          capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert 'Type of "add.delay(1, 2).get()" is "int"' in out, out
+    assert 'Type of "fetch.delay("u").get()" is "bytes"' in out, out
+    assert 'Type of "bound.delay("n").get()" is "str"' in out, out
+    assert "cannot be assigned to parameter \"x\" of type \"int\"" in out, out
