@@ -21,17 +21,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from celeriac import states
 from celeriac.backends.base import Meta, ResultBackend, decode_meta, encode_meta
 from celeriac.brokers.base import mask_url
-from celeriac.brokers.redis import Lane, open_lane, redis_client
+from celeriac.brokers.redis import RedisConnection
 
 log = logging.getLogger(__name__)
 
@@ -173,38 +173,20 @@ class RedisBackend(ResultBackend):
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
         self.prefix = str(self.options.get("global_keyprefix", ""))
-        self._client: aioredis.Redis | None = None
-        self._lane: Lane | None = None
+        self.redis = RedisConnection(url, self.options, "Redis result backend")
         self._listener: _Listener | None = None
-        self._store_sha = ""
-
-    @property
-    def client(self) -> aioredis.Redis:
-        if self._client is None:
-            self._client = redis_client(self.url, self.options)
-        return self._client
-
-    def _run(self, *commands: Sequence[Any]) -> Awaitable[list[Any]]:
-        if self._lane is None:
-            self._lane = Lane(self.client)
-        return self._lane.execute(*commands)
 
     def key(self, task_id: str) -> str:
         return f"{self.prefix}{KEY_PREFIX}{task_id}"
 
     async def connect(self) -> None:
-        self._lane = await open_lane(self.client, self.url, "Redis result backend")
+        await self.redis.connect()
 
     async def close(self) -> None:
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
-        if self._lane is not None:
-            lane, self._lane = self._lane, None
-            await lane.close()
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        await self.redis.close()
 
     async def store(self, task_id: str, meta: Meta, expires_s: float | None) -> None:
         if expires_s is None:
@@ -213,32 +195,23 @@ class RedisBackend(ResultBackend):
             mode, ttl = "ex", max(1, int(expires_s))  # SETEX, exactly as Celery
         else:
             mode, ttl = "px", max(1, round(expires_s * 1000))
-        args = (self.key(task_id), encode_meta(meta), mode, ttl)
-        if self._store_sha:
-            try:
-                await self._run(("EVALSHA", self._store_sha, 1, *args))
-                return
-            except NoScriptError:
-                pass
-        [sha] = await self._run(("SCRIPT", "LOAD", _STORE))
-        self._store_sha = sha.decode() if isinstance(sha, bytes) else str(sha)
-        await self._run(("EVALSHA", self._store_sha, 1, *args))
+        await self.redis.eval(_STORE, [self.key(task_id)], [encode_meta(meta), mode, ttl])
 
     async def get(self, task_id: str) -> Meta | None:
-        [raw] = await self._run(("GET", self.key(task_id)))
+        [raw] = await self.redis.run(("GET", self.key(task_id)))
         return None if raw is None else decode_meta(raw)
 
     async def get_many(self, task_ids: Sequence[str]) -> dict[str, Meta]:
         if not task_ids:
             return {}
-        [values] = await self._run(("MGET", *[self.key(t) for t in task_ids]))
+        [values] = await self.redis.run(("MGET", *[self.key(t) for t in task_ids]))
         return {t: decode_meta(v) for t, v in zip(task_ids, values, strict=True)
                 if v is not None}
 
     async def wait(self, task_id: str, timeout_s: float | None) -> Meta | None:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         if self._listener is None:
-            self._listener = _Listener(self.client, self.url)
+            self._listener = _Listener(self.redis.client, self.url)
         listener = self._listener
         channel = self.key(task_id).encode()
         waiter = await listener.add(channel)
@@ -268,7 +241,7 @@ class RedisBackend(ResultBackend):
             await listener.remove(channel, waiter)
 
     async def forget(self, task_id: str) -> None:
-        await self._run(("DEL", self.key(task_id)))
+        await self.redis.run(("DEL", self.key(task_id)))
 
 
 __all__ = ["KEY_PREFIX", "RedisBackend"]

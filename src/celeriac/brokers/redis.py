@@ -51,7 +51,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from functools import cache, partial
 from importlib import resources
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -205,26 +205,118 @@ class Lane:
                 raise reply
         return replies
 
+    async def reset(self) -> None:
+        """Drop the connection (a call in flight fails); the next call reconnects."""
+        if self._conn is not None:
+            await self._conn.disconnect(nowait=True)
+
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.disconnect()
 
 
-async def open_lane(client: aioredis.Redis, url: str, what: str) -> Lane:
-    """A Lane that answered PING; any failure is BrokerConnectionError (URL masked)."""
-    lane = Lane(client)
-    try:
-        await lane.execute(("PING",))
-    except (RedisError, OSError) as exc:
-        await lane.close()
-        raise BrokerConnectionError(
-            f"cannot connect to {what} at {mask_url(url)}: {exc}") from exc
-    return lane
-
-
-def _load_script(name: str) -> str:
+@cache
+def script(name: str) -> str:
+    """A packaged Lua script's source (src/celeriac/brokers/lua/<name>.lua)."""
     return resources.files("celeriac.brokers").joinpath(f"lua/{name}.lua").read_text("utf-8")
+
+
+class RedisConnection:
+    """A URL's client, its lanes and the retry policy, shared by broker and backend.
+
+    Lanes: ``main`` for commands, others for blocking reads. A lost connection is
+    retried with exponential backoff until the caller's deadline (default: the
+    ``retry_timeout`` option, 30 s); the loss is logged once, the recovery once.
+    """
+
+    def __init__(self, url: str, options: dict[str, Any], what: str) -> None:
+        self.url, self.options, self.what = url, options, what
+        self.retry_timeout = float(options.get("retry_timeout", 30.0))
+        self._client: aioredis.Redis | None = None
+        self._lanes: dict[str, Lane] = {}
+        self._shas: dict[str, str] = {}
+        self._lost = False
+
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            self._client = redis_client(self.url, self.options)
+        return self._client
+
+    def lane(self, name: str = "main") -> Lane:
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = Lane(self.client)
+        return lane
+
+    async def connect(self) -> None:
+        """PING once; any failure is BrokerConnectionError naming the masked URL."""
+        try:
+            await self.lane().execute(("PING",))
+        except (RedisError, OSError) as exc:
+            await self.close()
+            raise BrokerConnectionError(
+                f"cannot connect to {self.what} at {mask_url(self.url)}: {exc}") from exc
+
+    async def close(self) -> None:
+        lanes, self._lanes = self._lanes, {}
+        for lane in lanes.values():
+            await lane.close()
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def retry(self, op: Callable[[], Awaitable[T]], deadline: float | None = None) -> T:
+        """Run op, riding out a lost connection with backoff until the deadline."""
+        if deadline is None:
+            deadline = time.monotonic() + self.retry_timeout
+        pause = 0.05
+        while True:
+            try:
+                result = await op()
+            except RETRYABLE as exc:
+                if not self._lost:
+                    self._lost = True
+                    log.warning("lost the connection to Redis at %s (%s); reconnecting "
+                                "with backoff", mask_url(self.url), exc)
+                    for lane in self._lanes.values():  # the others are stale too
+                        await lane.reset()
+                if time.monotonic() + pause > deadline:
+                    raise BrokerConnectionError(
+                        f"Redis at {mask_url(self.url)} unreachable: {exc}") from exc
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            if self._lost:
+                self._lost = False
+                log.warning("reconnected to Redis at %s", mask_url(self.url))
+            return result
+
+    async def run(self, *commands: Sequence[Any], deadline: float | None = None) -> list[Any]:
+        """The commands in one round trip on the main lane, retried through a lost link."""
+        return await self.retry(partial(self.lane().execute, *commands), deadline)
+
+    def sha(self, source: str) -> str | None:
+        return self._shas.get(source)
+
+    async def eval(self, source: str, keys: Sequence[Any], args: Sequence[Any],
+                   deadline: float | None = None) -> Any:
+        """EVALSHA, loading the script on first use or after a Redis restart."""
+        return await self.retry(partial(self.eval_once, source, keys, args), deadline)
+
+    async def eval_once(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """``eval`` without the retry."""
+        lane = self.lane()
+        sha = self._shas.get(source)
+        if sha:
+            try:
+                return (await lane.execute(("EVALSHA", sha, len(keys), *keys, *args)))[0]
+            except NoScriptError:
+                pass
+        [loaded] = await lane.execute(("SCRIPT", "LOAD", source))
+        self._shas[source] = sha = _raw(loaded).decode()
+        return (await lane.execute(("EVALSHA", sha, len(keys), *keys, *args)))[0]
 
 
 class RedisBroker(Broker):
@@ -245,7 +337,6 @@ class RedisBroker(Broker):
         self.prefix = str(opts.get("global_keyprefix", ""))
         self.polling_interval = max(0.01, float(opts.get("polling_interval", 0.1)))
         self.sweep_interval = float(opts.get("sweep_interval", min(5.0, self.lease_s / 4)))
-        self.retry_timeout = float(opts.get("retry_timeout", 30.0))
         self.mutex_expire_s = float(opts.get("unacked_mutex_expire", 300))
         self._socket_timeout = float(opts.get("socket_timeout") or 0.0)
         k = self._k
@@ -253,10 +344,7 @@ class RedisBroker(Broker):
         self.unacked_mutex, self.leases = k("unacked_mutex"), k("_celeriac.leases")
         self.delayed, self.dead = k("_celeriac.delayed"), k("_celeriac.dead")
         self.dead_index = k("_celeriac.dead.index")
-        self._client: aioredis.Redis | None = None
-        self._lanes: dict[str, Lane] = {}
-        self._shas: dict[str, str] = {}
-        self._lost = False
+        self.redis = RedisConnection(url, self.options, "Redis broker")
         self._next_sweep = 0.0
         self._rotation = 0
 
@@ -266,67 +354,19 @@ class RedisBroker(Broker):
     def _wake_key(self, queue: str) -> str:
         return self._k(f"_celeriac.wake.{queue}")
 
-    def _lane(self, name: str = "main") -> Lane:
-        """``main`` for every command; ``wait`` for the blocking BLPOP of an idle fetch."""
-        lane = self._lanes.get(name)
-        if lane is None:
-            if self._client is None:
-                self._client = redis_client(self.url, self.options)
-            lane = self._lanes[name] = Lane(self._client)
-        return lane
-
-    async def _run(self, *commands: Sequence[Any]) -> list[Any]:
-        return await self._lane().execute(*commands)
-
     # -- lifecycle --------------------------------------------------------------------
     async def connect(self) -> None:
-        self._client = self._client or redis_client(self.url, self.options)
-        self._lanes["main"] = await open_lane(self._client, self.url, "Redis broker")
+        await self.redis.connect()
 
     async def close(self) -> None:
-        lanes, self._lanes = self._lanes, {}
-        for lane in lanes.values():
-            await lane.close()
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        await self.redis.close()
 
-    # -- plumbing ---------------------------------------------------------------------
-    async def _retry(self, op: Callable[[], Awaitable[T]], deadline: float | None = None) -> T:
-        """Run op, riding out a lost connection with backoff until the deadline."""
-        if deadline is None:
-            deadline = time.monotonic() + self.retry_timeout
-        pause = 0.05
-        while True:
-            try:
-                result = await op()
-            except RETRYABLE as exc:
-                if not self._lost:
-                    self._lost = True
-                    log.warning("lost the connection to Redis at %s (%s); reconnecting "
-                                "with backoff", mask_url(self.url), exc)
-                if time.monotonic() + pause > deadline:
-                    raise BrokerConnectionError(
-                        f"Redis at {mask_url(self.url)} unreachable: {exc}") from exc
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
-                continue
-            if self._lost:
-                self._lost = False
-                log.warning("reconnected to Redis at %s", mask_url(self.url))
-            return result
+    async def _run(self, *commands: Sequence[Any], deadline: float | None = None) -> list[Any]:
+        return await self.redis.run(*commands, deadline=deadline)
 
-    async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """EVALSHA a packaged script, loading it on first use or after a Redis restart."""
-        sha = self._shas.get(name)
-        if sha:
-            try:
-                return (await self._run(("EVALSHA", sha, len(keys), *keys, *args)))[0]
-            except NoScriptError:
-                pass
-        [sha] = await self._run(("SCRIPT", "LOAD", _load_script(name)))
-        self._shas[name] = sha = _raw(sha).decode()
-        return (await self._run(("EVALSHA", sha, len(keys), *keys, *args)))[0]
+    async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any],
+                    deadline: float | None = None) -> Any:
+        return await self.redis.eval(script(name), keys, args, deadline)
 
     # -- producing --------------------------------------------------------------------
     async def publish(self, messages: Sequence[Message]) -> None:
@@ -337,12 +377,12 @@ class RedisBroker(Broker):
             key = self._k(bucket_key(m.routing_key, priority_step(m.priority)))
             by_key.setdefault(key, []).append(to_envelope(m))
         pushes = [("LPUSH", key, *envelopes) for key, envelopes in by_key.items()]
-        await self._retry(lambda: self._transaction(pushes, self._wakes(messages)))
+        await self.redis.retry(partial(self._transaction, pushes, self._wakes(messages)))
 
     async def _transaction(self, *groups: list[tuple[Any, ...]]) -> None:
         """MULTI/EXEC in one round trip; raises if any command in it failed."""
         commands = [cmd for group in groups for cmd in group]
-        replies = await self._run(("MULTI",), *commands, ("EXEC",))
+        replies = await self.redis.lane().execute(("MULTI",), *commands, ("EXEC",))
         for reply in replies[-1] or ():
             if isinstance(reply, Exception):
                 raise reply
@@ -367,7 +407,8 @@ class RedisBroker(Broker):
             scored += [repr(float(due)),
                        to_envelope(m) + f"\n{priority_step(m.priority)}{m.routing_key}".encode()]
         wakes = self._wakes([m for m, _ in messages])  # waiting consumers re-read the due time
-        await self._retry(lambda: self._transaction([("ZADD", self.delayed, *scored)], wakes))
+        await self.redis.retry(partial(self._transaction, [("ZADD", self.delayed, *scored)],
+                                       wakes))
 
     # -- consuming --------------------------------------------------------------------
     async def fetch(
@@ -383,7 +424,7 @@ class RedisBroker(Broker):
         while True:
             await self._maybe_sweep()
             try:
-                taken, next_due = await self._retry(
+                taken, next_due = await self.redis.retry(
                     partial(self._take, order, max_count, block), deadline)
                 if taken:
                     return taken
@@ -396,8 +437,8 @@ class RedisBroker(Broker):
                 if until_due is not None and until_due <= block:
                     # sleep until the due time (a publish still wakes us), then look
                     if until_due > 0:
-                        await self._retry(partial(self._lane("wait").execute,
-                                                  self._blpop(order, until_due)), deadline)
+                        await self.redis.retry(partial(self.redis.lane("wait").execute,
+                                                       self._blpop(order, until_due)), deadline)
                     block = None
             except NoScriptError:  # Redis restarted: the next look reloads the script
                 block = None
@@ -422,12 +463,12 @@ class RedisBroker(Broker):
         now = time.time()
         args = [repr(now), repr(now + self.lease_s), max_count, uuid.uuid4().hex,
                 self.prefix, _SCAN_LIMIT, _WAKE_CAP, *queues]
-        if block is None or "fetch" not in self._shas:
-            reply = await self._eval("fetch", keys, args)
+        sha = self.redis.sha(script("fetch"))
+        if block is None or sha is None:
+            reply = await self.redis.eval_once(script("fetch"), keys, args)
         else:
-            _, reply = await self._lane("wait").execute(
-                self._blpop(queues, block),
-                ("EVALSHA", self._shas["fetch"], len(keys), *keys, *args))
+            _, reply = await self.redis.lane("wait").execute(
+                self._blpop(queues, block), ("EVALSHA", sha, len(keys), *keys, *args))
         next_due = float(reply[0]) if reply[0] else None
         deliveries = []
         for i in range(1, len(reply), 3):
@@ -438,9 +479,8 @@ class RedisBroker(Broker):
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
             tags = [d.tag for d in deliveries]
-            await self._retry(lambda: self._run(("ZREM", self.unacked_index, *tags),
-                                                ("HDEL", self.unacked, *tags),
-                                                ("ZREM", self.leases, *tags)))
+            await self._run(("ZREM", self.unacked_index, *tags), ("HDEL", self.unacked, *tags),
+                            ("ZREM", self.leases, *tags))
 
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
@@ -449,15 +489,15 @@ class RedisBroker(Broker):
         leases = [x for d in deliveries for x in (repr(now + self.lease_s), d.tag)]
         seen = [x for d in deliveries for x in (repr(now), d.tag)]
         # refreshing unacked_index keeps Celery's sweep off a live celeriac delivery
-        await self._retry(lambda: self._run(("ZADD", self.leases, "XX", *leases),
-                                            ("ZADD", self.unacked_index, "XX", *seen)))
+        await self._run(("ZADD", self.leases, "XX", *leases),
+                        ("ZADD", self.unacked_index, "XX", *seen))
         await self._maybe_sweep()
 
     async def requeue(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
         tags = [d.tag for d in deliveries]
-        [records] = await self._retry(lambda: self._run(("HMGET", self.unacked, *tags)))
+        [records] = await self._run(("HMGET", self.unacked, *tags))
         groups: list[Any] = []
         for d, record in zip(deliveries, records, strict=True):
             restored = None if record is None else _restored(record)  # None: not ours now
@@ -466,11 +506,12 @@ class RedisBroker(Broker):
         if groups:
             await self._restore(groups)
 
-    async def _restore(self, groups: list[Any], token: str = "", now: float = 0.0) -> int:
+    async def _restore(self, groups: list[Any], token: str = "", now: float = 0.0,
+                       deadline: float | None = None) -> int:
         keys = [self.unacked, self.unacked_index, self.leases, self.unacked_mutex]
         ceiling = now - self.visibility_timeout
         args = [repr(now), repr(ceiling), self.prefix, _WAKE_CAP, token, *groups]
-        return int(await self._retry(lambda: self._eval("restore", keys, args)))
+        return int(await self._eval("restore", keys, args, deadline))
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         now = time.time()
@@ -479,7 +520,7 @@ class RedisBroker(Broker):
         letter_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         keys = [self.unacked, self.unacked_index, self.leases, self.dead, self.dead_index]
         args = [delivery.tag, letter_id, head, repr(now)]
-        await self._retry(lambda: self._eval("dead_letter", keys, args))
+        await self._eval("dead_letter", keys, args)
 
     # -- sweeping ---------------------------------------------------------------------
     async def _maybe_sweep(self) -> None:
@@ -488,19 +529,19 @@ class RedisBroker(Broker):
             return
         self._next_sweep = now + self.sweep_interval
         try:
-            if await self.sweep() >= _SCAN_LIMIT:
+            if await self.sweep(deadline=now + 1.0) >= _SCAN_LIMIT:
                 self._next_sweep = now  # more to do: sweep again on the next call
         except (RedisError, BrokerConnectionError, OSError) as exc:
             log.debug("sweep skipped: %s", exc)
 
-    async def sweep(self) -> int:
+    async def sweep(self, deadline: float | None = None) -> int:
         """Restore lapsed celeriac leases and Celery's stale deliveries; returns how many."""
         now = time.time()
         token = uuid.uuid4().hex
         keys = [self.unacked, self.unacked_index, self.leases, self.unacked_mutex]
         args = [repr(now), repr(now - self.visibility_timeout), _SCAN_LIMIT, token,
                 int(self.mutex_expire_s * 1000)]
-        lapsed, stale, locked = await self._eval("sweep", keys, args)
+        lapsed, stale, locked = await self._eval("sweep", keys, args, deadline)
         if not lapsed and not stale and not locked:
             return 0
         groups: list[Any] = []
@@ -511,17 +552,18 @@ class RedisBroker(Broker):
                     continue
                 queue, step, payload = restored
                 if queue is None:
-                    queue = await self._route(found[i + 1])
+                    queue = await self._route(found[i + 1], deadline)
                 groups += [found[i], mode, queue, step, "1", payload]
-        count = await self._restore(groups, token if locked else "", now)
+        count = await self._restore(groups, token if locked else "", now, deadline)
         if count:
             log.info("restored %d unacknowledged message(s) to their queues", count)
         return count
 
-    async def _route(self, record: bytes) -> str:
+    async def _route(self, record: bytes, deadline: float | None) -> str:
         """Queue for a named exchange, through kombu's binding table (direct match)."""
         _, exchange, routing_key = json.loads(record.decode("utf-8", "surrogateescape"))
-        [members] = await self._run(("SMEMBERS", self._k(f"_kombu.binding.{exchange}")))
+        binding = self._k(f"_kombu.binding.{exchange}")
+        [members] = await self._run(("SMEMBERS", binding), deadline=deadline)
         for member in sorted(_raw(m) for m in members):
             fields = member.decode("utf-8", "replace").split(SEP)
             if len(fields) == 3 and fields[0] == routing_key:
@@ -532,23 +574,23 @@ class RedisBroker(Broker):
     async def purge(self, queues: Sequence[str]) -> int:
         keys = [self._k(bucket_key(q, step)) for q in queues for step in PRIORITY_STEPS]
         wakes = [self._wake_key(q) for q in queues]
-        replies = await self._retry(lambda: self._run(
-            ("MULTI",), *[("LLEN", k) for k in keys], ("DEL", *keys, *wakes), ("EXEC",)))
+        replies = await self._run(
+            ("MULTI",), *[("LLEN", k) for k in keys], ("DEL", *keys, *wakes), ("EXEC",))
         return sum(replies[-1][:-1])
 
     async def queue_size(self, queue: str) -> int:
         keys = [self._k(bucket_key(queue, step)) for step in PRIORITY_STEPS]
-        return sum(await self._retry(lambda: self._run(*[("LLEN", k) for k in keys])))
+        return sum(await self._run(*[("LLEN", k) for k in keys]))
 
     async def _dead_ids(self, stop: int) -> list[str]:
-        [ids] = await self._retry(lambda: self._run(("ZRANGE", self.dead_index, 0, stop)))
+        [ids] = await self._run(("ZRANGE", self.dead_index, 0, stop))
         return [_raw(i).decode() for i in ids]
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         ids = await self._dead_ids(limit - 1) if limit > 0 else []
         if not ids:
             return []
-        [values] = await self._retry(lambda: self._run(("HMGET", self.dead, *ids)))
+        [values] = await self._run(("HMGET", self.dead, *ids))
         return [_dead_letter(letter_id, _raw(value))
                 for letter_id, value in zip(ids, values, strict=True) if value is not None]
 
@@ -561,7 +603,7 @@ class RedisBroker(Broker):
         return moved
 
     async def _requeue_dead_chunk(self, ids: list[str]) -> int:
-        [values] = await self._retry(lambda: self._run(("HMGET", self.dead, *ids)))
+        [values] = await self._run(("HMGET", self.dead, *ids))
         groups: list[Any] = []
         for letter_id, value in zip(ids, values, strict=True):
             if value is None:
@@ -576,11 +618,11 @@ class RedisBroker(Broker):
             return 0
         keys = [self.dead, self.dead_index, self.dead_index, self.unacked_mutex]
         args = ["0", "0", self.prefix, _WAKE_CAP, "", *groups]
-        return int(await self._retry(lambda: self._eval("restore", keys, args)))
+        return int(await self._eval("restore", keys, args))
 
     async def purge_dead(self) -> int:
-        replies = await self._retry(lambda: self._run(
-            ("MULTI",), ("HLEN", self.dead), ("DEL", self.dead, self.dead_index), ("EXEC",)))
+        replies = await self._run(
+            ("MULTI",), ("HLEN", self.dead), ("DEL", self.dead, self.dead_index), ("EXEC",))
         return int(replies[-1][0])
 
 
@@ -649,4 +691,5 @@ def _dead_letter(letter_id: str, value: bytes) -> DeadLetter:
                       float(letter.get("failed_at", 0.0)), message)
 
 
-__all__ = ["Lane", "RedisBroker", "bucket_key", "open_lane", "priority_step", "redis_client"]
+__all__ = ["Lane", "RedisBroker", "RedisConnection", "bucket_key", "priority_step",
+           "redis_client", "script"]
