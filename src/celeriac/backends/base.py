@@ -138,6 +138,14 @@ def decode_meta(raw: bytes | str) -> Meta:
     return meta
 
 
+#: celeriac exceptions that Celery has under the same name in ``celery.exceptions``: they
+#: travel under Celery's module so a Celery client raises its own class, and back.
+CELERY_TWINS = frozenset({
+    "TaskRevokedError", "SoftTimeLimitExceeded", "TimeLimitExceeded",
+    "MaxRetriesExceededError", "Retry", "NotRegistered", "ImproperlyConfigured",
+})
+
+
 def exception_to_result(exc: BaseException) -> dict[str, Any]:
     """``ValueError('bad', 42)`` -> Celery's ``{"exc_type", "exc_message", "exc_module"}``."""
     cls = type(exc)
@@ -146,7 +154,10 @@ def exception_to_result(exc: BaseException) -> dict[str, Any]:
         json_dumps(args)
     except TypeError:
         args = [repr(a) for a in args]
-    return {"exc_type": cls.__qualname__, "exc_message": args, "exc_module": cls.__module__}
+    module = cls.__module__
+    if module == "celeriac.errors" and cls.__name__ in CELERY_TWINS:
+        module = "celery.exceptions"
+    return {"exc_type": cls.__qualname__, "exc_message": args, "exc_module": module}
 
 
 def format_traceback(exc: BaseException) -> str:
@@ -177,6 +188,8 @@ def rebuild_exception(result: Any) -> BaseException:
     message = result.get("exc_message")
     args = tuple(message) if isinstance(message, (list, tuple)) else (message,)
     cls: Any = None
+    if module_name == "celery.exceptions" and name in CELERY_TWINS:
+        module_name = "celeriac.errors"
     if module_name == "builtins":
         cls = getattr(builtins, name, None)
     else:
