@@ -16,6 +16,7 @@ app = Celery("itest")
 app.conf.broker_transport_options = {
     "visibility_timeout": float(os.environ.get("ITEST_LEASE_S", "60")),
     "polling_interval": 0.02,
+    "global_keyprefix": os.environ.get("ITEST_KEYPREFIX", ""),
 }
 
 
