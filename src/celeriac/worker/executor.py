@@ -178,7 +178,10 @@ class Executor:
         if eta.tzinfo is None:
             eta = eta.replace(tzinfo=dt.timezone.utc)
         message = _retried_message(delivery.message, call, eta, retry.options)
-        await self.broker.delay([(message, eta.timestamp())])
+        if self.app.conf.broker_delay_store:
+            await self.broker.delay([(message, eta.timestamp())])
+        else:  # a Celery worker may take it: to the queue with its eta header, as Celery
+            await self.broker.publish([message])
         logger.info("Task %s[%s] retry: Retry in %.3gs: %r", call.name, call.id,
                     max(0.0, (eta - now).total_seconds()), retry.exc)
         exc = retry.exc or retry

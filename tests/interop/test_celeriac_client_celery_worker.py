@@ -1,0 +1,67 @@
+"""celeriac client -> real Celery 5 worker (solo and prefork), both brokers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from celeriac.errors import TaskRevokedError
+from tests.interop.conftest import Fleet
+from tests.interop.test_celery_client_celeriac_worker import RICH
+
+
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
+def test_rich_arguments_results_and_failures(fleet: Fleet, pool: str) -> None:
+    fleet.celery_worker(pool)
+    client = fleet.celeriac_client()
+    result = client.send_task("interop.echo", RICH, {"when": RICH[0]}, task_id="custom-2",
+                              headers={"x-trace": "t-2"}, priority=3)
+    got = result.get(timeout=20)
+    assert result.id == "custom-2"
+    assert got["side"] == "celery"
+    assert got["types"] == ["datetime", "date", "Decimal", "UUID", "bytes"]
+    assert got["args"] == list(RICH)  # rebuilt by celeriac from kombu's JSON
+    assert got["kwargs"] == {"when": RICH[0]}
+    assert got["trace"] == "t-2"
+    failed = client.send_task("interop.boom")
+    with pytest.raises(KeyError, match="nope"):
+        failed.get(timeout=20)
+    assert failed.state == "FAILURE" and "KeyError" in (failed.traceback or "")
+
+
+def test_countdown_and_eta_in_celery_mode(fleet: Fleet) -> None:
+    """``broker_delay_store=False``: eta tasks go to the queue as Celery sends them."""
+    fleet.celery_worker()
+    client = fleet.celeriac_client(broker_delay_store=False)
+    started = time.monotonic()
+    by_countdown = client.send_task("interop.add", (1, 2), countdown=2)
+    eta = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=2)
+    by_eta = client.send_task("interop.add", (3, 4), eta=eta)
+    assert by_countdown.get(timeout=20) == 3
+    assert by_eta.get(timeout=20) == 7
+    assert time.monotonic() - started >= 1.9
+
+
+def test_expired_task_is_revoked_for_celeriacs_client(fleet: Fleet) -> None:
+    client = fleet.celeriac_client()
+    expired = client.send_task("interop.add", (1, 1), expires=0.5)
+    time.sleep(1.0)
+    fleet.celery_worker()
+    with pytest.raises(TaskRevokedError):
+        expired.get(timeout=20)
+    assert fleet.records("add 1 1") == []
+
+
+def test_retries_started_on_celeriac_finish_on_celery(fleet: Fleet) -> None:
+    celeriac_worker = fleet.celeriac_worker(CELERIAC_BROKER_DELAY_STORE="false")
+    client = fleet.celeriac_client()
+    result = client.send_task("interop.flaky", ("r2", 2))
+    fleet.wait_records("flaky r2 0", 1)
+    celeriac_worker.send_signal(15)  # warm shutdown: the retry it published stays queued
+    celeriac_worker.wait(30)
+    fleet.celery_worker()
+    assert result.get(timeout=30) == {"retries": 2, "side": "celery"}
+    lines = fleet.records("flaky r2")
+    assert lines == ["flaky r2 0 celeriac", "flaky r2 1 celery", "flaky r2 2 celery"]
