@@ -27,5 +27,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# `make bench`: celeriac, Celery and Dramatiq on this machine (docs/benchmarks.md). Each
+# system gets its own venv under .bench-envs/ from bench/requirements/<system>.txt.
+BENCH_ENVS := .bench-envs
+BENCH_SYSTEMS_ALL := celeriac celery dramatiq
+
+$(BENCH_ENVS)/%/.installed: bench/requirements/%.txt pyproject.toml
+	@test -x $(BENCH_ENVS)/$*/bin/python || $(PYTHON) -m venv $(BENCH_ENVS)/$*
+	$(BENCH_ENVS)/$*/bin/python -m pip install -q --disable-pip-version-check -U pip
+	$(BENCH_ENVS)/$*/bin/python -m pip install -q --disable-pip-version-check -r $<
+	@touch $@
+
+bench: $(foreach s,$(BENCH_SYSTEMS_ALL),$(BENCH_ENVS)/$(s)/.installed)  ## BENCH_N=5000 for a quick run
+	$(BENCH_ENVS)/celeriac/bin/python bench/run.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

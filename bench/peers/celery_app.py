@@ -1,0 +1,61 @@
+"""Celery's side of the benchmark (runs in .bench-envs/celery): the same tasks as
+celeriac_app.py. Bulk publishing is Celery's ``group(...).apply_async()``: Celery has no
+batch publish, a group sends its members one by one through one producer."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from celery import Celery, group
+
+CHUNK = 1000
+
+app = Celery("bench", broker=os.environ["BENCH_BROKER_URL"],
+             backend=os.environ.get("BENCH_RESULT_BACKEND") or None)
+# The benchmark compares workers that ack after the task ran (celeriac's and Dramatiq's
+# default): Celery's ack-on-receipt can lose a task when the worker dies mid-run.
+app.conf.task_acks_late = True
+
+
+@app.task(name="bench.noop", ignore_result=True)
+def noop() -> None:
+    return None
+
+
+@app.task(name="bench.noop_result")
+def noop_result() -> None:
+    return None
+
+
+@app.task(name="bench.mark", ignore_result=True)
+def mark(path: str) -> None:
+    with open(path, "w") as f:
+        f.write(repr(time.time()))
+
+
+def send_mark(path: str) -> None:
+    mark.delay(path)
+
+
+def delay_noop() -> None:
+    noop.delay()
+
+
+def bulk_noop(n: int, progress: Callable[[int], None]) -> None:
+    # groups of CHUNK so the progress bar moves; one group of n costs the same per task
+    sent = 0
+    while sent < n:
+        size = min(CHUNK, n - sent)
+        group(noop.si() for _ in range(size)).apply_async()
+        sent += size
+        progress(sent)
+
+
+def roundtrip() -> None:
+    noop_result.delay().get(timeout=10)
+
+
+def close() -> None:
+    pass

@@ -1,0 +1,276 @@
+"""``make bench``: celeriac, Celery and Dramatiq on this machine, in one run.
+
+For each system and broker, in this order (the queue is emptied before each publish):
+ 1. publish N no-op tasks with ``.delay()`` in a loop from one thread (timed), between
+    a start and an end marker task;
+ 2. start one worker in the system's throughput configuration through its CLI and time
+    the drain from the start marker's run to the end marker's run (consume rate);
+ 3. publish N with the system's bulk API, drain them with the tutorial's default worker;
+ 4. round-trip latency ``delay()`` -> ``get()`` with an idle (throughput) worker;
+ 5. celeriac only: the worker's RSS before and after 100,000 tasks are scheduled an hour
+    ahead (they must stay in the broker).
+Marker tasks write ``time.time()`` to a file: the same small cost in every system, two
+tasks out of N. The worker's peak RSS (process and children) is sampled every 50 ms.
+
+Environment: BENCH_N (default 50,000; smaller is a quick run whose table goes to
+results/raw/ only), BENCH_LATENCY_N (2,000), BENCH_DELAYED_N (100,000), BENCH_SYSTEMS
+(e.g. ``celeriac,celery``), BENCH_BROKERS (e.g. ``sqlite,redis``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import infra
+import report
+from progress import Bar
+from systems import (
+    PEERS,
+    ROOT,
+    SYSTEMS,
+    System,
+    WorkerConfig,
+    broker_url,
+    import_error,
+    result_backend,
+    versions,
+)
+
+FULL_N = 50_000
+N = int(os.environ.get("BENCH_N", FULL_N))
+LATENCY_N = int(os.environ.get("BENCH_LATENCY_N", 2000))
+DELAYED_N = int(os.environ.get("BENCH_DELAYED_N", 100_000))
+CLIENT = ROOT / "bench" / "client.py"
+RESULTS = ROOT / "bench" / "results"
+RAW = RESULTS / "raw"
+
+
+class PhaseError(Exception):
+    pass
+
+
+class Pair:
+    """One system on one broker: its environment, files and results."""
+
+    def __init__(self, system: System, broker: str, workdir: Path) -> None:
+        self.system, self.broker = system, broker
+        self.dir = workdir / f"{system.name}-{broker}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.sqlite = self.dir / "bench.sqlite3"
+        self.url = broker_url(broker, self.sqlite)
+        backend, self.backend_note = result_backend(system, broker)
+        self.env = clean_env()
+        self.env.update({
+            "BENCH_BROKER_URL": self.url, "BENCH_RESULT_BACKEND": backend,
+            "BENCH_REDIS_URL": infra.REDIS_URL, "PYTHONPATH": str(PEERS),
+            "CELERIAC_HOME": str(self.dir), "PYTHONUNBUFFERED": "1",
+        })
+        self.results: dict[str, Any] = {"errors": [], "backend": self.backend_note}
+        self._marks = 0
+
+    # -- helpers ------------------------------------------------------------------------
+    def reset(self) -> None:
+        """An empty broker: flushed db, fresh vhost, or a new SQLite file."""
+        if self.broker == "redis":
+            infra.flush_redis()
+        elif self.broker == "amqp":
+            infra.create_vhost()
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.sqlite}{suffix}").unlink(missing_ok=True)
+
+    def marks(self) -> tuple[Path, Path]:
+        self._marks += 1
+        return self.dir / f"start-{self._marks}", self.dir / f"end-{self._marks}"
+
+    def client(self, *args: str, limit_s: float) -> dict[str, Any]:
+        try:
+            proc = subprocess.run(
+                [self.system.python, str(CLIENT), self.system.name, *args], cwd=PEERS,
+                env=self.env, stdout=subprocess.PIPE, text=True, timeout=limit_s)
+        except subprocess.TimeoutExpired as exc:
+            raise PhaseError(f"client {args[0]} took over {limit_s:.0f}s") from exc
+        if proc.returncode != 0:
+            raise PhaseError(f"client {args[0]} exited {proc.returncode}")
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result
+
+    def worker(self, config: WorkerConfig, tag: str) -> Any:
+        log = self.dir / f"worker-{tag}.log"
+        return infra.worker(self.system.worker_argv(config), self.env, PEERS, log)
+
+    def probe(self) -> infra.QueueProbe:
+        queue = self.system.amqp_queue() if self.broker == "amqp" else self.system.queue()
+        return infra.QueueProbe(self.broker, self.url, queue)
+
+    # -- phases -------------------------------------------------------------------------
+    def publish(self, mode: str) -> tuple[Path, Path]:
+        self.reset()
+        start, end = self.marks()
+        self.results[f"publish_{mode}"] = self.client(
+            "publish", "--mode", mode, "-n", str(N), "--start", str(start), "--end", str(end),
+            limit_s=max(300.0, N / 100))
+        return start, end
+
+    def consume(self, config: WorkerConfig, start: Path, end: Path) -> None:
+        total = N + 2
+        bar = Bar(f"consume, {config.key} worker", total)
+        probe = self.probe()
+        last = [0.0]
+
+        def tick() -> None:
+            if time.monotonic() - last[0] >= 0.5:
+                last[0] = time.monotonic()
+                ready = probe.ready()
+                if ready is not None:
+                    bar.update(total - ready)
+
+        limit_s = max(180.0, N / 80)
+        try:
+            with self.worker(config, f"consume-{config.key}") as proc:
+                finished = infra.wait_for_file(end, proc, limit_s, tick)
+                peak = proc.rss.peak_bytes
+                if not finished:
+                    why = "worker exited" if not proc.alive() else f"not done in {limit_s:.0f}s"
+                    raise PhaseError(f"consume ({config.key}): {why}\n{proc.tail()}")
+        finally:
+            probe.close()
+        began, ended = float(start.read_text()), float(end.read_text())
+        seconds = ended - began
+        rate = (N + 1) / seconds if seconds > 0 else float("inf")
+        bar.done(f"{rate:,.0f} tasks/s, worker peak RSS {peak / 2**20:.0f} MB")
+        self.results[f"consume_{config.key}"] = {
+            "rate": rate, "seconds": seconds, "peak_rss_mb": peak / 2**20,
+            "config": config.label}
+
+    def latency(self) -> None:
+        self.reset()
+        with self.worker(self.system.fast, "latency") as proc:
+            result = self.client("latency", "-n", str(LATENCY_N), limit_s=600)
+            result["peak_rss_mb"] = proc.rss.peak_bytes / 2**20
+        self.results["latency"] = result
+
+    def delayed_rss(self) -> None:
+        """The worker's RSS before and after DELAYED_N tasks are scheduled an hour ahead."""
+        self.reset()
+        with self.worker(self.system.fast, "delayed") as proc:
+            start, end = self.marks()
+            self.client("publish", "--mode", "delay", "-n", "0", "--start", str(start),
+                        "--end", str(end), limit_s=120)
+            if not infra.wait_for_file(end, proc, 60):
+                raise PhaseError(f"delayed: the worker did not start\n{proc.tail()}")
+            time.sleep(2.0)
+            before = proc.rss.current()
+            result = self.client("delayed", "-n", str(DELAYED_N), limit_s=600)
+            time.sleep(5.0)  # the worker goes on fetching (and promoting) meanwhile
+            after = proc.rss.current()
+            if not proc.alive():
+                raise PhaseError(f"delayed: the worker died\n{proc.tail()}")
+        result.update({"n": DELAYED_N, "rss_before_mb": before / 2**20,
+                       "rss_after_mb": after / 2**20, "delta_mb": (after - before) / 2**20})
+        print(f"  worker RSS {before / 2**20:.1f} MB -> {after / 2**20:.1f} MB with "
+              f"{DELAYED_N:,} delayed tasks in the broker", file=sys.stderr)
+        self.results["delayed"] = result
+
+    def run(self) -> dict[str, Any]:
+        phases = [("publish delay + consume (fast worker)",
+                   lambda: self.consume(self.system.fast, *self.publish("delay"))),
+                  ("publish bulk + consume (default worker)",
+                   lambda: self.consume(self.system.default, *self.publish("bulk"))),
+                  ("latency", self.latency)]
+        if self.system.name == "celeriac":
+            phases.append(("delayed tasks and RSS", self.delayed_rss))
+        try:
+            for title, phase in phases:
+                print(f"- {self.system.name} on {self.broker}: {title}", file=sys.stderr)
+                try:
+                    phase()
+                except Exception as exc:
+                    message = str(exc) if isinstance(exc, PhaseError) else \
+                        traceback.format_exc(limit=3)
+                    print(f"  FAILED: {message}", file=sys.stderr)
+                    self.results["errors"].append(f"{title}: {message.splitlines()[0]}")
+        finally:
+            self.teardown()
+        return self.results
+
+    def teardown(self) -> None:
+        try:
+            if self.broker == "redis":
+                infra.flush_redis()
+            elif self.broker == "amqp":
+                infra.delete_vhost()
+        except Exception as exc:
+            print(f"  clean-up of {self.broker} failed: {exc}", file=sys.stderr)
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without settings that would override the bench's."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("CELERIAC_", "CELERY_", "DRAMATIQ_", "dramatiq_"))}
+
+
+def unavailable(system: System, broker: str) -> str | None:
+    reason = {"redis": infra.redis_reason, "amqp": infra.amqp_reason,
+              "sqlite": lambda: None}[broker]()
+    if reason is None and system.name == "celeriac" and broker != "sqlite":
+        error = import_error(system, f"celeriac.brokers.{broker}")
+        if error is not None:
+            reason = f"celeriac.brokers.{broker} does not import ({error})"
+    return reason
+
+
+def selected(variable: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    wanted = [w.strip() for w in os.environ.get(variable, "").split(",") if w.strip()]
+    return tuple(n for n in names if not wanted or n in wanted)
+
+
+def main() -> int:
+    started = time.monotonic()
+    run: dict[str, Any] = {"n": N, "latency_n": LATENCY_N, "delayed_n": DELAYED_N,
+                           "machine": report.machine(), "systems": {}, "configs": {}}
+    print(f"celeriac bench: N={N:,} on {run['machine']['cpu']} "
+          f"({run['machine']['cores']} cores)", file=sys.stderr)
+    workdir = Path(tempfile.mkdtemp(prefix="celeriac-bench-"))
+    try:
+        for system in SYSTEMS:
+            if system.name not in selected("BENCH_SYSTEMS", tuple(s.name for s in SYSTEMS)):
+                continue
+            run["configs"][system.name] = {"versions": versions(system),
+                                           "fast": system.fast.label,
+                                           "default": system.default.label,
+                                           "fast_cmd": " ".join((system.cli,
+                                                                 *system.fast.args)),
+                                           "default_cmd": " ".join((system.cli,
+                                                                    *system.default.args))}
+            run["systems"][system.name] = {}
+            for broker in selected("BENCH_BROKERS", system.brokers):
+                reason = unavailable(system, broker)
+                if reason is not None:
+                    print(f"- {system.name} on {broker}: skipped: {reason}", file=sys.stderr)
+                    run["systems"][system.name][broker] = {"unavailable": reason}
+                    continue
+                pair = Pair(system, broker, workdir)
+                run["systems"][system.name][broker] = pair.run()
+    finally:
+        keep = RAW / "last-run"
+        shutil.rmtree(keep, ignore_errors=True)
+        RAW.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(workdir, keep, ignore=shutil.ignore_patterns("*.sqlite3*"))
+        shutil.rmtree(workdir, ignore_errors=True)
+    run["minutes"] = (time.monotonic() - started) / 60
+    print(report.write(run, RESULTS if N >= FULL_N else RAW))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
