@@ -57,8 +57,9 @@ def register(app: Any) -> None:
         record(f"errback {args[0] if args else '?'}")
 
     @app.task(name="interop.flaky", bind=True)
-    def flaky(self: Any, tag: str, fail_times: int) -> dict[str, Any]:
+    def flaky(self: Any, tag: str, fail_times: int, pause: float = 0.0) -> dict[str, Any]:
         record(f"flaky {tag} {self.request.retries}")
+        time.sleep(pause)  # lets a test stop the worker while this runs
         if self.request.retries < fail_times:
             raise self.retry(exc=RuntimeError("flaky"), countdown=1, max_retries=5)
         return {"retries": self.request.retries, "side": SIDE}

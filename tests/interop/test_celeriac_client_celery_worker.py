@@ -57,9 +57,11 @@ def test_expired_task_is_revoked_for_celeriacs_client(fleet: Fleet) -> None:
 def test_retries_started_on_celeriac_finish_on_celery(fleet: Fleet) -> None:
     celeriac_worker = fleet.celeriac_worker(CELERIAC_BROKER_DELAY_STORE="false")
     client = fleet.celeriac_client()
-    result = client.send_task("interop.flaky", ("r2", 2))
+    result = client.send_task("interop.flaky", ("r2", 2, 1.0))
     fleet.wait_records("flaky r2 0", 1)
-    celeriac_worker.send_signal(15)  # warm shutdown: the retry it published stays queued
+    # warm shutdown while the first try runs: it fetches nothing more, so the retry it
+    # publishes stays in the queue for the Celery worker
+    celeriac_worker.send_signal(15)
     celeriac_worker.wait(30)
     fleet.celery_worker()
     assert result.get(timeout=30) == {"retries": 2, "side": "celery"}
