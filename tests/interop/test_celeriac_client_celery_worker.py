@@ -49,6 +49,12 @@ def test_expired_task_is_revoked_for_celeriacs_client(fleet: Fleet) -> None:
     expired = client.send_task("interop.add", (1, 1), expires=0.5)
     time.sleep(1.0)
     fleet.celery_worker()
+    if fleet.broker_url.startswith("amqp"):
+        # RabbitMQ drops the message itself when its expiration property runs out (as
+        # for Celery-only fleets): no worker sees it, so nobody records REVOKED
+        time.sleep(2.0)
+        assert fleet.records("add 1 1") == []
+        return
     with pytest.raises(TaskRevokedError):
         expired.get(timeout=20)
     assert fleet.records("add 1 1") == []
