@@ -100,8 +100,8 @@ class Fleet:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc, _ in self.procs:
-            try:
-                proc.wait(20)
+            try:  # a Celery worker on RabbitMQ may take 10 s to say goodbye: not our test
+                proc.wait(3)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)

@@ -55,14 +55,20 @@ def test_far_eta_from_celery_waits_in_the_broker_not_the_worker(fleet: Fleet) ->
     assert f"{far.id}] received with eta" in fleet.log(worker)
 
 
-def test_default_countdown_from_celeriac_needs_a_celeriac_worker_on_redis(fleet: Fleet) -> None:
-    """celeriac's default delay store is promoted by celeriac workers: a Celery-only fleet
-    must set ``broker_delay_store=False`` (tested in test_celeriac_client_celery_worker)."""
-    if not fleet.broker_url.startswith("redis"):
-        pytest.skip("RabbitMQ's delay queues deliver to the target queue: any worker runs it")
+def test_default_countdown_from_celeriac_with_only_celery_workers(fleet: Fleet) -> None:
+    """On Redis celeriac's default delay store is promoted by celeriac workers: a
+    Celery-only fleet must set ``broker_delay_store=False`` (tested in
+    test_celeriac_client_celery_worker). On RabbitMQ the delay queues dead-letter into
+    the target queue, so a Celery worker alone runs it when due."""
     fleet.celery_worker()
     client = fleet.celeriac_client()
+    started = time.monotonic()
     result = client.send_task("interop.add", (2, 2), countdown=1)
+    if fleet.broker_url.startswith("amqp"):
+        assert result.get(timeout=20) == 4
+        assert time.monotonic() - started >= 0.9
+        assert fleet.records("add 2 2") == ["add 2 2 celery"]
+        return
     time.sleep(2.5)
     assert fleet.records("add 2 2") == [] and len(_delayed(fleet)) == 1
     fleet.celeriac_worker()  # any celeriac worker on the broker promotes it; either runs it
