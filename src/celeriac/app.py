@@ -164,8 +164,22 @@ class Celery:
         return options
 
     def _new_backend(self) -> ResultBackend:
-        return create_backend(self.result_backend_url,
-                              dict(self.conf.result_backend_transport_options or {}))
+        options = dict(self.conf.result_backend_transport_options or {})
+        if self._rpc_results():  # rpc:// talks to the broker (backends/rpc.py)
+            options.setdefault("broker_url", self.broker_url)
+            options.setdefault("broker_options", self.broker_options())
+        return create_backend(self.result_backend_url, options)
+
+    def _rpc_results(self) -> bool:
+        return str(self.conf.result_backend or "").startswith("rpc://")
+
+    def _reply_to(self) -> str | None:
+        """With rpc:// results, tasks name this process's reply queue (else a uuid)."""
+        if not self._rpc_results():
+            return None
+        from celeriac.backends.rpc import reply_queue
+
+        return reply_queue(self.conf.seconds("result_expires"))
 
     def run_sync(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
         """Run one of the app's coroutines from sync code (on the bridge loop)."""
@@ -284,7 +298,7 @@ class Celery:
             parent_id=options.get("parent_id") or parent.id,
             group_id=options.get("group_id"),
             ignore_result=bool(options.get("ignore_result") or conf.task_ignore_result),
-            reply_to=options.get("reply_to"),
+            reply_to=options.get("reply_to") or self._reply_to(),
             shadow=options.get("shadow"),
             headers=options.get("headers"),
             callbacks=_signatures(options.get("link")),

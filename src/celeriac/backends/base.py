@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import builtins
+import contextvars
 import datetime as dt
 import importlib
 import sys
@@ -28,6 +29,11 @@ from celeriac import states
 from celeriac.serialization import json_dumps, json_loads
 
 Meta = dict[str, Any]
+
+#: (reply_to, correlation_id) of the task message whose results are being stored: the
+#: worker sets it per delivery; ``rpc://`` sends results there, other backends ignore it
+result_route: contextvars.ContextVar[tuple[str | None, str | None] | None] = (
+    contextvars.ContextVar("celeriac_result_route", default=None))
 
 
 class ResultBackend(abc.ABC):

@@ -43,6 +43,7 @@ from typing import Any
 
 from aiormq.exceptions import ChannelNotFoundEntity
 
+from celeriac.backends.rpc import reply_queue_declaration
 from celeriac.brokers.amqp_dead import DeadLetterQueue
 from celeriac.brokers.amqp_inbox import Inbox
 from celeriac.brokers.amqp_link import parse_url
@@ -50,6 +51,7 @@ from celeriac.brokers.amqp_session import DeclareFn, Session
 from celeriac.brokers.amqp_topology import (
     ORIGIN_EXCHANGE,
     ORIGIN_ROUTING_KEY,
+    QueueSpec,
     Topology,
     delay_route,
 )
@@ -106,8 +108,11 @@ class AMQPBroker(Broker):
         """Declares what the items need (each thing once per connection, like kombu)."""
         topology, declarer = self.topology, self.session.declarer
         needed = {(i.exchange, i.routing_key) for i in items}
+        reply = _reply_queue_of(items)
 
         async def declare(channel: PublishChannel) -> None:
+            if reply is not None:  # rpc:// results come back there: it must exist first
+                await declarer.queue(channel, reply)
             for exchange, routing_key in needed:
                 if not exchange:
                     await declarer.queue(channel, topology.queue(routing_key))
@@ -197,6 +202,17 @@ class AMQPBroker(Broker):
 
     async def purge_dead(self) -> int:
         return await self.dead.purge()
+
+
+def _reply_queue_of(items: Sequence[Outgoing]) -> QueueSpec | None:
+    """This process's rpc:// reply queue, if these tasks name it as reply_to."""
+    declaration = reply_queue_declaration()
+    if declaration is None:
+        return None
+    name, arguments = declaration
+    if not any(i.message.properties.get("reply_to") == name for i in items):
+        return None
+    return QueueSpec(name, durable=True, auto_delete=True, arguments=arguments)
 
 
 __all__ = ["AMQPBroker"]

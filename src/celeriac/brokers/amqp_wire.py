@@ -183,16 +183,17 @@ class Outgoing:
     routing_key: str
     message: Message
     drop_expiration: bool = False
+    #: unroutable -> basic.return -> PublishError; False drops it silently (rpc replies)
+    mandatory: bool = True
 
 
 def encode_publish(
-    out: bytearray, channel: int, item: Outgoing, frame_max: int, mandatory: bool = True
-) -> None:
+    out: bytearray, channel: int, item: Outgoing, frame_max: int) -> None:
     """Append the basic.publish, header and body frames of one message to ``out``."""
     method = bytearray(_PUBLISH_HEAD)
     _short(method, item.exchange)
     _short(method, item.routing_key)
-    method.append(1 if mandatory else 0)
+    method.append(1 if item.mandatory else 0)
     _frame(out, 1, channel, method)
     body = item.message.body
     _frame(out, 2, channel, encode_header(item.message, len(body),

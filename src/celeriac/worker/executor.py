@@ -20,7 +20,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from celeriac import serialization, states
-from celeriac.backends.base import ResultBackend, exception_to_result, format_traceback, make_meta
+from celeriac.backends.base import (
+    ResultBackend,
+    exception_to_result,
+    format_traceback,
+    make_meta,
+    result_route,
+)
 from celeriac.brokers.base import Broker, Delivery
 from celeriac.context import Context
 from celeriac.errors import TaskMessageError, TaskRevokedError
@@ -71,6 +77,8 @@ class Executor:
             self.processed += 1
 
     async def _process(self, delivery: Delivery) -> None:
+        props = delivery.message.properties
+        result_route.set((props.get("reply_to"), props.get("correlation_id")))
         if delivery.envelope_error:
             return await self._dead_letter(delivery, f"undecodable envelope: "
                                                      f"{delivery.envelope_error}")
