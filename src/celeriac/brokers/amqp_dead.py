@@ -81,7 +81,9 @@ class DeadLetterQueue:
     async def _read(self, channel: AbstractChannel, limit: int
                     ) -> AsyncIterator[tuple[int, DeadLetter]]:
         await self.session.declarer.dead_letters(await self.session.ready())
-        for _ in range(limit):
+        # only what is there now: a requeued letter that fails again is not read twice
+        present = (await channel.queue_declare(DEAD_LETTER_NAME, passive=True)).message_count
+        for _ in range(min(limit, int(present or 0))):
             got = await channel.basic_get(DEAD_LETTER_NAME, no_ack=False)
             if not isinstance(got.delivery, spec.Basic.GetOk):
                 return
