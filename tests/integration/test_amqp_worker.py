@@ -5,6 +5,7 @@ levels, dead letters through the CLI, connection loss, warm shutdown, bad creden
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import time
@@ -190,3 +191,65 @@ async def test_publish_to_an_unroutable_exchange_raises(vhost: str) -> None:
         await asyncio.sleep(0)
     finally:
         await broker.close()
+
+
+async def test_quorum_queues_as_an_option(vhost: str) -> None:
+    from tests.contract.suite import make
+
+    broker = AMQPBroker(f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/{vhost}",
+                        {"queue_type": "quorum"})
+    await broker.connect()
+    try:
+        await broker.publish([make(1), make(2)])
+        got = await broker.fetch(["q1"], 2, 2.0)
+        got += await broker.fetch(["q1"], 2, 1.0) if len(got) < 2 else []
+        assert sorted(d.message.task_id for d in got) == ["id-1", "id-2"]
+        await broker.ack(got)
+    finally:
+        await broker.close()
+    assert "quorum" in rabbitmqctl("list_queues", "-p", vhost, "name", "type")
+
+
+async def test_celery_and_celeriac_put_the_same_message_on_the_wire(vhost: str) -> None:
+    """A task sent by Celery 5.7 (py-amqp) and the same task sent by celeriac, read back."""
+    from celery import Celery as RealCelery
+
+    from celeriac import Celery
+
+    url = f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/{vhost}"
+    celery = RealCelery("wire", broker=url, set_as_current=False)
+    try:
+        celery.send_task("proj.add", (2, 3), {"z": 1.5}, task_id="from-celery", priority=4,
+                         countdown=0)
+    finally:
+        celery.close()
+    ours = Celery("wire", broker=url, set_as_current=False)
+    await ours.asend_task("proj.add", (2, 3), {"z": 1.5}, task_id="from-celeriac", priority=4)
+    broker = AMQPBroker(url)
+    await broker.connect()
+    try:
+        got: list[Any] = []
+        while len(got) < 2:
+            batch = await broker.fetch(["celery"], 2, 5.0)
+            assert batch, "a message did not arrive"
+            got += batch
+        our_msg, celery_msg = sorted((d.message for d in got), key=lambda m: m.task_id)
+        assert celery_msg.task_id == "from-celery"
+        assert set(our_msg.headers) == set(celery_msg.headers)
+        for key in ("lang", "task", "retries", "timelimit", "argsrepr", "kwargsrepr",
+                    "stamps", "group", "shadow", "parent_id"):
+            assert our_msg.headers[key] == celery_msg.headers[key], key
+        # Celery's send_task leaves it None where apply_async writes the task's bool
+        assert not our_msg.headers["ignore_result"] and not celery_msg.headers["ignore_result"]
+        assert set(our_msg.properties) == set(celery_msg.properties)
+        for key in ("delivery_mode", "priority"):
+            assert our_msg.properties[key] == celery_msg.properties[key], key
+        assert (our_msg.content_type, our_msg.content_encoding) == (
+            celery_msg.content_type, celery_msg.content_encoding)
+        assert json.loads(our_msg.body) == json.loads(celery_msg.body)  # spacing differs
+        assert (our_msg.exchange, our_msg.routing_key) == ("", "celery")
+        assert (celery_msg.exchange, celery_msg.routing_key) == ("", "celery")
+        await broker.ack(got)
+    finally:
+        await broker.close()
+        await ours.clients.close()
