@@ -18,14 +18,15 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from celeriac.backends import ResultBackend, create_backend
-from celeriac.bridge import BRIDGE
-from celeriac.brokers import Broker, create_broker
+from celeriac.bridge import BRIDGE, BlockingProducer, on_fork
+from celeriac.brokers import BROKER_CLASSES, Broker, create_broker, load_class
 from celeriac.clients import Clients
 from celeriac.config import Config, default_sqlite_path, import_object, to_seconds
 from celeriac.context import current_request
 from celeriac.protocol import Message, build_task_message, utcnow
 from celeriac.result import AsyncResult
 from celeriac.routing import Router
+from celeriac.signing import sign
 from celeriac.task import Task, make_task_class
 
 logger = logging.getLogger("celeriac.app")
@@ -39,6 +40,9 @@ _all_apps: list[Celery] = []
 _shared: list[tuple[Callable[..., Any], dict[str, Any]]] = []
 #: an eta closer than this is sent as ready (workers run it at once anyway)
 _ETA_SLACK_S = 0.001
+#: a task's own options that apply when apply_async does not give them
+_TASK_OPTIONS = ("queue", "priority", "expires", "time_limit", "soft_time_limit",
+                 "ignore_result", "serializer")
 
 
 class TaskDecorator(Protocol):
@@ -101,6 +105,11 @@ class Celery:
         self._finalized = False
         self._finalize_lock = threading.RLock()
         self.clients = Clients(self._new_broker, self._new_backend)
+        #: [broker] sync callers publish through from their own thread ([None]: the
+        #: broker cannot, they use the bridge loop); None until the first send
+        self._producer: list[BlockingProducer | None] | None = None
+        self._producer_lock = threading.Lock()
+        on_fork(self._forget_producer)
         if set_as_current:
             _current = self
         _all_apps.append(self)
@@ -121,6 +130,7 @@ class Celery:
             if not silent:
                 raise
         self.clients.reset()
+        self._forget_producer()
 
     def config_from_envvar(self, variable_name: str, silent: bool = False,
                            force: bool = False) -> None:
@@ -155,6 +165,27 @@ class Celery:
 
     def _new_broker(self) -> Broker:
         return create_broker(self.broker_url, self.broker_options())
+
+    def _blocking_producer(self) -> BlockingProducer | None:
+        """The broker sync callers publish through from their own thread, or None when
+        this broker cannot (they then go through the bridge loop). See bridge.py."""
+        slot = self._producer
+        if slot is None:
+            with self._producer_lock:
+                slot = self._producer
+                if slot is None:
+                    url = self.broker_url
+                    cls = load_class(BROKER_CLASSES, url, "broker")
+                    producer = None
+                    if issubclass(cls, BlockingProducer):
+                        producer = cls(url, self.broker_options())
+                    self._producer = slot = [producer]
+        return slot[0]
+
+    def _forget_producer(self) -> None:
+        """After a fork or a new configuration: the next send opens a fresh producer."""
+        self._producer = None
+        self._producer_lock = threading.Lock()
 
     def broker_options(self) -> dict[str, Any]:
         options = dict(self.conf.broker_transport_options or {})
@@ -262,13 +293,13 @@ class Celery:
         """Apply routing and defaults; return the message and its due time, if delayed."""
         conf = self.conf
         if task_type is not None:
-            for key in ("queue", "priority", "expires", "time_limit", "soft_time_limit",
-                        "ignore_result", "serializer"):
+            for key in _TASK_OPTIONS:
                 value = getattr(task_type, key, None)
                 if value is not None and options.get(key) is None:
                     options[key] = value
-        route = Router(conf.task_routes).lookup(name, args, kwargs, options, task_type) or {}
-        for key, value in route.items():
+        routes = conf.task_routes
+        route = Router(routes).lookup(name, args, kwargs, options, task_type) if routes else None
+        for key, value in (route or {}).items():
             if options.get(key) is None:
                 options[key] = value
         queue = options.get("queue") or conf.task_default_queue
@@ -306,6 +337,8 @@ class Celery:
             chain=options.get("chain"),
             chord=options.get("chord"),
         )
+        if conf.security_key:  # workers with the key dead-letter what is not signed
+            sign(message, conf.security_key)
         due = None
         if eta is not None and (eta - now).total_seconds() > _ETA_SLACK_S:
             due = eta.timestamp()
@@ -316,8 +349,19 @@ class Celery:
         """Send a task by name (it need not be registered here); returns its AsyncResult."""
         task_type = options.pop("task_type", None)
         message, due = self._build_message(name, args, kwargs, task_type, options)
-        self.run_sync(self.publish(message, due))
+        self.publish_blocking(message, due)
         return AsyncResult(message.task_id, app=self)
+
+    def publish_blocking(self, message: Message, due: float | None = None) -> None:
+        """``publish`` for sync callers: from this thread where the broker can, else on
+        the bridge loop. Returns once the broker has the message."""
+        producer = self._blocking_producer()
+        if producer is None:
+            self.run_sync(self.publish(message, due))
+        elif due is None or not self.conf.broker_delay_store:
+            producer.publish_blocking([message])
+        else:
+            producer.delay_blocking([(message, due)])
 
     async def asend_task(self, name: str, args: Any = None, kwargs: Any = None,
                          **options: Any) -> AsyncResult[Any]:

@@ -6,6 +6,10 @@ hand it coroutines and wait for the answer. Connections live on that loop.
 
 Fork-safe: a forked child must not touch its parent's sockets, so after a fork the
 bridge (and everything registered with ``on_fork``) starts fresh in the child.
+
+A broker that can publish from the caller's own thread (``BlockingProducer``: SQLite,
+Redis) skips the loop altogether: handing a publish to the loop thread and waiting for
+the answer costs two thread wake-ups, as much as the publish itself.
 """
 
 from __future__ import annotations
@@ -13,11 +17,24 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    from celeriac.protocol import Message
 
 T = TypeVar("T")
+
+
+@runtime_checkable
+class BlockingProducer(Protocol):
+    """A broker that publishes from any thread without an event loop, thread-safely,
+    returning once the messages are as durable as its ``publish`` makes them."""
+
+    def publish_blocking(self, messages: Sequence[Message]) -> None: ...
+
+    def delay_blocking(self, messages: Sequence[tuple[Message, float]]) -> None: ...
 
 _fork_callbacks: list[Callable[[], None]] = []
 

@@ -42,13 +42,35 @@ class Outcome:
     exhausted: bool = False
 
 
+#: each task function's signature, computed once: inspect.signature costs more than
+#: running a no-op task, and the worker checks every message's arguments
+_SIGNATURES: dict[Any, inspect.Signature | None] = {}
+
+
+def _signature(fun: Any) -> inspect.Signature | None:
+    try:
+        return _SIGNATURES[fun]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable: no cache
+        return _compute_signature(fun)
+    signature = _SIGNATURES[fun] = _compute_signature(fun)
+    return signature
+
+
+def _compute_signature(fun: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fun)
+    except (TypeError, ValueError):
+        return None
+
+
 def check_arguments(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> None:
     """Raise InvalidTaskArguments when args/kwargs do not fit the function's signature."""
     if not task.typing:
         return
-    try:
-        signature = inspect.signature(task._fun)
-    except (TypeError, ValueError):
+    signature = _signature(task._fun)
+    if signature is None:
         return
     try:
         signature.bind(*([task] if task.bind else []), *args, **kwargs)

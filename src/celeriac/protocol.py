@@ -15,7 +15,6 @@ import binascii
 import datetime as dt
 import os
 import socket
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +95,16 @@ class TaskCall:
         return (float(hard) if hard else None, float(soft) if soft else None)
 
 
+def new_id() -> str:
+    """A random (version 4) UUID as text, as ``str(uuid.uuid4())`` but about twice as
+    fast: each message takes three (task id, reply_to, delivery tag)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = "89ab"
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -149,7 +158,7 @@ def build_task_message(
     chord: dict[str, Any] | None = None,
 ) -> Message:
     """Make a protocol v2 task message exactly as a Celery 5 client would."""
-    task_id = task_id or str(uuid.uuid4())
+    task_id = task_id or new_id()
     kwargs = kwargs or {}
     args = list(args)
     embed = (
@@ -183,7 +192,7 @@ def build_task_message(
         task_headers.update(headers)
     properties: dict[str, Any] = {
         "correlation_id": task_id,
-        "reply_to": reply_to or str(uuid.uuid4()),
+        "reply_to": reply_to or new_id(),
         "delivery_mode": 2,
         "priority": max(0, min(9, int(priority or 0))),
     }
@@ -252,7 +261,7 @@ def to_envelope(message: Message, delivery_tag: str | None = None) -> bytes:
         "routing_key": message.routing_key,
     }
     properties["body_encoding"] = "base64"
-    properties["delivery_tag"] = delivery_tag or str(uuid.uuid4())
+    properties["delivery_tag"] = delivery_tag or new_id()
     properties.setdefault("priority", 0)
     envelope = {
         "body": base64.b64encode(message.body).decode("ascii"),

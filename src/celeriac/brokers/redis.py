@@ -58,16 +58,25 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 import redis.asyncio as aioredis
+from redis import Redis as SyncRedis
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from redis.sentinel import Sentinel as SyncSentinel
 
 from celeriac.brokers.base import Broker, DeadLetter, Delivery, mask_url
+from celeriac.brokers.redis_blocking import BlockingLane
 from celeriac.errors import BrokerConnectionError, ConfigurationError, DecodeError
 from celeriac.protocol import Message, from_envelope, to_envelope
+
+_hiredis_pack: Any
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # redis without the hiredis extra
+    _hiredis_pack = None
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,10 +131,26 @@ def _ssl_kwargs(query: dict[str, str], options: dict[str, Any]) -> dict[str, Any
 def redis_client(url: str, options: dict[str, Any] | None = None) -> aioredis.Redis:
     """A redis.asyncio client for any URL form in the module docstring (not connected)."""
     options = dict(options or {})
+    client: aioredis.Redis
+    if url.split("://", 1)[0].lower() == "sentinel":
+        client = _sentinel_client(url, options, _client_kwargs(options))
+    else:
+        client = _direct_client(url, options, aioredis.Redis)
+    return client
+
+
+def blocking_redis_client(url: str, options: dict[str, Any] | None = None) -> Any:
+    """A blocking ``redis.Redis`` for the same URL and options (not connected), for
+    sync callers' publishes (see celeriac.brokers.redis_blocking)."""
+    options = dict(options or {})
+    if url.split("://", 1)[0].lower() == "sentinel":
+        return _sentinel_client(url, options, _client_kwargs(options), SyncSentinel)
+    return _direct_client(url, options, SyncRedis)
+
+
+def _direct_client(url: str, options: dict[str, Any], client_cls: Any) -> Any:
     scheme = url.split("://", 1)[0].lower()
     kwargs = _client_kwargs(options)
-    if scheme == "sentinel":
-        return _sentinel_client(url, options, kwargs)
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     password = unquote(parts.password) if parts.password else None
@@ -141,16 +166,14 @@ def redis_client(url: str, options: dict[str, Any] | None = None) -> aioredis.Re
     else:
         raise ConfigurationError(f"not a Redis URL: {mask_url(url)!r}")
     try:
-        client: aioredis.Redis = aioredis.Redis(
-            db=int(db), username=username, password=password, **kwargs)
+        return client_cls(db=int(db), username=username, password=password, **kwargs)
     except ValueError as exc:
         raise ConfigurationError(f"bad Redis URL {mask_url(url)!r}: {exc}") from exc
-    return client
 
 
 def _sentinel_client(
-    url: str, options: dict[str, Any], kwargs: dict[str, Any]
-) -> aioredis.Redis:
+    url: str, options: dict[str, Any], kwargs: dict[str, Any], sentinel_cls: Any = Sentinel
+) -> Any:
     master = options.get("master_name")
     if not master:
         raise ConfigurationError(
@@ -163,13 +186,10 @@ def _sentinel_client(
         username = username or (unquote(parts.username) if parts.username else None)
         if parts.path.strip("/"):
             db = int(parts.path.strip("/"))
-    sentinel_cls: Any = Sentinel  # untyped in redis-py
     sentinel = sentinel_cls(hosts, sentinel_kwargs=options.get("sentinel_kwargs"),
                         min_other_sentinels=int(options.get("min_other_sentinels", 0)),
                         socket_connect_timeout=kwargs["socket_connect_timeout"])
-    client: aioredis.Redis = sentinel.master_for(
-        master, db=db, password=password, username=username, **kwargs)
-    return client
+    return sentinel.master_for(master, db=db, password=password, username=username, **kwargs)
 
 
 class Lane:
@@ -193,7 +213,7 @@ class Lane:
                 pool: Any = self._client.connection_pool
                 self._conn = pool.make_connection()
             conn = self._conn
-            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            await conn.send_packed_command(_pack(conn, commands), check_health=False)
             replies = []
             for _ in commands:
                 try:
@@ -214,6 +234,18 @@ class Lane:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.disconnect()
+
+
+def _pack(conn: Any, commands: Sequence[Sequence[Any]]) -> bytes | list[bytes]:
+    """RESP for the commands: hiredis's C packer (an ack of 64 tags is 192 arguments,
+    which redis-py's asyncio packer encodes one by one in Python), else redis-py's."""
+    if _hiredis_pack is not None:
+        try:
+            return b"".join([_hiredis_pack(tuple(command)) for command in commands])
+        except TypeError:  # an argument type hiredis does not pack
+            pass
+    packed: list[bytes] = conn.pack_commands(commands)
+    return packed
 
 
 @cache
@@ -237,6 +269,7 @@ class RedisConnection:
         self._lanes: dict[str, Lane] = {}
         self._shas: dict[str, str] = {}
         self._lost = False
+        self._blocking: BlockingLane | None = None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -260,6 +293,7 @@ class RedisConnection:
                 f"cannot connect to {self.what} at {mask_url(self.url)}: {exc}") from exc
 
     async def close(self) -> None:
+        self.close_blocking()
         lanes, self._lanes = self._lanes, {}
         for lane in lanes.values():
             await lane.close()
@@ -276,22 +310,66 @@ class RedisConnection:
             try:
                 result = await op()
             except RETRYABLE as exc:
-                if not self._lost:
-                    self._lost = True
-                    log.warning("lost the connection to Redis at %s (%s); reconnecting "
-                                "with backoff", mask_url(self.url), exc)
+                if self._note_loss(exc):
                     for lane in self._lanes.values():  # the others are stale too
                         await lane.reset()
-                if time.monotonic() + pause > deadline:
-                    raise BrokerConnectionError(
-                        f"Redis at {mask_url(self.url)} unreachable: {exc}") from exc
+                self._check_deadline(exc, pause, deadline)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
                 continue
             if self._lost:
-                self._lost = False
-                log.warning("reconnected to Redis at %s", mask_url(self.url))
+                self._note_recovery()
             return result
+
+    def _note_loss(self, exc: BaseException) -> bool:
+        """Log a lost connection once; True the first time."""
+        if self._lost:
+            return False
+        self._lost = True
+        log.warning("lost the connection to Redis at %s (%s); reconnecting with backoff",
+                    mask_url(self.url), exc)
+        return True
+
+    def _note_recovery(self) -> None:
+        self._lost = False
+        log.warning("reconnected to Redis at %s", mask_url(self.url))
+
+    def _check_deadline(self, exc: BaseException, pause: float, deadline: float) -> None:
+        """BrokerConnectionError when another pause would pass the deadline."""
+        if time.monotonic() + pause > deadline:
+            raise BrokerConnectionError(
+                f"Redis at {mask_url(self.url)} unreachable: {exc}") from exc
+
+    # -- from sync callers' threads (no event loop) ----------------------------------------
+    def blocking_lane(self) -> BlockingLane:
+        """The lane for sync callers' own threads (built on first use)."""
+        if self._blocking is None:
+            self._blocking = BlockingLane(blocking_redis_client(self.url, self.options))
+        return self._blocking
+
+    def run_blocking(self, *commands: Sequence[Any]) -> list[Any]:
+        """The commands in one round trip from the calling thread, retried through a
+        lost connection like ``run`` (the caller's thread sleeps between tries)."""
+        lane = self.blocking_lane()
+        deadline = time.monotonic() + self.retry_timeout
+        pause = 0.05
+        while True:
+            try:
+                replies = lane.execute(*commands)
+            except RETRYABLE as exc:
+                self._note_loss(exc)
+                self._check_deadline(exc, pause, deadline)
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            if self._lost:
+                self._note_recovery()
+            return replies
+
+    def close_blocking(self) -> None:
+        lane, self._blocking = self._blocking, None
+        if lane is not None:
+            lane.close()
 
     async def run(self, *commands: Sequence[Any], deadline: float | None = None) -> list[Any]:
         """The commands in one round trip on the main lane, retried through a lost link."""
@@ -370,22 +448,27 @@ class RedisBroker(Broker):
 
     # -- producing --------------------------------------------------------------------
     async def publish(self, messages: Sequence[Message]) -> None:
-        if not messages:
-            return
+        if messages:
+            await self.redis.retry(partial(self._transaction, self._pushes(messages)))
+
+    def publish_blocking(self, messages: Sequence[Message]) -> None:
+        """``publish`` from a sync caller's thread, without the event loop (same
+        commands, same guarantee: returns once Redis has the messages)."""
+        if messages:
+            _check_exec(self.redis.run_blocking(*self._pushes(messages)))
+
+    def _pushes(self, messages: Sequence[Message]) -> list[tuple[Any, ...]]:
+        """MULTI, the LPUSHes and the wake tokens, EXEC."""
         by_key: dict[str, list[bytes]] = {}
         for m in messages:
             key = self._k(bucket_key(m.routing_key, priority_step(m.priority)))
             by_key.setdefault(key, []).append(to_envelope(m))
-        pushes = [("LPUSH", key, *envelopes) for key, envelopes in by_key.items()]
-        await self.redis.retry(partial(self._transaction, pushes, self._wakes(messages)))
+        return [("MULTI",), *[("LPUSH", key, *envelopes) for key, envelopes in by_key.items()],
+                *self._wakes(messages), ("EXEC",)]
 
-    async def _transaction(self, *groups: list[tuple[Any, ...]]) -> None:
-        """MULTI/EXEC in one round trip; raises if any command in it failed."""
-        commands = [cmd for group in groups for cmd in group]
-        replies = await self.redis.lane().execute(("MULTI",), *commands, ("EXEC",))
-        for reply in replies[-1] or ():
-            if isinstance(reply, Exception):
-                raise reply
+    async def _transaction(self, commands: list[tuple[Any, ...]]) -> None:
+        """MULTI ... EXEC in one round trip; raises if any command in it failed."""
+        _check_exec(await self.redis.lane().execute(*commands))
 
     def _wakes(self, messages: Sequence[Message]) -> list[tuple[Any, ...]]:
         """Wake tokens for the messages' queues: one per message, at most _WAKE_CAP."""
@@ -400,15 +483,21 @@ class RedisBroker(Broker):
         return commands
 
     async def delay(self, messages: Sequence[tuple[Message, float]]) -> None:
-        if not messages:
-            return
+        if messages:
+            await self.redis.retry(partial(self._transaction, self._delays(messages)))
+
+    def delay_blocking(self, messages: Sequence[tuple[Message, float]]) -> None:
+        """``delay`` from a sync caller's thread, without the event loop."""
+        if messages:
+            _check_exec(self.redis.run_blocking(*self._delays(messages)))
+
+    def _delays(self, messages: Sequence[tuple[Message, float]]) -> list[tuple[Any, ...]]:
         scored: list[Any] = []
         for m, due in messages:
             scored += [repr(float(due)),
                        to_envelope(m) + f"\n{priority_step(m.priority)}{m.routing_key}".encode()]
         wakes = self._wakes([m for m, _ in messages])  # waiting consumers re-read the due time
-        await self.redis.retry(partial(self._transaction, [("ZADD", self.delayed, *scored)],
-                                       wakes))
+        return [("MULTI",), ("ZADD", self.delayed, *scored), *wakes, ("EXEC",)]
 
     # -- consuming --------------------------------------------------------------------
     async def fetch(
@@ -627,6 +716,13 @@ class RedisBroker(Broker):
 
 
 # -- envelopes and records ------------------------------------------------------------
+
+
+def _check_exec(replies: list[Any]) -> None:
+    """Raise the first error inside a MULTI ... EXEC's replies (the last reply)."""
+    for reply in replies[-1] or ():
+        if isinstance(reply, Exception):
+            raise reply
 
 
 def _raw(value: Any) -> bytes:

@@ -128,13 +128,17 @@ class SQLiteBroker(Broker):
 
     # -- producing --------------------------------------------------------------------
     async def publish(self, messages: Sequence[Message]) -> None:
-        now = time.time()
-        self._write(
-            "INSERT INTO messages (queue, priority, available_at, envelope) VALUES (?,?,?,?)",
-            [(m.routing_key, m.priority, now, to_envelope(m)) for m in messages],
-        )
+        self.publish_blocking(messages)
 
     async def delay(self, messages: Sequence[tuple[Message, float]]) -> None:
+        self.delay_blocking(messages)
+
+    def publish_blocking(self, messages: Sequence[Message]) -> None:
+        """``publish`` from a sync caller's thread: a local transaction needs no loop."""
+        now = time.time()
+        self.delay_blocking([(m, now) for m in messages])
+
+    def delay_blocking(self, messages: Sequence[tuple[Message, float]]) -> None:
         self._write(
             "INSERT INTO messages (queue, priority, available_at, envelope) VALUES (?,?,?,?)",
             [(m.routing_key, m.priority, due, to_envelope(m)) for m, due in messages],

@@ -1,0 +1,73 @@
+"""The publish path's shortcuts keep their promises: ids are real v4 UUIDs, nested UUIDs
+are still wrapped, and sync callers publish from their own thread where the broker can.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from pathlib import Path
+
+from celeriac import Celery
+from celeriac.bridge import BlockingProducer
+from celeriac.brokers.sqlite import SQLiteBroker
+from celeriac.protocol import new_id
+from celeriac.serialization import json_dumps, json_loads
+
+
+def test_new_id_is_a_random_v4_uuid() -> None:
+    ids = {new_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for text in list(ids)[:200]:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == text
+
+
+def test_uuids_inside_plain_looking_containers_are_still_wrapped() -> None:
+    u = uuid.uuid4()
+    body = [[1, "a", u], {"k": u, "n": None}, {"chain": [{"args": [u]}]}]
+    assert json_loads(json_dumps(body)) == body
+    assert b'"__type__":"uuid"' in json_dumps([[1, 2], {"x": u}])
+
+
+def test_sync_callers_publish_from_their_own_thread(tmp_path: Path) -> None:
+    app = Celery("fast", broker=f"sqlite:///{tmp_path / 'b.db'}", set_as_current=False)
+
+    @app.task(name="fast.noop")
+    def noop() -> None:
+        return None
+
+    producer = app._blocking_producer()
+    assert isinstance(producer, SQLiteBroker) and isinstance(producer, BlockingProducer)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(noop.delay())) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    noop.apply_async(countdown=3600)
+    assert len({r.id for r in results}) == 8
+    db = SQLiteBroker(f"sqlite:///{tmp_path / 'b.db'}")
+    rows = db._db().execute("SELECT COUNT(*), SUM(available_at > strftime('%s','now') + 60) "
+                            "FROM messages").fetchone()
+    assert rows == (9, 1)  # eight ready, one in the delay store
+
+
+def test_memory_broker_goes_through_the_bridge() -> None:
+    app = Celery("fast-mem", broker="memory://fast-mem", set_as_current=False)
+    assert app._blocking_producer() is None
+
+
+def test_a_forked_child_opens_its_own_producer(tmp_path: Path) -> None:
+    app = Celery("fast-fork", broker=f"sqlite:///{tmp_path / 'f.db'}", set_as_current=False)
+    parent = app._blocking_producer()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh producer, not the parent's connection
+        os.write(write, b"1" if app._blocking_producer() is not parent else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    assert app._blocking_producer() is parent
