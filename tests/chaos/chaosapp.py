@@ -57,17 +57,17 @@ async def awork(tag: str, seconds: float = 0.0) -> None:
 
 
 @app.task(name="chaos.limited", ignore_result=True, rate_limit="10/s")
-def limited(tag: str) -> None:
+def limited(tag: str, seconds: float = 0.0) -> None:
     record(f"limited {tag} {time.time():.4f}")
 
 
 @app.task(name="chaos.alimited", ignore_result=True, rate_limit="10/s")
-async def alimited(tag: str) -> None:
+async def alimited(tag: str, seconds: float = 0.0) -> None:
     record(f"limited {tag} {time.time():.4f}")
 
 
 @app.task(name="chaos.soft", ignore_result=True, soft_time_limit=0.5)
-def soft(tag: str) -> None:
+def soft(tag: str, seconds: float = 0.0) -> None:
     """Busy for up to 5 s; a soft time limit must interrupt it."""
     deadline = time.monotonic() + 5
     try:
@@ -80,7 +80,7 @@ def soft(tag: str) -> None:
 
 
 @app.task(name="chaos.asoft", ignore_result=True, soft_time_limit=0.5)
-async def asoft(tag: str) -> None:
+async def asoft(tag: str, seconds: float = 0.0) -> None:
     try:
         await asyncio.sleep(5)
     except SoftTimeLimitExceeded:
@@ -90,7 +90,7 @@ async def asoft(tag: str) -> None:
 
 
 @app.task(name="chaos.hard", ignore_result=True, time_limit=1)
-def hard(tag: str) -> None:
+def hard(tag: str, seconds: float = 0.0) -> None:
     """Runs far past its hard limit; the worker must end it and go on."""
     record(f"hard-start {tag}")
     deadline = time.monotonic() + 30
@@ -100,7 +100,7 @@ def hard(tag: str) -> None:
 
 
 @app.task(name="chaos.ahard", ignore_result=True, time_limit=1)
-async def ahard(tag: str) -> None:
+async def ahard(tag: str, seconds: float = 0.0) -> None:
     record(f"hard-start {tag}")
     await asyncio.sleep(30)
     record(f"hard-finished {tag}")

@@ -19,7 +19,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from celeriac import serialization, states
+from celeriac import serialization, signing, states
 from celeriac.backends.base import (
     ResultBackend,
     exception_to_result,
@@ -29,7 +29,7 @@ from celeriac.backends.base import (
 )
 from celeriac.brokers.base import Broker, Delivery
 from celeriac.context import Context
-from celeriac.errors import TaskMessageError, TaskRevokedError
+from celeriac.errors import DecodeError, TaskMessageError, TaskRevokedError
 from celeriac.execution import Outcome, check_arguments
 from celeriac.protocol import Message, TaskCall, parse_task, utcnow
 from celeriac.worker.acks import Acker
@@ -59,6 +59,8 @@ class Executor:
         self.result_expires_s = conf.seconds("result_expires")
         self.track_started = bool(conf.task_track_started)
         self.reject_on_worker_lost = bool(conf.task_reject_on_worker_lost)
+        #: set: unsigned or tampered messages are dead-lettered (celeriac.signing)
+        self.security_key: str | None = conf.security_key or None
         self.tasks = app.tasks
         self.processed = 0
         #: False only in celeriac.testing.drain, which runs delayed tasks at once
@@ -68,13 +70,23 @@ class Executor:
         try:
             await self._process(delivery)
         except Exception as exc:  # a bug here must not lose the message
-            logger.exception("internal error handling a message; returning it to the queue")
-            try:
-                await self.broker.requeue([delivery])
-            except Exception:
-                logger.error("requeue failed too (%s); the lease will bring it back", exc)
+            await self._internal_error(delivery, exc)
         finally:
             self.processed += 1
+
+    async def _internal_error(self, delivery: Delivery, exc: Exception) -> None:
+        """A bug or an input nobody foresaw: requeue once, then dead-letter, so a poison
+        message can neither be lost nor loop through the worker forever."""
+        if delivery.redelivered:
+            logger.exception("internal error handling a redelivered message")
+            await self._dead_letter(delivery, f"internal error (twice): "
+                                              f"{type(exc).__name__}: {exc}")
+            return
+        logger.exception("internal error handling a message; returning it to the queue")
+        try:
+            await self.broker.requeue([delivery])
+        except Exception:
+            logger.error("requeue failed too (%s); the lease will bring it back", exc)
 
     async def _process(self, delivery: Delivery) -> None:
         props = delivery.message.properties
@@ -82,6 +94,10 @@ class Executor:
         if delivery.envelope_error:
             return await self._dead_letter(delivery, f"undecodable envelope: "
                                                      f"{delivery.envelope_error}")
+        if self.security_key:
+            problem = signing.verify(delivery.message, self.security_key)
+            if problem:
+                return await self._dead_letter(delivery, problem)
         try:
             call = parse_task(delivery.message, self.accept)
             task = self.tasks.get(call.name)
@@ -90,8 +106,13 @@ class Executor:
                     delivery, f"unregistered task {call.name!r}: no task by that name is "
                               f"registered in this worker", call)
             check_arguments(task, call.args, call.kwargs)
+            _check_canvas(call)
+            request = self._request(call, delivery, task)
         except TaskMessageError as exc:
             return await self._dead_letter(delivery, f"{type(exc).__name__}: {exc}")
+        except (TypeError, ValueError, OverflowError) as exc:  # a header of the wrong type
+            return await self._dead_letter(delivery, f"bad header: {type(exc).__name__}: "
+                                                     f"{exc}", call)
 
         now = utcnow()
         if call.expires is not None and call.expires <= now:
@@ -107,7 +128,6 @@ class Executor:
         if not acks_late:
             self.acker.ack(delivery)
         logger.info("Task %s[%s] received", call.name, call.id)
-        request = self._request(call, delivery, task)
         if self.track_started and not request.ignore_result:
             started = {"pid": None, "hostname": self.hostname}
             await self._store(call, make_meta(call.id, states.STARTED, started))
@@ -186,6 +206,8 @@ class Executor:
         if eta.tzinfo is None:
             eta = eta.replace(tzinfo=dt.timezone.utc)
         message = _retried_message(delivery.message, call, eta, retry.options)
+        if self.security_key:
+            signing.sign(message, self.security_key)
         if self.app.conf.broker_delay_store:
             await self.broker.delay([(message, eta.timestamp())])
         else:  # a Celery worker may take it: to the queue with its eta header, as Celery
@@ -229,6 +251,12 @@ class Executor:
     # -- canvas --------------------------------------------------------------------------
     async def _send_followers(self, call: TaskCall, value: Any) -> None:
         """Callbacks (``link``) and the next step of a chain get the result."""
+        try:
+            await self._send_followers_unsafe(call, value)
+        except Exception:  # the task ran: never let a bad signature rerun it
+            logger.exception("sending the callbacks of %s[%s] failed", call.name, call.id)
+
+    async def _send_followers_unsafe(self, call: TaskCall, value: Any) -> None:
         for sig in call.callbacks or ():
             await self._send_signature(sig, value, call)
         if call.chain:
@@ -240,6 +268,12 @@ class Executor:
             await self._send_signature(step, value, call)
 
     async def _send_errbacks(self, call: TaskCall) -> None:
+        try:
+            await self._send_errbacks_unsafe(call)
+        except Exception:
+            logger.exception("sending the errbacks of %s[%s] failed", call.name, call.id)
+
+    async def _send_errbacks_unsafe(self, call: TaskCall) -> None:
         for sig in call.errbacks or ():
             sig = dict(sig)
             sig["immutable"] = True
@@ -261,6 +295,17 @@ class Executor:
         except Exception:
             logger.exception("sending %s after %s[%s] failed", sig.get("task"), call.name,
                              call.id)
+
+
+def _check_canvas(call: TaskCall) -> None:
+    """Refuse canvas fields of the wrong shape before the task runs, not after."""
+    for name in ("callbacks", "errbacks", "chain"):
+        value = getattr(call, name)
+        if value is not None and not (isinstance(value, list)
+                                      and all(isinstance(s, dict) for s in value)):
+            raise DecodeError(f"body embed {name!r} must be a list of signatures")
+    if call.chord is not None and not isinstance(call.chord, dict):
+        raise DecodeError("body embed 'chord' must be a signature")
 
 
 def _retried_message(message: Message, call: TaskCall, eta: dt.datetime,
