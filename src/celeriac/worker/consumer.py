@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from celeriac.brokers.base import Broker, Delivery
 from celeriac.worker.acks import LeaseKeeper
 from celeriac.worker.executor import Executor
+from celeriac.worker.rate_limit import RateLimiter
 
 logger = logging.getLogger("celeriac.worker")
 
@@ -42,6 +43,8 @@ class Consumer:
         self._fetching: asyncio.Task[list[Delivery]] | None = None
         self._stopping = False
         self._runners: list[asyncio.Task[None]] = []
+        #: rate-limited deliveries wait here for their token, not in a runner
+        self.limiter = RateLimiter.for_app(executor.app, self.reserved.put_nowait)
 
     async def run(self) -> None:
         """Fetch and run until ``stop_fetching`` is called and the runners are done."""
@@ -91,6 +94,8 @@ class Consumer:
             if self._stopping:
                 await self._give_back([delivery])
                 continue
+            if not self.limiter.admit(delivery):
+                continue
             self.active[id(delivery)] = delivery
             try:
                 await self.executor.process(delivery)
@@ -115,6 +120,8 @@ class Consumer:
         """Warm shutdown, step one: no new fetches; reserved deliveries go back."""
         self._stopping = True
         self._room.set()
+        for delivery in self.limiter.release_all():  # runners give them back
+            self.reserved.put_nowait(delivery)
         if self._fetching is not None:
             self._fetching.cancel()
 
