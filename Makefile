@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit bench chaos clean
+.PHONY: demo test lint typecheck unit bench chaos chaos-soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,18 @@ $(BENCH_ENVS)/%/.installed: bench/requirements/%.txt pyproject.toml
 
 bench: $(foreach s,$(BENCH_SYSTEMS_ALL),$(BENCH_ENVS)/$(s)/.installed)  ## BENCH_N=5000 for a quick run
 	$(BENCH_ENVS)/celeriac/bin/python bench/run.py
+
+# `make chaos`: the fault suite (docs/reliability.md) and its table: fault, broker, sent,
+# completed, duplicates, lost. The quick part also runs in `make test`; soak is separate.
+CHAOS_TABLE ?= /tmp/celeriac-chaos-table.txt
+
+chaos: $(STAMP)
+	CHAOS_TABLE=$(CHAOS_TABLE) $(BIN)/python -m pytest -q -p no:cacheprovider -m "not soak" tests/chaos
+	@echo; cat $(CHAOS_TABLE)
+
+chaos-soak: $(STAMP)  ## minutes: repeated kills and link faults over thousands of tasks
+	CHAOS_TABLE=$(CHAOS_TABLE) $(BIN)/python -m pytest -q -p no:cacheprovider -m soak tests/chaos
+	@echo; cat $(CHAOS_TABLE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
