@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from celeriac.protocol import build_task_message
-from tests.chaos.conftest import make_scenario
+from tests.chaos.conftest import make_scenario, soak_selected
 from tests.chaos.harness import Scenario, tags
 from tests.chaos.proxy import FaultProxy
 
@@ -130,8 +130,7 @@ def test_partition_heals(link: Link) -> None:
 
 
 def test_half_open_connections(link: Link, request: pytest.FixtureRequest) -> None:
-    if link.s.broker_name == "rabbitmq" and "soak" not in (
-            request.config.getoption("markexpr") or ""):
+    if link.s.broker_name == "rabbitmq" and not soak_selected(request.config):
         pytest.skip("RabbitMQ on a half-open link waits for the AMQP heartbeat (minutes): "
                     "run with -m soak")
     run_fault(link, "black hole on open links (half-open)", half_open)
