@@ -2,9 +2,8 @@
 
 The app is Celery's tutorial app with the import changed (compare celery_app.py). The
 broker and result backend come from BENCH_BROKER_URL / BENCH_RESULT_BACKEND.
-celeriac has no public bulk-publishing API yet: ``bulk`` builds each message with the
-app's own builder (``_build_message``, as ``.delay()`` does) and hands batches of
-``BATCH`` to the broker contract's ``publish(messages)``.
+``bulk`` is the public bulk API, ``Task.delay_many`` (batches of ``BATCH`` messages per
+broker round trip; the options are resolved once per batch).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 from celeriac import Celery
 
@@ -47,30 +45,14 @@ def delay_noop() -> None:
     noop.delay()
 
 
-def _publish(batch: list[Any], delayed: bool) -> None:
-    async def go() -> None:
-        broker = await app.clients.broker()
-        if delayed:
-            await broker.delay(batch)
-        else:
-            await broker.publish(batch)
-
-    app.run_sync(go())
-
-
 def bulk_noop(n: int, progress: Callable[[int], None], countdown_s: float | None = None) -> None:
-    batch: list[Any] = []
     options = {} if countdown_s is None else {"countdown": countdown_s}
-    for i in range(n):
-        message, due = app._build_message(noop.name, (), {}, noop, dict(options))
-        batch.append(message if countdown_s is None else (message, due))
-        if len(batch) == BATCH:
-            _publish(batch, countdown_s is not None)
-            batch = []
-            progress(i + 1)
-    if batch:
-        _publish(batch, countdown_s is not None)
-    progress(n)
+    sent = 0
+    while sent < n:
+        size = min(BATCH, n - sent)
+        noop.delay_many([()] * size, batch_size=BATCH, **options)
+        sent += size
+        progress(sent)
 
 
 def roundtrip() -> None:

@@ -14,7 +14,7 @@ import importlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from celeriac.backends import ResultBackend, create_backend
@@ -23,9 +23,10 @@ from celeriac.brokers import BROKER_CLASSES, Broker, create_broker, load_class
 from celeriac.clients import Clients
 from celeriac.config import Config, default_sqlite_path, import_object, to_seconds
 from celeriac.context import current_request
-from celeriac.protocol import Message, build_task_message, utcnow
+from celeriac.protocol import Message, another_call, build_task_message, utcnow
 from celeriac.result import AsyncResult
 from celeriac.routing import Router
+from celeriac.serialization import PICKLE
 from celeriac.signing import sign
 from celeriac.task import Task, make_task_class
 
@@ -40,6 +41,8 @@ _all_apps: list[Celery] = []
 _shared: list[tuple[Callable[..., Any], dict[str, Any]]] = []
 #: an eta closer than this is sent as ready (workers run it at once anyway)
 _ETA_SLACK_S = 0.001
+#: one call in a bulk send: positional arguments and keyword arguments (or None)
+Call = tuple[Sequence[Any], Mapping[str, Any] | None]
 #: a task's own options that apply when apply_async does not give them
 _TASK_OPTIONS = ("queue", "priority", "expires", "time_limit", "soft_time_limit",
                  "ignore_result", "serializer")
@@ -352,16 +355,67 @@ class Celery:
         self.publish_blocking(message, due)
         return AsyncResult(message.task_id, app=self)
 
+    def send_many(self, name: str, calls: Iterable[Call], *, batch_size: int = 1000,
+                  **options: Any) -> list[AsyncResult[Any]]:
+        """Send many calls of one task with the same options, ``batch_size`` messages per
+        broker round trip: ``app.send_many("add", [((1, 2), None), ((3, 4), {})])``."""
+        task_type = options.pop("task_type", None)
+        results: list[AsyncResult[Any]] = []
+        for batch in _batches(calls, batch_size):
+            messages, due = self._build_many(name, batch, task_type, options)
+            self.publish_many_blocking(messages, due)
+            results.extend(AsyncResult(m.task_id, app=self) for m in messages)
+        return results
+
+    async def asend_many(self, name: str, calls: Iterable[Call], *, batch_size: int = 1000,
+                         **options: Any) -> list[AsyncResult[Any]]:
+        """Awaitable ``send_many`` (publishes on the caller's event loop)."""
+        task_type = options.pop("task_type", None)
+        results: list[AsyncResult[Any]] = []
+        for batch in _batches(calls, batch_size):
+            messages, due = self._build_many(name, batch, task_type, options)
+            await self.publish_many(messages, due)
+            results.extend(AsyncResult(m.task_id, app=self) for m in messages)
+        return results
+
+    def _build_many(self, name: str, calls: list[Call], task_type: Any,
+                    options: dict[str, Any]) -> tuple[list[Message], float | None]:
+        """The messages for a batch: options are resolved once, for the first call, and
+        the others are copies with their own id and arguments (``another_call``)."""
+        if options.get("task_id"):
+            raise TypeError("send_many: task_id cannot be shared by many calls")
+        per_call = self.conf.task_routes or any(
+            options.get(k) for k in ("link", "link_error", "chain", "chord"))
+        args, kwargs = calls[0]
+        first, due = self._build_message(name, args, kwargs, task_type, dict(options))
+        messages = [first]
+        if per_call:  # routes may look at the arguments; signatures live in each body
+            messages += [self._build_message(name, a, k, task_type, dict(options))[0]
+                         for a, k in calls[1:]]
+            return messages, due
+        serializer = "pickle" if first.content_type == PICKLE else "json"
+        key = self.conf.security_key
+        for a, k in calls[1:]:
+            message = another_call(first, a, dict(k) if k else None, serializer)
+            if key:
+                sign(message, key)
+            messages.append(message)
+        return messages, due
+
     def publish_blocking(self, message: Message, due: float | None = None) -> None:
         """``publish`` for sync callers: from this thread where the broker can, else on
         the bridge loop. Returns once the broker has the message."""
+        self.publish_many_blocking([message], due)
+
+    def publish_many_blocking(self, messages: Sequence[Message], due: float | None) -> None:
+        """Publish a batch from a sync caller; returns once the broker has all of it."""
         producer = self._blocking_producer()
         if producer is None:
-            self.run_sync(self.publish(message, due))
+            self.run_sync(self.publish_many(messages, due))
         elif due is None or not self.conf.broker_delay_store:
-            producer.publish_blocking([message])
+            producer.publish_blocking(messages)
         else:
-            producer.delay_blocking([(message, due)])
+            producer.delay_blocking([(m, due) for m in messages])
 
     async def asend_task(self, name: str, args: Any = None, kwargs: Any = None,
                          **options: Any) -> AsyncResult[Any]:
@@ -373,11 +427,15 @@ class Celery:
 
     async def publish(self, message: Message, due: float | None = None) -> None:
         """Publish one message now, or into the broker's delay store until ``due``."""
+        await self.publish_many([message], due)
+
+    async def publish_many(self, messages: Sequence[Message], due: float | None) -> None:
+        """Publish a batch now, or into the broker's delay store until ``due``."""
         broker = await self.clients.broker()
         if due is None or not self.conf.broker_delay_store:
-            await broker.publish([message])
+            await broker.publish(messages)
         else:
-            await broker.delay([(message, due)])
+            await broker.delay([(m, due) for m in messages])
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         return AsyncResult(task_id, app=self)
@@ -396,6 +454,18 @@ class Celery:
         run_cli_for_app(self, argv or ["worker"])
 
     start = worker_main
+
+
+def _batches(calls: Iterable[Call], size: int) -> Iterator[list[Call]]:
+    """``(args, kwargs)`` pairs in lists of at most ``size``."""
+    batch: list[Call] = []
+    for args, kwargs in calls:
+        batch.append((args, kwargs))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _when(value: Any, countdown: float | None, now: dt.datetime) -> dt.datetime | None:

@@ -15,6 +15,7 @@ import binascii
 import datetime as dt
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,6 +209,28 @@ def build_task_message(
         exchange=exchange,
         routing_key=routing_key or queue,
     )
+
+
+def another_call(template: Message, args: Sequence[Any], kwargs: dict[str, Any] | None,
+                 serializer: str) -> Message:
+    """A copy of ``template`` for another call of the same task with the same options:
+    a new id, arguments and body. Bulk sends build the options once this way."""
+    task_id = new_id()
+    kwargs = kwargs or {}
+    args = list(args)
+    _, _, body = serialization.dumps([args, kwargs, _EMPTY_EMBED], serializer)
+    headers = dict(template.headers)
+    if headers.get("root_id") == headers.get("id"):
+        headers["root_id"] = task_id
+    headers["id"] = task_id
+    headers["argsrepr"] = _repr_capped(tuple(args))
+    headers["kwargsrepr"] = _repr_capped(kwargs)
+    properties = dict(template.properties)
+    properties["correlation_id"] = task_id
+    return Message(headers=headers, body=body, properties=properties,
+                   content_type=template.content_type,
+                   content_encoding=template.content_encoding,
+                   exchange=template.exchange, routing_key=template.routing_key)
 
 
 def parse_task(message: Message, accept: frozenset[str]) -> TaskCall:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from celeriac.context import Context, current_request
@@ -107,6 +107,32 @@ class Task(Generic[P, R]):
         if self.app.conf.task_always_eager:
             return self.apply(args, kwargs, task_id=options.get("task_id"))
         return await self.app.asend_task(self.name, args, kwargs, task_type=self, **options)
+
+    def delay_many(self, calls: Iterable[Sequence[Any]], **options: Any
+                   ) -> list[AsyncResult[R]]:
+        """Send one task per tuple of positional arguments, in batches (one broker round
+        trip per ``batch_size``, 1000 by default): ``add.delay_many([(1, 2), (3, 4)])``."""
+        return self.apply_many(((args, None) for args in calls), **options)
+
+    def apply_many(self, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any] | None]],
+                   **options: Any) -> list[AsyncResult[R]]:
+        """Send one task per ``(args, kwargs)`` pair, all with the same ``apply_async``
+        options (countdown, queue, priority, ...), in batches."""
+        if self.app.conf.task_always_eager:
+            return [self.apply(list(a), dict(k or {})) for a, k in calls]
+        return self.app.send_many(self.name, calls, task_type=self, **options)
+
+    async def adelay_many(self, calls: Iterable[Sequence[Any]], **options: Any
+                          ) -> list[AsyncResult[R]]:
+        """Awaitable ``delay_many``."""
+        return await self.aapply_many(((args, None) for args in calls), **options)
+
+    async def aapply_many(self, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any] | None]],
+                          **options: Any) -> list[AsyncResult[R]]:
+        """Awaitable ``apply_many``: publishes on the caller's event loop."""
+        if self.app.conf.task_always_eager:
+            return [self.apply(list(a), dict(k or {})) for a, k in calls]
+        return await self.app.asend_many(self.name, calls, task_type=self, **options)
 
     def apply(
         self,
