@@ -122,8 +122,9 @@ class Consumer:
         self._room.set()
         for delivery in self.limiter.release_all():  # runners give them back
             self.reserved.put_nowait(delivery)
-        if self._fetching is not None:
-            self._fetching.cancel()
+        # The fetch in flight is left to finish (at most FETCH_WAIT_S): cancelled, its
+        # messages could already be leased to us on the broker, and would then wait
+        # for their lease to run out. What it returns, the runners give back.
 
     async def drain(self, timeout_s: float, interrupt: asyncio.Event) -> bool:
         """Wait for running tasks to end; True if they all did within the timeout
