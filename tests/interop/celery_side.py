@@ -10,8 +10,10 @@ from tests.interop.sides import register
 
 app = Celery("celery_side", broker=os.environ.get("INTEROP_BROKER_URL"),
              backend=os.environ.get("INTEROP_BACKEND_URL"))
-app.conf.broker_transport_options = {"visibility_timeout": float(
-    os.environ.get("INTEROP_VISIBILITY_S", "3600"))}
+app.conf.broker_transport_options = {
+    "visibility_timeout": float(os.environ.get("INTEROP_VISIBILITY_S", "3600")),
+    "global_keyprefix": os.environ.get("INTEROP_KEYPREFIX", ""),  # Redis: per-test keys
+}
 app.conf.task_acks_late = os.environ.get("INTEROP_CELERY_ACKS_LATE") == "1"
 app.conf.worker_hijack_root_logger = True
 # chain steps and callbacks sent from a worker go to the test's queue too

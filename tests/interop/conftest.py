@@ -32,6 +32,8 @@ class Fleet:
     queue: str
     record_key: str
     tmp_path: Path
+    #: Redis: every broker key of this test starts with it (kombu's global_keyprefix)
+    prefix: str = ""
 
     def __post_init__(self) -> None:
         import redis
@@ -44,7 +46,7 @@ class Fleet:
         env.update({"INTEROP_BROKER_URL": self.broker_url, "INTEROP_BACKEND_URL":
                     self.backend_url, "INTEROP_RECORD": self.record_key,
                     "INTEROP_RECORD_URL": RECORD_URL, "INTEROP_SIDE": side,
-                    "INTEROP_QUEUE": self.queue,
+                    "INTEROP_QUEUE": self.queue, "INTEROP_KEYPREFIX": self.prefix,
                     "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **extra})
         for key in ("CELERIAC_BROKER_URL", "CELERIAC_RESULT_BACKEND", "CELERY_BROKER_URL",
                     "CELERY_RESULT_BACKEND"):
@@ -113,6 +115,7 @@ class Fleet:
         app = RealCelery("interop-client", broker=self.broker_url, backend=self.backend_url,
                          set_as_current=False)
         app.conf.task_default_queue = self.queue
+        app.conf.broker_transport_options = {"global_keyprefix": self.prefix}
         app.conf.update(conf)
         return app
 
@@ -122,6 +125,7 @@ class Fleet:
         app = Celery("interop-client", broker=self.broker_url, backend=self.backend_url,
                      set_as_current=False)
         app.conf.task_default_queue = self.queue
+        app.conf.broker_transport_options = {"global_keyprefix": self.prefix}
         app.conf.update(conf)
         return app
 
@@ -152,7 +156,16 @@ def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
         vhost = request.getfixturevalue("amqp_vhost")
         broker_url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     run = uuid.uuid4().hex[:8]
+    prefix = f"interop-{run}:" if request.param == "redis" else ""
     fleet = Fleet(broker_url, f"redis://127.0.0.1:6379/{RESULT_DB}", f"interop-{run}",
-                  f"interop:record:{run}", tmp_path)
+                  f"interop:record:{run}", tmp_path, prefix)
     yield fleet
     fleet.stop_all()
+    if prefix:
+        import redis
+
+        raw = redis.Redis.from_url(broker_url)
+        keys = list(raw.scan_iter(f"{prefix}*"))
+        if keys:
+            raw.delete(*keys)
+        raw.close()

@@ -24,7 +24,8 @@ def _delayed(fleet: Fleet) -> list[bytes]:
     import redis
 
     raw = redis.Redis.from_url(fleet.broker_url)
-    members = [m for m in raw.zrange("_celeriac.delayed", 0, -1) if fleet.queue.encode() in m]
+    members = [m for m in raw.zrange(f"{fleet.prefix}_celeriac.delayed", 0, -1)
+               if fleet.queue.encode() in m]
     raw.close()
     return members
 

@@ -67,8 +67,8 @@ def _celerys_unacked(fleet: Fleet) -> int:
     import redis
 
     raw = redis.Redis.from_url(fleet.broker_url)
-    leased = set(raw.zrange("_celeriac.leases", 0, -1))
-    ours = [tag for tag, record in raw.hgetall("unacked").items()
+    leased = set(raw.zrange(f"{fleet.prefix}_celeriac.leases", 0, -1))
+    ours = [tag for tag, record in raw.hgetall(f"{fleet.prefix}unacked").items()
             if fleet.queue.encode() in record and tag not in leased]
     raw.close()
     return len(ours)
