@@ -36,14 +36,16 @@ Guarantees:
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, cast
 
 from aiormq.exceptions import ChannelNotFoundEntity
 
 from celeriac.backends.rpc import reply_queue_declaration
+from celeriac.brokers.amqp_blocking import DEFAULT_WINDOW, BlockingPublisher, SyncChannel
 from celeriac.brokers.amqp_dead import DeadLetterQueue
 from celeriac.brokers.amqp_inbox import Inbox
 from celeriac.brokers.amqp_link import parse_url
@@ -51,6 +53,7 @@ from celeriac.brokers.amqp_session import DeclareFn, Session
 from celeriac.brokers.amqp_topology import (
     ORIGIN_EXCHANGE,
     ORIGIN_ROUTING_KEY,
+    Declarer,
     QueueSpec,
     Topology,
     delay_route,
@@ -86,6 +89,9 @@ class AMQPBroker(Broker):
                            prefetch=int(prefetch) if prefetch else None,
                            consumer_timeout_ms=int(float(timeout_s) * 1000) if timeout_s else None)
         self.dead = DeadLetterQueue(self.session, self.topology)
+        self._blocking: BlockingPublisher | None = None
+        self._blocking_lock = threading.Lock()
+        self._window = int(opts.get("confirm_window", DEFAULT_WINDOW))
 
     # -- lifecycle ------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -102,11 +108,11 @@ class AMQPBroker(Broker):
         if not messages:
             return
         items = [Outgoing(m.exchange, m.routing_key, m) for m in messages]
-        await self.session.publish(items, self._declarer_for(items))
+        await self.session.publish(items, self._declarer_for(items, self.session.declarer))
 
-    def _declarer_for(self, items: Sequence[Outgoing]) -> DeclareFn:
+    def _declarer_for(self, items: Sequence[Outgoing], declarer: Declarer) -> DeclareFn:
         """Declares what the items need (each thing once per connection, like kombu)."""
-        topology, declarer = self.topology, self.session.declarer
+        topology = self.topology
         needed = {(i.exchange, i.routing_key) for i in items}
         reply = _reply_queue_of(items)
 
@@ -124,6 +130,16 @@ class AMQPBroker(Broker):
         return declare
 
     async def delay(self, messages: Sequence[tuple[Message, float]]) -> None:
+        ready, items, targets = self._plan_delay(messages)
+        if ready:
+            await self.publish(ready)
+        if items:
+            await self.session.publish(items,
+                                       self._delay_declarer(targets, self.session.declarer))
+
+    def _plan_delay(self, messages: Sequence[tuple[Message, float]]
+                    ) -> tuple[list[Message], list[Outgoing], set[str]]:
+        """Messages due now, copies routed into the delay levels, and their queues."""
         now = time.time()
         ready = [m for m, due in messages if due - now <= 0]
         items: list[Outgoing] = []
@@ -141,17 +157,52 @@ class AMQPBroker(Broker):
                                message.content_type, message.content_encoding,
                                message.exchange, message.routing_key)
                 items.append(Outgoing(exchange, routing_key, copy, drop_expiration=True))
-        if ready:
-            await self.publish(ready)
-        if items:
-            topology, declarer = self.topology, self.session.declarer
+        return ready, items, targets
 
-            async def declare(channel: PublishChannel) -> None:
-                await declarer.delay_levels(channel)
-                for queue in targets:
-                    await declarer.queue(channel, topology.queue(queue))
-                    await declarer.delay_target(channel, queue)
-            await self.session.publish(items, declare)
+    def _delay_declarer(self, targets: set[str], declarer: Declarer) -> DeclareFn:
+        topology = self.topology
+
+        async def declare(channel: PublishChannel) -> None:
+            await declarer.delay_levels(channel)
+            for queue in targets:
+                await declarer.queue(channel, topology.queue(queue))
+                await declarer.delay_target(channel, queue)
+        return declare
+
+    # -- producing from a sync caller's thread (bridge.BlockingProducer) -------------------
+    def blocking_publisher(self) -> BlockingPublisher:
+        """This process's confirm-window publisher (see amqp_blocking), opened lazily."""
+        publisher = self._blocking
+        if publisher is None:
+            with self._blocking_lock:
+                if self._blocking is None:
+                    self._blocking = BlockingPublisher(
+                        self.params, float(self.options.get("retry_timeout", 30.0)),
+                        self._window)
+                publisher = self._blocking
+        return publisher
+
+    def publish_blocking(self, messages: Sequence[Message]) -> None:
+        """Write from this thread; RabbitMQ's confirm is checked on a later call, at
+        ``flush_blocking`` or at exit (an unconfirmed message always raises)."""
+        if not messages:
+            return
+        publisher = self.blocking_publisher()
+        items = [Outgoing(m.exchange, m.routing_key, m) for m in messages]
+        publisher.publish(items, _sync(self._declarer_for(items, publisher.declarer)))
+
+    def delay_blocking(self, messages: Sequence[tuple[Message, float]]) -> None:
+        ready, items, targets = self._plan_delay(messages)
+        if ready:
+            self.publish_blocking(ready)
+        if items:
+            publisher = self.blocking_publisher()
+            publisher.publish(items, _sync(self._delay_declarer(targets, publisher.declarer)))
+
+    def flush_blocking(self, timeout_s: float | None = None) -> None:
+        """Wait for RabbitMQ's confirms of every sync publish; raise what it refused."""
+        if self._blocking is not None:
+            self._blocking.flush(timeout_s)
 
     # -- consuming ------------------------------------------------------------------------
     async def fetch(self, queues: Sequence[str], max_count: int, timeout_s: float
@@ -202,6 +253,13 @@ class AMQPBroker(Broker):
 
     async def purge_dead(self) -> int:
         return await self.dead.purge()
+
+
+def _sync(declare: DeclareFn) -> Callable[[SyncChannel], Coroutine[Any, Any, None]]:
+    """A declaration function for the blocking publisher's SyncChannel (same calls)."""
+    async def run(channel: SyncChannel) -> None:
+        await declare(cast(PublishChannel, channel))
+    return run
 
 
 def _reply_queue_of(items: Sequence[Outgoing]) -> QueueSpec | None:

@@ -1,0 +1,141 @@
+"""The sync producer on a real RabbitMQ: the confirm window never lets an unconfirmed
+publish pass silently (next call, flush, interpreter exit), and a lost connection
+re-sends what was not confirmed."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from celeriac.brokers.amqp import AMQPBroker
+from celeriac.brokers.amqp_blocking import UnconfirmedPublish
+from celeriac.brokers.amqp_wire import Outgoing
+from celeriac.protocol import Message
+from tests.services import AMQP_HOST, AMQP_PORT, need_rabbitmq
+
+URL = f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}//"
+
+
+def task(queue: str, task_id: str | None = None) -> Message:
+    task_id = task_id or uuid.uuid4().hex
+    return Message(headers={"id": task_id, "task": "t.noop", "lang": "py"},
+                   body=b'[[], {}, {}]', properties={"correlation_id": task_id,
+                                                      "delivery_mode": 2},
+                   content_type="application/json", content_encoding="utf-8",
+                   exchange="", routing_key=queue)
+
+
+@pytest.fixture
+def queue() -> Iterator[str]:
+    need_rabbitmq()
+    name = f"celeriac.test.blocking.{uuid.uuid4().hex[:8]}"
+    yield name
+
+    async def drop() -> None:
+        broker = AMQPBroker(URL)
+        await broker.connect()
+        async with broker.dead.admin_channel() as channel:
+            await channel.queue_delete(name)
+        await broker.close()
+    asyncio.run(drop())
+
+
+def count(queue: str) -> int:
+    async def size() -> int:
+        broker = AMQPBroker(URL)
+        await broker.connect()
+        try:
+            return await broker.queue_size(queue)
+        finally:
+            await broker.close()
+    return asyncio.run(size())
+
+
+def unroutable(task_id: str) -> Outgoing:
+    return Outgoing("amq.direct", f"nobody-{uuid.uuid4().hex}", task("x", task_id))
+
+
+def test_publishes_are_confirmed_by_flush(queue: str) -> None:
+    broker = AMQPBroker(URL)
+    for _ in range(300):
+        broker.publish_blocking([task(queue)])
+    broker.flush_blocking()
+    assert broker.blocking_publisher().unconfirmed == 0
+    assert count(queue) == 300
+    broker.blocking_publisher().close()
+
+
+def test_unroutable_message_raises_at_flush(queue: str) -> None:
+    publisher = AMQPBroker(URL).blocking_publisher()
+    with pytest.raises(UnconfirmedPublish) as info:  # from publish if the return is quick
+        publisher.publish([unroutable("lost-1")])
+        publisher.flush()
+    assert info.value.task_ids == ["lost-1"]
+    publisher.flush()  # reported once, then the window is clean
+    publisher.close()
+
+
+def test_unroutable_message_raises_on_a_later_call(queue: str) -> None:
+    broker = AMQPBroker(URL)
+    publisher = broker.blocking_publisher()
+    broker.publish_blocking([task(queue)])  # connects
+    link = publisher._link
+    assert link is not None
+    publisher._write(link, [unroutable("lost-2")])  # written; its confirm not yet read
+    time.sleep(0.3)
+    with pytest.raises(UnconfirmedPublish, match="lost-2"):
+        broker.publish_blocking([task(queue)])
+    broker.flush_blocking()
+    publisher.close()
+
+
+def test_window_bounds_unconfirmed_messages(queue: str) -> None:
+    broker = AMQPBroker(URL, {"confirm_window": 8})
+    for _ in range(100):
+        broker.publish_blocking([task(queue)])
+        assert broker.blocking_publisher().unconfirmed <= 8
+    broker.flush_blocking()
+    assert count(queue) == 100
+    broker.blocking_publisher().close()
+
+
+def test_lost_connection_resends_unconfirmed(queue: str) -> None:
+    broker = AMQPBroker(URL)
+    publisher = broker.blocking_publisher()
+    broker.publish_blocking([task(queue)])  # declares the queue
+    broker.flush_blocking()
+    ids = [uuid.uuid4().hex for _ in range(50)]
+    for task_id in ids:
+        publisher.publish([Outgoing("", queue, task(queue, task_id))])
+    link = publisher._link
+    assert link is not None
+    link.sock.shutdown(socket.SHUT_RDWR)  # the connection drops before the confirms
+    broker.flush_blocking()
+    assert publisher.unconfirmed == 0
+    assert count(queue) >= 51  # at-least-once: a message may be stored twice
+    publisher.close()
+
+
+def test_unconfirmed_publish_is_reported_at_exit() -> None:
+    need_rabbitmq()
+    script = textwrap.dedent(f"""
+        from celeriac.brokers.amqp import AMQPBroker
+        from celeriac.brokers.amqp_wire import Outgoing
+        from tests.integration.test_amqp_blocking import unroutable
+        publisher = AMQPBroker({URL!r}).blocking_publisher()
+        publisher.publish([])  # connects
+        assert publisher._link is not None
+        publisher._write(publisher._link, [unroutable("lost-at-exit")])
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert "lost-at-exit" in done.stderr
+    assert "UnconfirmedPublish" in done.stderr
