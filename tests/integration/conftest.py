@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from celeriac import Celery
+from tests.services import need_redis
 
 HERE = Path(__file__).resolve().parent
 
@@ -65,6 +66,7 @@ class Harness:
     def __init__(self, tmp_path: Path, broker_url: str) -> None:
         self.tmp_path = tmp_path
         self.broker_url = broker_url
+        self.prefix = ""  # Redis: the key prefix of this test
         self.record = tmp_path / "record.txt"
         self.record.touch()
         self.workers: list[WorkerProcess] = []
@@ -111,3 +113,40 @@ def sqlite_harness(tmp_path: Path) -> Iterator[Harness]:
     harness = Harness(tmp_path, f"sqlite:///{tmp_path}/broker-{uuid.uuid4().hex[:8]}.db")
     yield harness
     harness.close()
+
+
+#: Redis tests: db 12, a key prefix per test (broker and results), deleted after
+DB_URL = "redis://127.0.0.1:6379/12"
+
+
+@pytest.fixture
+def redis_harness(tmp_path: Path) -> Iterator[Harness]:
+    need_redis()
+    import redis
+
+    prefix = f"itest-{uuid.uuid4().hex[:8]}:"
+    harness = Harness(tmp_path, DB_URL)
+    harness.client.conf.broker_transport_options = {"global_keyprefix": prefix}
+    harness.client.conf.result_backend = DB_URL
+    harness.prefix = prefix
+    original_env = harness.env
+
+    def env(**extra: str) -> dict[str, str]:
+        return original_env(**{"ITEST_KEYPREFIX": prefix, **extra}) | {
+            "CELERIAC_RESULT_BACKEND": DB_URL}
+
+    harness.env = env  # type: ignore[method-assign]
+    yield harness
+    harness.close()
+    raw = redis.Redis.from_url(DB_URL)
+    keys = list(raw.scan_iter(f"{prefix}*"))
+    if keys:
+        raw.delete(*keys)
+    raw.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def harness(request: pytest.FixtureRequest) -> Harness:
+    """The same scenario on the embedded broker and on Redis."""
+    found: Harness = request.getfixturevalue(f"{request.param}_harness")
+    return found

@@ -1,54 +1,23 @@
-"""A real worker, started through the CLI, on a real Redis: the core scenarios again.
+"""A real worker, started through the CLI, on a real Redis: what differs from SQLite.
 
-Each test gets its own key prefix in db 12 (broker and results) and deletes its keys.
+The scenarios both brokers share (kills, leases, shutdowns) run on each of them in
+test_worker_sqlite.py through the ``harness`` fixture.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from celeriac.brokers.redis import RedisBroker
 from celeriac.protocol import build_task_message
-from tests.integration.conftest import Harness
-from tests.services import need_redis
-
-DB_URL = "redis://127.0.0.1:6379/12"
-
-
-@pytest.fixture
-def redis_harness(tmp_path: Path) -> Iterator[Harness]:
-    need_redis()
-    import redis
-
-    prefix = f"itest-{uuid.uuid4().hex[:8]}:"
-    harness = Harness(tmp_path, DB_URL)
-    harness.client.conf.broker_transport_options = {"global_keyprefix": prefix}
-    harness.client.conf.result_backend = DB_URL
-    harness.prefix = prefix  # type: ignore[attr-defined]
-    original_env = harness.env
-
-    def env(**extra: str) -> dict[str, str]:
-        return original_env(**{"ITEST_KEYPREFIX": prefix, **extra}) | {
-            "CELERIAC_RESULT_BACKEND": DB_URL}
-
-    harness.env = env  # type: ignore[method-assign]
-    yield harness
-    harness.close()
-    raw = redis.Redis.from_url(DB_URL)
-    keys = list(raw.scan_iter(f"{prefix}*"))
-    if keys:
-        raw.delete(*keys)
-    raw.close()
+from tests.integration.conftest import DB_URL, Harness
 
 
 def _broker(h: Harness) -> RedisBroker:
-    return RedisBroker(DB_URL, {"global_keyprefix": h.prefix})  # type: ignore[attr-defined]
+    return RedisBroker(DB_URL, {"global_keyprefix": h.prefix})
 
 
 @pytest.mark.parametrize("pool", ["prefork", "solo"])
@@ -65,31 +34,6 @@ def test_tasks_run_and_results_come_back(redis_harness: Harness, pool: str) -> N
         failed.get(timeout=20)
     assert worker.stop() == 0
     assert f"Task add[{added.id}] succeeded in" in worker.log
-
-
-def test_sigkilled_worker_tasks_come_back_after_the_lease(redis_harness: Harness) -> None:
-    h = redis_harness
-    first = h.worker("-P", "threads", "-c", "1", ITEST_LEASE_S="2")
-    result = h.client.send_task("slow", (1.0, "k1"))
-    h.wait_for_record("start k1")
-    first.kill()
-    second = h.worker("-P", "threads", "-c", "1", ITEST_LEASE_S="2")
-    assert result.get(timeout=30) == "k1"
-    assert h.lines("start k1") == ["start k1", "start k1"]
-    assert h.lines("done k1") == ["done k1"]
-    second.stop()
-
-
-def test_long_task_is_not_redelivered_while_its_worker_lives(redis_harness: Harness) -> None:
-    h = redis_harness
-    worker = h.worker("-P", "solo", ITEST_LEASE_S="1")
-    other = h.worker("-P", "solo", ITEST_LEASE_S="1")
-    result = h.client.send_task("slow", (4.0, "long"))
-    assert result.get(timeout=30) == "long"
-    time.sleep(1.5)  # two more sweeps by the idle worker: still one run
-    assert h.lines("start long") == ["start long"]
-    worker.stop()
-    other.stop()
 
 
 def test_dead_letters_are_listed_requeued_and_purged(redis_harness: Harness) -> None:
@@ -132,7 +76,7 @@ def test_far_countdown_waits_in_redis_not_in_the_worker(redis_harness: Harness) 
     assert soon.get(timeout=20) == 3
     worker.wait_for_log(f"add[{celery_style.id}] received with eta")
     raw = redis.Redis.from_url(DB_URL)
-    delayed = raw.zrange(f"{h.prefix}_celeriac.delayed", 0, -1)  # type: ignore[attr-defined]
+    delayed = raw.zrange(f"{h.prefix}_celeriac.delayed", 0, -1)
     raw.close()
     assert sorted(len(d) > 0 and (later.id.encode() in d) for d in delayed) == [False, True]
     assert any(celery_style.id.encode() in d for d in delayed)

@@ -1,4 +1,5 @@
-"""A real worker, started through the CLI, on the embedded SQLite broker."""
+"""A real worker, started through the CLI, on the embedded SQLite broker (and, through
+the ``harness`` fixture, the scenarios every broker must pass on Redis too)."""
 
 from __future__ import annotations
 
@@ -96,8 +97,8 @@ def test_bad_input_is_dead_lettered_and_the_worker_goes_on(sqlite_harness: Harne
     assert worker.stop() == 0
 
 
-def test_sigkilled_worker_tasks_run_again_after_the_lease(sqlite_harness: Harness) -> None:
-    h = sqlite_harness
+def test_sigkilled_worker_tasks_run_again_after_the_lease(harness: Harness) -> None:
+    h = harness
     first = h.worker("-P", "threads", "-c", "1", ITEST_LEASE_S="2")
     result = h.client.send_task("slow", (1.0, "k1"))
     h.wait_for_record("start k1")
@@ -110,8 +111,8 @@ def test_sigkilled_worker_tasks_run_again_after_the_lease(sqlite_harness: Harnes
     second.stop()
 
 
-def test_long_task_is_not_redelivered_while_its_worker_lives(sqlite_harness: Harness) -> None:
-    h = sqlite_harness
+def test_long_task_is_not_redelivered_while_its_worker_lives(harness: Harness) -> None:
+    h = harness
     worker = h.worker("-P", "solo", ITEST_LEASE_S="1")
     other = h.worker("-P", "solo", ITEST_LEASE_S="1")
     result = h.client.send_task("slow", (4.0, "long"))
@@ -121,8 +122,8 @@ def test_long_task_is_not_redelivered_while_its_worker_lives(sqlite_harness: Har
     other.stop()
 
 
-def test_warm_shutdown_finishes_running_and_returns_prefetched(sqlite_harness: Harness) -> None:
-    h = sqlite_harness
+def test_warm_shutdown_finishes_running_and_returns_prefetched(harness: Harness) -> None:
+    h = harness
     worker = h.worker("-P", "threads", "-c", "1", "--prefetch-multiplier", "4")
     results = [h.client.send_task("slow", (1.5, f"w{i}")) for i in range(3)]
     h.wait_for_record("start w")
@@ -137,8 +138,8 @@ def test_warm_shutdown_finishes_running_and_returns_prefetched(sqlite_harness: H
     after.stop()
 
 
-def test_cold_shutdown_loses_nothing(sqlite_harness: Harness) -> None:
-    h = sqlite_harness
+def test_cold_shutdown_loses_nothing(harness: Harness) -> None:
+    h = harness
     worker = h.worker("-P", "threads", "-c", "1")
     results = [h.client.send_task("slow", (3, f"c{i}")) for i in range(3)]
     h.wait_for_record("start c")
