@@ -8,10 +8,11 @@ confirms be outstanding: ``publish`` returns once the frames are written, and th
 confirms are read as they arrive on later calls.
 
 The rule that holds: a publish that RabbitMQ did not confirm raises, never passes
-silently. A nack or a ``basic.return`` (unroutable) of an earlier message raises
-``UnconfirmedPublish`` (naming the task ids) from the next ``publish``, from ``flush``,
-or at interpreter exit, where ``flush`` runs and a failure is logged at ERROR and
-re-raised. When the call raises, its own messages were not sent. A connection lost
+silently. Each ``publish`` first reads, without blocking, what RabbitMQ has sent back.
+A nack or a ``basic.return`` (unroutable) of an earlier message raises
+``UnconfirmedPublish`` (naming the task ids) from the next ``publish`` (which then
+sends nothing), from ``flush``, or at interpreter exit, where ``flush`` runs and a
+failure is logged at ERROR and re-raised. A connection lost
 before the confirms came reconnects (backoff, up to ``retry_timeout``) and re-sends
 every unconfirmed message (at-least-once: one whose confirm was lost may be stored
 twice); if it cannot reconnect in time, the call raises ``ConnectionLost`` naming them.
@@ -304,13 +305,15 @@ class BlockingPublisher:
             while True:
                 link = self._ready(deadline)  # after a reconnect: re-sends the unconfirmed
                 try:
-                    link.read(block=False)  # a connection closed meanwhile shows up here
                     if not written:
+                        # confirms, returns, a connection closed meanwhile: seen before
+                        # this call writes anything (one cheap non-blocking read)
+                        link.read(block=False)
+                        self._raise_failed()
                         if declare is not None:
                             drive(declare(SyncChannel(link)))
                         written = True
                         self._write(link, items)
-                    link.read(block=False)
                     while len(self._pending) > self.window:
                         link.read(block=True)
                     break

@@ -131,12 +131,42 @@ def _rare_value(out: bytearray, value: Any) -> None:
         raise TypeError(f"a {type(value).__name__} cannot go in an AMQP header table")
 
 
+#: field names and content types/encodings as short strings (few distinct ones)
+_SHORTS: dict[str, bytes] = {}
+
+
+def _short_bytes(text: str) -> bytes:
+    """``text`` as an AMQP short string (length byte + UTF-8), memoised while small."""
+    cached = _SHORTS.get(text)
+    if cached is None:
+        raw = text.encode()
+        if len(raw) > 255:
+            raise ValueError(f"AMQP short string over 255 bytes: {text[:40]!r}...")
+        cached = bytes((len(raw),)) + raw
+        if len(_SHORTS) < 4096:
+            _SHORTS[text] = cached
+    return cached
+
+
 def _table(out: bytearray, table: Mapping[str, Any]) -> None:
     start = len(out)
     out += b"\x00\x00\x00\x00"
+    shorts, u32 = _SHORTS, _U32.pack
     for key, value in table.items():
-        _short(out, str(key))
-        _value(out, value)
+        name = shorts.get(key) if type(key) is str else None
+        out += name if name is not None else _short_bytes(str(key))
+        kind = type(value)  # the common types first, exactly as _value encodes them
+        if kind is str:
+            raw = value.encode("utf-8", "surrogatepass")
+            out += b"S"
+            out += u32(len(raw))
+            out += raw
+        elif value is None:
+            out += b"V"
+        elif kind is int and -_INT32_MAX <= value <= _INT32_MAX:
+            out += _I32.pack(b"I", value)
+        else:
+            _value(out, value)
     _U32.pack_into(out, start, len(out) - start - 4)
 
 
@@ -149,11 +179,19 @@ def encode_table(table: Mapping[str, Any]) -> bytes:
 
 def encode_header(message: Message, body_size: int, *, drop_expiration: bool = False) -> bytes:
     """The content-header payload (class 60) carrying the message's properties."""
+    out = bytearray()
+    _header_into(out, message, body_size, drop_expiration)
+    return bytes(out)
+
+
+def _header_into(out: bytearray, message: Message, body_size: int,
+                 drop_expiration: bool) -> None:
+    start = len(out)
+    out += _HEADER_FIXED.pack(60, 0, body_size, 0)
     flags = 0x8000 | 0x4000 | 0x2000  # content type, content encoding, headers
-    tail = bytearray()
-    _short(tail, message.content_type)
-    _short(tail, message.content_encoding)
-    _table(tail, message.headers or {})
+    out += _short_bytes(message.content_type)
+    out += _short_bytes(message.content_encoding)
+    _table(out, message.headers or {})
     props = message.properties
     for name, bit, kind in _PROPS:
         value = props.get(name)
@@ -161,18 +199,12 @@ def encode_header(message: Message, body_size: int, *, drop_expiration: bool = F
             continue
         flags |= bit
         if kind == "octet":
-            tail.append(max(0, min(255, int(value))))
+            out.append(max(0, min(255, int(value))))
         elif kind == "u64":
-            tail += struct.pack(">Q", int(value))
+            out += struct.pack(">Q", int(value))
         else:
-            _short(tail, str(value))
-    return _HEADER_FIXED.pack(60, 0, body_size, flags) + bytes(tail)
-
-
-def _frame(out: bytearray, kind: int, channel: int, payload: bytes | bytearray) -> None:
-    out += _FRAME_HEAD.pack(kind, channel, len(payload))
-    out += payload
-    out += _END
+            _short(out, str(value))
+    _U16.pack_into(out, start + 12, flags)
 
 
 @dataclass(slots=True)
@@ -187,18 +219,49 @@ class Outgoing:
     mandatory: bool = True
 
 
+def _frame(out: bytearray, kind: int, channel: int, payload: bytes | bytearray) -> None:
+    out += _FRAME_HEAD.pack(kind, channel, len(payload))
+    out += payload
+    out += _END
+
+
+#: (channel, exchange, routing key, mandatory) -> the whole basic.publish frame
+_METHOD_FRAMES: dict[tuple[int, str, str, bool], bytes] = {}
+
+
+def _method_frame(channel: int, exchange: str, routing_key: str, mandatory: bool) -> bytes:
+    key = (channel, exchange, routing_key, mandatory)
+    frame = _METHOD_FRAMES.get(key)
+    if frame is None:
+        method = bytearray(_PUBLISH_HEAD)
+        _short(method, exchange)
+        _short(method, routing_key)
+        method.append(1 if mandatory else 0)
+        out = bytearray()
+        _frame(out, 1, channel, method)
+        frame = bytes(out)
+        if len(_METHOD_FRAMES) < 4096:
+            _METHOD_FRAMES[key] = frame
+    return frame
+
+
 def encode_publish(
     out: bytearray, channel: int, item: Outgoing, frame_max: int) -> None:
     """Append the basic.publish, header and body frames of one message to ``out``."""
-    method = bytearray(_PUBLISH_HEAD)
-    _short(method, item.exchange)
-    _short(method, item.routing_key)
-    method.append(1 if item.mandatory else 0)
-    _frame(out, 1, channel, method)
+    out += _method_frame(channel, item.exchange, item.routing_key, item.mandatory)
     body = item.message.body
-    _frame(out, 2, channel, encode_header(item.message, len(body),
-                                          drop_expiration=item.drop_expiration))
+    head = len(out)
+    out += _FRAME_HEAD.pack(2, channel, 0)
+    _header_into(out, item.message, len(body), item.drop_expiration)
+    _U32.pack_into(out, head + 3, len(out) - head - 7)
+    out += _END
     chunk = max(1, frame_max - 8) if frame_max else len(body) or 1
+    if len(body) <= chunk:
+        if body:
+            out += _FRAME_HEAD.pack(3, channel, len(body))
+            out += body
+            out += _END
+        return
     for start in range(0, len(body), chunk):
         _frame(out, 3, channel, body[start:start + chunk])
 
