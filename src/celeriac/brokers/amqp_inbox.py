@@ -29,6 +29,7 @@ from typing import Any
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 
+from celeriac.brokers.amqp_reader import FAST_TAG_PREFIX, Delivered, decode_header
 from celeriac.brokers.amqp_session import Session
 from celeriac.brokers.amqp_topology import (
     DELIVER_EXCHANGE,
@@ -36,8 +37,9 @@ from celeriac.brokers.amqp_topology import (
     ORIGIN_ROUTING_KEY,
     Topology,
 )
-from celeriac.brokers.amqp_wire import ConsumerChannel, open_channel, to_message
+from celeriac.brokers.amqp_wire import ConsumerChannel, message_from, open_channel, to_message
 from celeriac.brokers.base import Delivery
+from celeriac.protocol import Message
 
 log = logging.getLogger("celeriac.brokers.amqp")
 
@@ -100,6 +102,7 @@ class Inbox:
         assert conn is not None
         channel = await open_channel(conn, ConsumerChannel, confirms=False)
         channel.on_delivery = self._on_delivery
+        channel.on_delivered = self._on_delivered
         self.prefetch = self.prefetch or max(1, max_count)
         await channel.basic_qos(prefetch_count=self.prefetch)
         self.channel = channel
@@ -117,7 +120,7 @@ class Inbox:
         arguments: dict[str, Any] = {}
         if self.consumer_timeout_ms:
             arguments["x-consumer-timeout"] = self.consumer_timeout_ms
-        consumer_tag = f"celeriac.{uuid.uuid4().hex[:12]}.{queue}"[:255]
+        consumer_tag = f"{FAST_TAG_PREFIX}{uuid.uuid4().hex[:12]}.{queue}"[:255]
         self._buffers.setdefault(queue, deque())
         self._consuming[consumer_tag] = queue  # deliveries may come before consume-ok
         self._cancelled.discard(consumer_tag)
@@ -130,20 +133,31 @@ class Inbox:
 
     def _on_delivery(self, frame: spec.Basic.Deliver, props: spec.Basic.Properties,
                      body: bytes) -> None:
-        queue = self._consuming.get(str(frame.consumer_tag), "")
+        """A delivery through aiormq's stock reader (pamqp objects)."""
         exchange, routing_key = frame.exchange or "", frame.routing_key or ""
-        message = to_message(props, body, exchange, routing_key)
-        if exchange == DELIVER_EXCHANGE:  # arrived through the delay levels
+        self._add(str(frame.consumer_tag), int(frame.delivery_tag or 0),
+                  bool(frame.redelivered), to_message(props, body, exchange, routing_key))
+
+    def _on_delivered(self, d: Delivered) -> None:
+        """A delivery parsed straight from the socket's bytes (amqp_reader)."""
+        content_type, content_encoding, headers, properties = decode_header(d.header)
+        message = message_from(content_type, content_encoding, headers, properties, d.body,
+                               d.exchange, d.routing_key)
+        self._add(d.consumer_tag, d.delivery_tag, d.redelivered, message)
+
+    def _add(self, consumer_tag: str, tag: int, redelivered: bool, message: Message) -> None:
+        queue = self._consuming.get(consumer_tag, "")
+        if message.exchange == DELIVER_EXCHANGE:  # arrived through the delay levels
             headers = message.headers
             message.exchange = str(headers.pop(ORIGIN_EXCHANGE, "") or "")
             message.routing_key = str(headers.pop(ORIGIN_ROUTING_KEY, queue) or queue)
-        tag = int(frame.delivery_tag or 0)
         self._unacked[tag] = False
         buffer = self._buffers.get(queue)
         if buffer is None:
             buffer = self._buffers[queue] = deque()
-        buffer.append(Delivery(message, queue, (self.epoch, tag), bool(frame.redelivered)))
-        self._wake()
+        buffer.append(Delivery(message, queue, (self.epoch, tag), redelivered))
+        if self._wakeup is not None:
+            self._wake()
 
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():

@@ -33,6 +33,7 @@ from celeriac.brokers.amqp_link import (
     is_alive,
     open_connection,
 )
+from celeriac.brokers.amqp_reader import install as install_bulk_reader
 from celeriac.brokers.amqp_topology import Declarer
 from celeriac.brokers.amqp_wire import (
     ConfirmTracker,
@@ -44,6 +45,8 @@ from celeriac.brokers.amqp_wire import (
 )
 
 log = logging.getLogger("celeriac.brokers.amqp")
+
+install_bulk_reader()  # deliveries parsed straight from the socket's bytes
 
 DeclareFn = Callable[[PublishChannel], Awaitable[None]]
 #: bytes of frames written per batch before yielding to the writer

@@ -37,6 +37,7 @@ from pamqp import commands as spec
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
+from celeriac.brokers.amqp_reader import Delivered
 from celeriac.errors import CeleriacError
 from celeriac.protocol import Message
 
@@ -287,9 +288,6 @@ def to_message(
     *, keep_death: bool = False,
 ) -> Message:
     """A received message (pamqp properties + body) as a celeriac Message."""
-    headers = props.headers or {}
-    if not keep_death and "x-death" in headers:
-        headers = {k: v for k, v in headers.items() if k not in DEATH_HEADERS}
     properties: dict[str, Any] = {}
     for key, attr in _PROP_ATTRS:
         value = getattr(props, attr)
@@ -297,12 +295,24 @@ def to_message(
             properties[key] = value
     if props.timestamp is not None:
         properties["timestamp"] = props.timestamp.timestamp()
+    return message_from(props.content_type, props.content_encoding, props.headers or {},
+                        properties, body, exchange, routing_key, keep_death=keep_death)
+
+
+def message_from(
+    content_type: str | None, content_encoding: str | None, headers: dict[str, Any],
+    properties: dict[str, Any], body: bytes, exchange: str, routing_key: str,
+    *, keep_death: bool = False,
+) -> Message:
+    """A received message from its decoded parts (see amqp_reader.decode_header)."""
+    if not keep_death and "x-death" in headers:
+        headers = {k: v for k, v in headers.items() if k not in DEATH_HEADERS}
     return Message(
         headers=headers,
         body=body,
         properties=properties,
-        content_type=props.content_type or "application/octet-stream",
-        content_encoding=props.content_encoding or "binary",
+        content_type=content_type or "application/octet-stream",
+        content_encoding=content_encoding or "binary",
         exchange=exchange,
         routing_key=routing_key,
     )
@@ -407,9 +417,24 @@ DeliveryCallback = Callable[[spec.Basic.Deliver, spec.Basic.Properties, bytes], 
 
 
 class ConsumerChannel(Channel):
-    """A channel that hands each delivery to ``on_delivery`` inline: no Task per message."""
+    """A channel that hands each delivery to ``on_delivery`` inline: no Task per message.
+
+    Deliveries that ``amqp_reader`` assembled (``Delivered``) go to ``on_delivered``
+    straight from the channel's frame queue; the aiormq path below is kept for
+    connections opened with the stock reader."""
 
     on_delivery: DeliveryCallback
+    on_delivered: Callable[[Delivered], None]
+
+    async def _get_frame(self) -> Any:
+        frames = self.frames
+        while True:
+            _, frame = await frames.get()
+            frames.task_done()
+            if type(frame) is Delivered:
+                self.on_delivered(frame)
+                continue
+            return frame
 
     async def _on_deliver_frame(self, frame: spec.Basic.Deliver) -> None:
         props, body = await read_content(self)
