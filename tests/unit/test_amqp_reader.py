@@ -1,0 +1,106 @@
+"""The bulk frame reader: deliveries assembled from raw bytes however the socket splits
+them, other frames left to pamqp, and header values decoded exactly as pamqp does."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import decimal
+from typing import Any
+
+import pytest
+from pamqp import commands as spec
+from pamqp import frame as pframe
+from pamqp.header import ContentHeader
+
+from celeriac.brokers.amqp_reader import BulkFrameReceiver, Delivered, decode_header
+from celeriac.brokers.amqp_wire import Outgoing, encode_header, encode_publish, to_message
+from celeriac.protocol import Message
+
+
+def message(headers: dict[str, Any], body: bytes = b"[[], {}, {}]",
+            **props: Any) -> Message:
+    return Message(headers, body, props or {"correlation_id": "c1", "delivery_mode": 2},
+                   "application/json", "utf-8", "", "celery")
+
+
+ODD_HEADERS = {"s": "text", "bytes": b"\xff\xfe", "i": -5, "big": 2**40, "f": 1.5,
+               "t": True, "none": None, "list": [1, "a", None, [2.5]],
+               "map": {"k": {"z": "\u00e9"}}, "tuple": (1, 2),
+               "when": dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc),
+               "dec": decimal.Decimal("1.25")}
+ALL_PROPS = {"correlation_id": "c", "reply_to": "r", "delivery_mode": 2, "priority": 3,
+             "expiration": "10", "message_id": "m", "timestamp": 1700000000, "type": "t",
+             "user_id": "guest", "app_id": "a"}
+
+
+@pytest.mark.parametrize("msg", [message(ODD_HEADERS), message({}, **ALL_PROPS),
+                                 message({"id": "x", "x-death": [{"count": 1}]})])
+def test_header_decodes_as_pamqp_decodes_it(msg: Message) -> None:
+    payload = encode_header(msg, len(msg.body))
+    reference = ContentHeader()
+    reference.unmarshal(payload)
+    want = to_message(reference.properties, msg.body, "", "", keep_death=True)
+    content_type, content_encoding, headers, properties = decode_header(payload)
+    assert (content_type, content_encoding) == (want.content_type, want.content_encoding)
+    assert headers == want.headers
+    assert properties == want.properties
+
+
+class FakeReader:
+    """A StreamReader stand-in handing out the bytes in the given pieces."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    async def read(self, _: int) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+
+def deliver_frames(tag: str, delivery_tag: int, msg: Message, frame_max: int) -> bytes:
+    out = bytearray(pframe.marshal(spec.Basic.Deliver(
+        consumer_tag=tag, delivery_tag=delivery_tag, redelivered=True, exchange="ex",
+        routing_key="rk"), 1))
+    publish = bytearray()
+    encode_publish(publish, 1, Outgoing("ex", "rk", msg), frame_max)
+    method_len = 7 + int.from_bytes(publish[3:7], "big") + 1
+    out += publish[method_len:]  # the header and body frames, as RabbitMQ sends them
+    return bytes(out)
+
+
+async def read_all(data: bytes, piece: int) -> list[Any]:
+    pieces = [data[i:i + piece] for i in range(0, len(data), piece)]
+    receiver = BulkFrameReceiver(FakeReader(pieces))
+    got = []
+    while True:
+        try:
+            got.append(await receiver.get_frame())
+        except StopAsyncIteration:
+            return got
+
+
+@pytest.mark.parametrize("piece", [1, 7, 100, 1 << 20])
+def test_deliveries_are_assembled_however_the_bytes_arrive(piece: int) -> None:
+    body = bytes(range(256)) * 3
+    data = (deliver_frames("celeriac.abc.q", 7, message({"id": "a"}, body), 200)
+            + pframe.marshal(spec.Basic.Ack(delivery_tag=3), 2)
+            + deliver_frames("celeriac.abc.q", 8, message({"id": "b"}, b""), 200)
+            + deliver_frames("ctag-other", 9, message({"id": "c"}), 200))
+    got = asyncio.run(read_all(data, piece))
+    first, ack, second, *stock = [frame for _, _, frame in got]
+    assert isinstance(first, Delivered) and first.body == body
+    assert (first.consumer_tag, first.delivery_tag, first.redelivered, first.exchange,
+            first.routing_key) == ("celeriac.abc.q", 7, True, "ex", "rk")
+    assert decode_header(first.header)[2] == {"id": "a"}
+    assert isinstance(ack, spec.Basic.Ack) and ack.delivery_tag == 3
+    assert isinstance(second, Delivered) and second.body == b"" and second.delivery_tag == 8
+    # another consumer's delivery (rpc:// results) stays three pamqp frames
+    assert isinstance(stock[0], spec.Basic.Deliver) and len(stock) == 3
+
+
+def test_a_connection_closed_mid_frame_is_an_error() -> None:
+    from aiormq.exceptions import AMQPConnectionError
+
+    data = deliver_frames("celeriac.abc.q", 1, message({}), 200)
+    with pytest.raises(AMQPConnectionError):
+        asyncio.run(read_all(data[:-3], 1 << 20))
