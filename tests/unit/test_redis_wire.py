@@ -349,3 +349,11 @@ def test_url_forms() -> None:
         "port"]) for s in pool.sentinel_manager.sentinels] == [("s1", 26379), ("s2", 26380)]
     with pytest.raises(ConfigurationError, match="master_name"):
         redis_client("sentinel://s1:26379")
+
+
+def test_broker_reads_time_out_by_default_so_a_half_open_link_cannot_hang() -> None:
+    broker = RedisBroker("redis://127.0.0.1:6379/11")
+    kw = broker.redis.client.connection_pool.connection_kwargs
+    assert kw["socket_timeout"] == 10.0
+    chosen = RedisBroker("redis://127.0.0.1:6379/11", {"socket_timeout": 2.5})
+    assert chosen.redis.client.connection_pool.connection_kwargs["socket_timeout"] == 2.5

@@ -104,6 +104,9 @@ def bucket_key(queue: str, step: int) -> str:
 
 # -- connections --------------------------------------------------------------------
 
+#: the broker's default ``socket_timeout``: longer than any blocking read it makes
+DEFAULT_SOCKET_TIMEOUT_S = 10.0
+
 
 def _client_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
@@ -409,6 +412,8 @@ class RedisBroker(Broker):
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
         opts = self.options
+        # a half-open link (peer gone without a FIN) must fail a read, not hang it forever
+        opts.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT_S)
         self.lease_s = float(opts.get("lease_timeout", opts.get("visibility_timeout", 60.0)))
         #: Celery's own visibility timeout, for deliveries made by Celery workers
         self.visibility_timeout = float(opts.get("visibility_timeout", 3600.0))
