@@ -3,7 +3,8 @@ message ends either executed (once) or in the dead-letter store with a reason.
 
 Hypothesis draws batches of raw envelopes (``fuzzcases.py``) and pushes them under the
 producer API, as bytes, into the broker's own storage: rows in the SQLite file, LPUSH on
-Redis, Message objects on memory (which has no wire form). One in-process worker
+Redis, a raw AMQP publish on RabbitMQ (headers as the AMQP table), Message objects on
+memory (which has no wire form). One in-process worker
 (``celeriac.testing.worker_thread``) serves every example; a last good task proves it
 still runs. ``test_cli_worker_survives_the_corpus`` does the same once with a real CLI
 worker (prefork) on SQLite.
@@ -12,7 +13,9 @@ worker (prefork) on SQLite.
 from __future__ import annotations
 
 import asyncio
+import base64
 import sqlite3
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,7 +36,7 @@ from celeriac.testing import worker_thread
 from tests.chaos.conftest import drop_redis_keys
 from tests.chaos.fuzzcases import envelopes
 from tests.chaos.harness import REDIS_DB_URL, Scenario, wait_until
-from tests.services import need_redis
+from tests.services import need_rabbitmq, need_redis
 
 QUEUE = "fuzz"
 
@@ -150,7 +153,52 @@ def redis_push(url: str, prefix: str) -> Callable[[list[bytes]], int]:
     return push
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+def amqp_push(url: str) -> Callable[[list[bytes]], int]:
+    """Publish each envelope as RabbitMQ would carry it: its headers as the AMQP header
+    table, its body decoded; what is not a JSON envelope goes as a bare body."""
+    import aiormq
+    from pamqp.commands import Basic
+
+    def as_amqp(raw: bytes) -> tuple[bytes, Any]:
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw, Basic.Properties()
+        if not isinstance(doc, dict) or not isinstance(doc.get("headers"), dict):
+            return raw, Basic.Properties()
+        props = doc.get("properties") if isinstance(doc.get("properties"), dict) else {}
+        body: Any = doc.get("body", "")
+        try:
+            body = base64.b64decode(body, validate=True)
+        except (ValueError, TypeError):
+            body = str(body).encode()
+        return body, Basic.Properties(
+            headers=doc["headers"], content_type=str(doc.get("content-type") or ""),
+            content_encoding=str(doc.get("content-encoding") or ""),
+            correlation_id=str(props.get("correlation_id") or ""), delivery_mode=2)
+
+    def push(raws: list[bytes]) -> int:
+        async def go() -> int:
+            connection = await aiormq.connect(url)
+            channel = await connection.channel()
+            sent = 0
+            for raw in raws:
+                body, properties = as_amqp(raw)
+                try:
+                    await channel.basic_publish(body, routing_key=QUEUE,
+                                                properties=properties)
+                except Exception:  # a header value AMQP cannot carry: never sent
+                    if channel.is_closed:
+                        channel = await connection.channel()
+                    continue
+                sent += 1
+            await connection.close()
+            return sent
+        return asyncio.run(go())
+    return push
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis", "amqp"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     cleanup: Callable[[], None] = lambda: None  # noqa: E731
     if request.param == "memory":
@@ -160,6 +208,17 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
         url = f"sqlite:///{tmp_path}/fuzz.db"
         app = fuzz_app(url)
         push = sqlite_push(url)
+    elif request.param == "amqp":
+        need_rabbitmq()
+        vhost = f"celeriac-fuzz-{uuid.uuid4().hex[:8]}"
+        for argv in (["add_vhost", vhost],
+                     ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):
+            subprocess.run(["rabbitmqctl", "-q", *argv], check=True, timeout=60)
+        url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+        app = fuzz_app(url)
+        push = amqp_push(url)
+        cleanup = lambda: subprocess.run(  # noqa: E731
+            ["rabbitmqctl", "-q", "delete_vhost", vhost], timeout=60) and None
     else:
         need_redis()
         prefix = f"fuzz-{uuid.uuid4().hex[:8]}:"
