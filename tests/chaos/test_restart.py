@@ -70,3 +70,46 @@ def test_redis_sigkill_and_restart_with_aof(tmp_path: Path, redis_server_bin: st
     finally:
         scenario.close()
         server.kill()
+
+
+def test_rabbitmq_closes_every_connection_twice_mid_stream(tmp_path: Path) -> None:
+    """RabbitMQ forcing connections closed (as on a node restart or an operator's
+    ``close_all_connections``): publishers and the worker reconnect; every confirmed
+    publish runs. A vhost of its own, so only this test's connections are cut."""
+    from tests.chaos.conftest import amqp_available
+    from tests.services import need_rabbitmq
+
+    if not amqp_available():
+        import pytest
+
+        pytest.skip("RabbitMQ broker not available: celeriac.brokers.amqp is not importable")
+    need_rabbitmq()
+    vhost = f"celeriac-chaos-{uuid.uuid4().hex[:8]}"
+
+    def ctl(*argv: str) -> None:
+        subprocess.run(["rabbitmqctl", "-q", *argv], check=True, timeout=60,
+                       stdout=subprocess.DEVNULL)
+
+    ctl("add_vhost", vhost)
+    ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    scenario = Scenario(tmp_path, "rabbitmq", f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
+    try:
+        worker = scenario.worker("-P", "threads", "-c", "4")
+        link = Link(scenario, None, scenario.broker_url)  # type: ignore[arg-type]
+        sent = tags("rmq-closed", 300)
+        thread, acked, _failed = link.stream(sent)
+        for _ in range(2):
+            time.sleep(0.7)
+            ctl("close_all_connections", "--vhost", vhost, "celeriac chaos test")
+        thread.join(60)
+        assert not thread.is_alive()
+        scenario.wait_done(acked, timeout_s=60)
+        row = scenario.tally("server closes connections x2", acked)
+        assert row.lost == 0 and row.completed == len(acked) >= 150
+        assert worker.proc.poll() is None
+        assert worker.stop() == 0
+        assert "lost the connection to RabbitMQ" in worker.log
+        assert "reconnected to RabbitMQ" in worker.log
+    finally:
+        scenario.close()
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], timeout=60)
