@@ -59,7 +59,7 @@ _RETURN = (60, 50)
 _CHANNEL = 1
 _FRAME_MAX = 131072
 #: unconfirmed messages allowed before publish waits for confirms
-DEFAULT_WINDOW = 1000
+DEFAULT_WINDOW = 5000
 
 
 class UnconfirmedPublish(PublishError):
