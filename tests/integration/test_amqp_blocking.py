@@ -107,6 +107,17 @@ def test_window_bounds_unconfirmed_messages(queue: str) -> None:
     broker.blocking_publisher().close()
 
 
+def test_window_zero_makes_every_publish_wait_for_its_confirm(queue: str) -> None:
+    broker = AMQPBroker(URL, {"confirm_window": 0})
+    for _ in range(20):
+        broker.publish_blocking([task(queue)])
+        assert broker.blocking_publisher().unconfirmed == 0
+    with pytest.raises(UnconfirmedPublish, match="lost-0"):  # raised by the call itself
+        broker.blocking_publisher().publish([unroutable("lost-0")])
+    assert count(queue) == 20
+    broker.blocking_publisher().close()
+
+
 def test_lost_connection_resends_unconfirmed(queue: str) -> None:
     broker = AMQPBroker(URL)
     publisher = broker.blocking_publisher()

@@ -281,7 +281,7 @@ class BlockingPublisher:
                  window: int = DEFAULT_WINDOW) -> None:
         self.params = params
         self.retry_timeout_s = retry_timeout_s
-        self.window = max(1, window)
+        self.window = max(0, window)  # 0: every call waits for its own confirm
         self.declarer = Declarer()
         self._link: _Link | None = None
         self._lock = threading.RLock()
