@@ -70,9 +70,9 @@ def test_values_come_back_from_rabbitmqs_encoding_unchanged() -> None:
 
 def test_publish_frames_parse_back_to_the_same_message() -> None:
     message = celery_task(priority=3, expires=dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc))
-    message.body = b"x" * 300  # split over several body frames
+    message.body = b"x" * 10_000  # split over several body frames
     out = bytearray()
-    encode_publish(out, 5, Outgoing("", "celery", message), frame_max=128)
+    encode_publish(out, 5, Outgoing("", "celery", message), frame_max=4096)
     frames = []
     while out:
         consumed, channel, frame = pamqp_frame.unmarshal(bytes(out))
@@ -83,12 +83,22 @@ def test_publish_frames_parse_back_to_the_same_message() -> None:
     assert isinstance(method, Basic.Publish)
     assert (method.exchange, method.routing_key, method.mandatory) == ("", "celery", True)
     assert b"".join(b.value for b in bodies) == message.body
-    assert all(len(b.value) <= 120 for b in bodies)
+    assert len(bodies) == 3 and all(len(b.value) <= 4088 for b in bodies)
     back = to_message(header.properties, b"".join(b.value for b in bodies), "", "celery")
     assert back.headers == message.headers
     assert back.properties == message.properties
     assert back.properties["delivery_mode"] == 2
     assert (back.content_type, back.content_encoding) == ("application/json", "utf-8")
+
+
+def test_headers_too_big_for_a_frame_raise_and_write_nothing() -> None:
+    """RabbitMQ closes the connection on a header frame over frame_max: refuse it here."""
+    out = bytearray(b"earlier")
+    huge = celery_task()
+    huge.headers["x-big"] = "v" * 200_000
+    with pytest.raises(PublishError, match="frame_max"):
+        encode_publish(out, 1, Outgoing("", "celery", huge), frame_max=131072)
+    assert out == b"earlier"
 
 
 def test_delayed_copies_drop_their_expiration() -> None:

@@ -132,3 +132,4 @@ def test_eager_shared_id_and_async_twin(app: Celery) -> None:
     assert drain(app) == 2 and [r.get(timeout=5) for r in results] == [2, 4]
     app.conf.task_always_eager = True
     assert [r.get() for r in double.delay_many([(5,), (6,)])] == [10, 12]
+

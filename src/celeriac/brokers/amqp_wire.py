@@ -248,13 +248,23 @@ def _method_frame(channel: int, exchange: str, routing_key: str, mandatory: bool
 
 def encode_publish(
     out: bytearray, channel: int, item: Outgoing, frame_max: int) -> None:
-    """Append the basic.publish, header and body frames of one message to ``out``."""
+    """Append the basic.publish, header and body frames of one message to ``out``.
+
+    Raises PublishError, leaving ``out`` as it was, when the headers do not fit in one
+    frame: RabbitMQ would close the whole connection for it (``frame_too_large``)."""
+    start = len(out)
     out += _method_frame(channel, item.exchange, item.routing_key, item.mandatory)
     body = item.message.body
     head = len(out)
     out += _FRAME_HEAD.pack(2, channel, 0)
     _header_into(out, item.message, len(body), item.drop_expiration)
-    _U32.pack_into(out, head + 3, len(out) - head - 7)
+    size = len(out) - head - 7
+    if frame_max and size + 8 > frame_max:
+        del out[start:]
+        raise PublishError(
+            f"task {item.message.task_id}: its headers take {size} bytes, more than "
+            f"RabbitMQ's frame_max ({frame_max}); AMQP cannot carry them")
+    _U32.pack_into(out, head + 3, size)
     out += _END
     chunk = max(1, frame_max - 8) if frame_max else len(body) or 1
     if len(body) <= chunk:

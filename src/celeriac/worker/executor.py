@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from celeriac.task import Task
 
 logger = logging.getLogger("celeriac.worker")
+#: the longest dead-letter reason kept (a reason may quote the bad value in full)
+REASON_LIMIT = 2000
 
 
 class Executor:
@@ -230,6 +232,8 @@ class Executor:
                            call: TaskCall | None = None, quiet: bool = False) -> None:
         name = call.name if call else delivery.message.task_name or "?"
         task_id = call.id if call else delivery.message.task_id or "?"
+        if len(reason) > REASON_LIMIT:  # it may quote a huge bad value; AMQP carries it
+            reason = reason[:REASON_LIMIT - 15] + "... (truncated)"  # in a header frame
         log = logger.warning if quiet else logger.error
         log("Task %s[%s] dead-lettered: %s", name, task_id, reason)
         try:
