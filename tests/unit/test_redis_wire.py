@@ -20,7 +20,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from celeriac.brokers import create_broker
-from celeriac.brokers.redis import RedisBroker, redis_client
+from celeriac.brokers.redis import RedisBroker
+from celeriac.brokers.redis_connection import redis_client
 from celeriac.errors import BrokerConnectionError, ConfigurationError
 from celeriac.protocol import build_task_message, parse_task
 from tests.services import REDIS_HOST, REDIS_PORT, need_redis

@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 from celeriac import states
 from celeriac.backends.base import Meta, ResultBackend, decode_meta, encode_meta
 from celeriac.brokers.base import mask_url
-from celeriac.brokers.redis import RedisConnection
+from celeriac.brokers.redis_connection import RedisConnection
 
 log = logging.getLogger(__name__)
 

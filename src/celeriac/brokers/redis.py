@@ -44,47 +44,33 @@ Guarantees:
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from functools import cache, partial
 from importlib import resources
-from typing import Any, ClassVar, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import Any, ClassVar
 
 import orjson
-import redis.asyncio as aioredis
-from redis import Redis as SyncRedis
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
-from redis.sentinel import Sentinel as SyncSentinel
+from redis.exceptions import NoScriptError, RedisError
 
-from celeriac.brokers.base import Broker, DeadLetter, Delivery, mask_url
-from celeriac.brokers.redis_blocking import BlockingLane
-from celeriac.errors import BrokerConnectionError, ConfigurationError, DecodeError
+from celeriac.brokers.base import Broker, DeadLetter, Delivery
+from celeriac.brokers.redis_connection import (
+    DEFAULT_SOCKET_TIMEOUT_S,
+    RedisConnection,
+    redis_client,
+)
+from celeriac.errors import BrokerConnectionError, DecodeError
 from celeriac.protocol import Message, from_envelope, to_envelope
 
 _hiredis_pack: Any
-try:
-    from hiredis import pack_command as _hiredis_pack
-except ImportError:  # redis without the hiredis extra
-    _hiredis_pack = None
-
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 SEP = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)
-#: lost-connection errors worth retrying (BusyLoadingError is a ConnectionError)
-RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _WAKE_CAP = 64
 _SCAN_LIMIT = 100
 
@@ -102,302 +88,10 @@ def bucket_key(queue: str, step: int) -> str:
     return f"{queue}{SEP}{step}" if step else queue
 
 
-# -- connections --------------------------------------------------------------------
-
-#: the broker's default ``socket_timeout``: longer than any blocking read it makes
-DEFAULT_SOCKET_TIMEOUT_S = 10.0
-
-
-def _client_kwargs(options: dict[str, Any]) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "socket_connect_timeout": float(options.get("socket_connect_timeout", 5.0)),
-        "socket_timeout": options.get("socket_timeout"),
-        "socket_keepalive": bool(options.get("socket_keepalive", True)),
-        # celeriac retries itself (with backoff, logging the loss once)
-        "retry": Retry(NoBackoff(), 0),
-        "max_connections": int(options.get("max_connections", 64)),
-        "client_name": options.get("client_name"),
-        "protocol": 2,  # RESP2 as kombu: the same reply shapes on every redis-py version
-    }
-    return kwargs
-
-
-def _ssl_kwargs(query: dict[str, str], options: dict[str, Any]) -> dict[str, Any]:
-    ssl = {k: v for k, v in query.items() if k.startswith("ssl_")}
-    ssl.update(options.get("ssl") or {})
-    reqs = ssl.get("ssl_cert_reqs")
-    if isinstance(reqs, str) and reqs.upper().startswith("CERT_"):
-        ssl["ssl_cert_reqs"] = reqs[5:].lower()  # Celery's CERT_REQUIRED -> required
-    return ssl
-
-
-def redis_client(url: str, options: dict[str, Any] | None = None) -> aioredis.Redis:
-    """A redis.asyncio client for any URL form in the module docstring (not connected)."""
-    options = dict(options or {})
-    client: aioredis.Redis
-    if url.split("://", 1)[0].lower() == "sentinel":
-        client = _sentinel_client(url, options, _client_kwargs(options))
-    else:
-        client = _direct_client(url, options, aioredis.Redis)
-    return client
-
-
-def blocking_redis_client(url: str, options: dict[str, Any] | None = None) -> Any:
-    """A blocking ``redis.Redis`` for the same URL and options (not connected), for
-    sync callers' publishes (see celeriac.brokers.redis_blocking)."""
-    options = dict(options or {})
-    if url.split("://", 1)[0].lower() == "sentinel":
-        return _sentinel_client(url, options, _client_kwargs(options), SyncSentinel)
-    return _direct_client(url, options, SyncRedis)
-
-
-def _direct_client(url: str, options: dict[str, Any], client_cls: Any) -> Any:
-    scheme = url.split("://", 1)[0].lower()
-    kwargs = _client_kwargs(options)
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    password = unquote(parts.password) if parts.password else None
-    username = unquote(parts.username) if parts.username else None
-    if scheme == "redis+socket":
-        db = query.get("virtual_host") or query.get("db") or "0"
-        kwargs.update(unix_socket_path=parts.path)
-    elif scheme in ("redis", "rediss"):
-        db = (parts.path or "/").strip("/") or query.get("virtual_host") or "0"
-        kwargs.update(host=parts.hostname or "127.0.0.1", port=parts.port or 6379)
-        if scheme == "rediss":
-            kwargs.update(ssl=True, **_ssl_kwargs(query, options))
-    else:
-        raise ConfigurationError(f"not a Redis URL: {mask_url(url)!r}")
-    try:
-        return client_cls(db=int(db), username=username, password=password, **kwargs)
-    except ValueError as exc:
-        raise ConfigurationError(f"bad Redis URL {mask_url(url)!r}: {exc}") from exc
-
-
-def _sentinel_client(
-    url: str, options: dict[str, Any], kwargs: dict[str, Any], sentinel_cls: Any = Sentinel
-) -> Any:
-    master = options.get("master_name")
-    if not master:
-        raise ConfigurationError(
-            f"{mask_url(url)}: sentinel:// needs the 'master_name' transport option")
-    hosts, password, username, db = [], None, None, 0
-    for part in url.split(";"):
-        parts = urlsplit(part.strip())
-        hosts.append((parts.hostname or "127.0.0.1", parts.port or 26379))
-        password = password or (unquote(parts.password) if parts.password else None)
-        username = username or (unquote(parts.username) if parts.username else None)
-        if parts.path.strip("/"):
-            db = int(parts.path.strip("/"))
-    sentinel = sentinel_cls(hosts, sentinel_kwargs=options.get("sentinel_kwargs"),
-                        min_other_sentinels=int(options.get("min_other_sentinels", 0)),
-                        socket_connect_timeout=kwargs["socket_connect_timeout"])
-    return sentinel.master_for(master, db=db, password=password, username=username, **kwargs)
-
-
-class Lane:
-    """One redis-py connection of our own, used by one caller at a time.
-
-    Commands are packed and pipelined straight onto the connection and the replies read
-    in order: this skips the pool and retry layers of the client, about halving the
-    time of a round trip. A lost connection raises ConnectionError and reconnects on
-    the next call; a cancelled call drops the connection so replies never misalign.
-    """
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
-        self._conn: Any = None
-        self._lock = asyncio.Lock()
-
-    async def execute(self, *commands: Sequence[Any]) -> list[Any]:
-        """Send the commands in one write; their replies, raising the first error."""
-        async with self._lock:
-            if self._conn is None:
-                pool: Any = self._client.connection_pool
-                self._conn = pool.make_connection()
-            conn = self._conn
-            await conn.send_packed_command(_pack(conn, commands), check_health=False)
-            replies = []
-            for _ in commands:
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:  # the reply was read: the line stays in step
-                    replies.append(exc)
-        for reply in replies:
-            if isinstance(reply, ResponseError):
-                raise reply
-        return replies
-
-    async def reset(self) -> None:
-        """Drop the connection (a call in flight fails); the next call reconnects."""
-        if self._conn is not None:
-            await self._conn.disconnect(nowait=True)
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await conn.disconnect()
-
-
-def _pack(conn: Any, commands: Sequence[Sequence[Any]]) -> bytes | list[bytes]:
-    """RESP for the commands: hiredis's C packer (an ack of 64 tags is 192 arguments,
-    which redis-py's asyncio packer encodes one by one in Python), else redis-py's."""
-    if _hiredis_pack is not None:
-        try:
-            return b"".join([_hiredis_pack(tuple(command)) for command in commands])
-        except TypeError:  # an argument type hiredis does not pack
-            pass
-    packed: list[bytes] = conn.pack_commands(commands)
-    return packed
-
-
 @cache
 def script(name: str) -> str:
     """A packaged Lua script's source (src/celeriac/brokers/lua/<name>.lua)."""
     return resources.files("celeriac.brokers").joinpath(f"lua/{name}.lua").read_text("utf-8")
-
-
-class RedisConnection:
-    """A URL's client, its lanes and the retry policy, shared by broker and backend.
-
-    Lanes: ``main`` for commands, others for blocking reads. A lost connection is
-    retried with exponential backoff until the caller's deadline (default: the
-    ``retry_timeout`` option, 30 s); the loss is logged once, the recovery once.
-    """
-
-    def __init__(self, url: str, options: dict[str, Any], what: str) -> None:
-        self.url, self.options, self.what = url, options, what
-        self.retry_timeout = float(options.get("retry_timeout", 30.0))
-        self._client: aioredis.Redis | None = None
-        self._lanes: dict[str, Lane] = {}
-        self._shas: dict[str, str] = {}
-        self._lost = False
-        self._blocking: BlockingLane | None = None
-
-    @property
-    def client(self) -> aioredis.Redis:
-        if self._client is None:
-            self._client = redis_client(self.url, self.options)
-        return self._client
-
-    def lane(self, name: str = "main") -> Lane:
-        lane = self._lanes.get(name)
-        if lane is None:
-            lane = self._lanes[name] = Lane(self.client)
-        return lane
-
-    async def connect(self) -> None:
-        """PING once; any failure is BrokerConnectionError naming the masked URL."""
-        try:
-            await self.lane().execute(("PING",))
-        except (RedisError, OSError) as exc:
-            await self.close()
-            raise BrokerConnectionError(
-                f"cannot connect to {self.what} at {mask_url(self.url)}: {exc}") from exc
-
-    async def close(self) -> None:
-        self.close_blocking()
-        lanes, self._lanes = self._lanes, {}
-        for lane in lanes.values():
-            await lane.close()
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
-
-    async def retry(self, op: Callable[[], Awaitable[T]], deadline: float | None = None) -> T:
-        """Run op, riding out a lost connection with backoff until the deadline."""
-        if deadline is None:
-            deadline = time.monotonic() + self.retry_timeout
-        pause = 0.05
-        while True:
-            try:
-                result = await op()
-            except RETRYABLE as exc:
-                if self._note_loss(exc):
-                    for lane in self._lanes.values():  # the others are stale too
-                        await lane.reset()
-                self._check_deadline(exc, pause, deadline)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
-                continue
-            if self._lost:
-                self._note_recovery()
-            return result
-
-    def _note_loss(self, exc: BaseException) -> bool:
-        """Log a lost connection once; True the first time."""
-        if self._lost:
-            return False
-        self._lost = True
-        log.warning("lost the connection to Redis at %s (%s); reconnecting with backoff",
-                    mask_url(self.url), exc)
-        return True
-
-    def _note_recovery(self) -> None:
-        self._lost = False
-        log.warning("reconnected to Redis at %s", mask_url(self.url))
-
-    def _check_deadline(self, exc: BaseException, pause: float, deadline: float) -> None:
-        """BrokerConnectionError when another pause would pass the deadline."""
-        if time.monotonic() + pause > deadline:
-            raise BrokerConnectionError(
-                f"Redis at {mask_url(self.url)} unreachable: {exc}") from exc
-
-    # -- from sync callers' threads (no event loop) ----------------------------------------
-    def blocking_lane(self) -> BlockingLane:
-        """The lane for sync callers' own threads (built on first use)."""
-        if self._blocking is None:
-            self._blocking = BlockingLane(blocking_redis_client(self.url, self.options))
-        return self._blocking
-
-    def run_blocking(self, *commands: Sequence[Any]) -> list[Any]:
-        """The commands in one round trip from the calling thread, retried through a
-        lost connection like ``run`` (the caller's thread sleeps between tries)."""
-        lane = self.blocking_lane()
-        deadline = time.monotonic() + self.retry_timeout
-        pause = 0.05
-        while True:
-            try:
-                replies = lane.execute(*commands)
-            except RETRYABLE as exc:
-                self._note_loss(exc)
-                self._check_deadline(exc, pause, deadline)
-                time.sleep(pause)
-                pause = min(pause * 2, 2.0)
-                continue
-            if self._lost:
-                self._note_recovery()
-            return replies
-
-    def close_blocking(self) -> None:
-        lane, self._blocking = self._blocking, None
-        if lane is not None:
-            lane.close()
-
-    async def run(self, *commands: Sequence[Any], deadline: float | None = None) -> list[Any]:
-        """The commands in one round trip on the main lane, retried through a lost link."""
-        return await self.retry(partial(self.lane().execute, *commands), deadline)
-
-    def sha(self, source: str) -> str | None:
-        return self._shas.get(source)
-
-    async def eval(self, source: str, keys: Sequence[Any], args: Sequence[Any],
-                   deadline: float | None = None) -> Any:
-        """EVALSHA, loading the script on first use or after a Redis restart."""
-        return await self.retry(partial(self.eval_once, source, keys, args), deadline)
-
-    async def eval_once(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """``eval`` without the retry."""
-        lane = self.lane()
-        sha = self._shas.get(source)
-        if sha:
-            try:
-                return (await lane.execute(("EVALSHA", sha, len(keys), *keys, *args)))[0]
-            except NoScriptError:
-                pass
-        [loaded] = await lane.execute(("SCRIPT", "LOAD", source))
-        self._shas[source] = sha = _raw(loaded).decode()
-        return (await lane.execute(("EVALSHA", sha, len(keys), *keys, *args)))[0]
 
 
 class RedisBroker(Broker):
@@ -792,5 +486,5 @@ def _dead_letter(letter_id: str, value: bytes) -> DeadLetter:
                       float(letter.get("failed_at", 0.0)), message)
 
 
-__all__ = ["Lane", "RedisBroker", "RedisConnection", "bucket_key", "priority_step",
+__all__ = ["RedisBroker", "RedisConnection", "bucket_key", "priority_step",
            "redis_client", "script"]
