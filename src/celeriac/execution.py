@@ -95,6 +95,13 @@ def _failure_or_autoretry(task: Task[Any, Any], exc: Exception) -> Outcome:
     return Outcome(states.FAILURE, exc, format_traceback(exc))
 
 
+def _finished(outcome: Outcome, started: float, request: Context) -> Outcome:
+    """Stamp the run time, and whether a failure used up the retries."""
+    outcome.runtime_s = time.perf_counter() - started
+    outcome.exhausted = outcome.state == states.FAILURE and request.retries_exhausted
+    return outcome
+
+
 def run_sync(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
              request: Context) -> Outcome:
     """Run a plain (non-async) task function in this thread."""
@@ -109,9 +116,7 @@ def run_sync(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
             outcome = Outcome(states.SUCCESS, value)
     finally:
         current_request.reset(token)
-    outcome.runtime_s = time.perf_counter() - started
-    outcome.exhausted = outcome.state == states.FAILURE and request.retries_exhausted
-    return outcome
+    return _finished(outcome, started, request)
 
 
 async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
@@ -136,9 +141,7 @@ async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
             outcome = Outcome(states.SUCCESS, value)
     finally:
         current_request.reset(token)
-    outcome.runtime_s = time.perf_counter() - started
-    outcome.exhausted = outcome.state == states.FAILURE and request.retries_exhausted
-    return outcome
+    return _finished(outcome, started, request)
 
 
 def run_coroutine_blocking(coro: Coroutine[Any, Any, T]) -> T:
