@@ -26,6 +26,7 @@ from celeriac.context import current_request
 from celeriac.protocol import Message, another_call, build_task_message, utcnow
 from celeriac.result import AsyncResult
 from celeriac.routing import Router
+from celeriac.send_defaults import SendDefaults
 from celeriac.serialization import PICKLE
 from celeriac.signing import sign
 from celeriac.task import Task, make_task_class
@@ -112,6 +113,7 @@ class Celery:
         #: broker cannot, they use the bridge loop); None until the first send
         self._producer: list[BlockingProducer | None] | None = None
         self._producer_lock = threading.Lock()
+        self._send_defaults: SendDefaults | None = None
         on_fork(self._forget_producer)
         if set_as_current:
             _current = self
@@ -207,14 +209,6 @@ class Celery:
     def _rpc_results(self) -> bool:
         return str(self.conf.result_backend or "").startswith("rpc://")
 
-    def _reply_to(self) -> str | None:
-        """With rpc:// results, tasks name this process's reply queue (else a uuid)."""
-        if not self._rpc_results():
-            return None
-        from celeriac.backends.rpc import reply_queue
-
-        return reply_queue(self.conf.seconds("result_expires"))
-
     def run_sync(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
         """Run one of the app's coroutines from sync code (on the bridge loop)."""
         return BRIDGE.run(coro, timeout_s)
@@ -291,59 +285,65 @@ class Celery:
             self._import_discovered()
 
     # -- sending ----------------------------------------------------------------------
+    def send_defaults(self) -> SendDefaults:
+        """The settings a send reads, re-read only after ``conf`` changed."""
+        cached = self._send_defaults
+        if cached is None or cached.revision != self.conf.revision:
+            self._send_defaults = cached = SendDefaults.read(self.conf)
+        return cached
+
     def _build_message(self, name: str, args: Any, kwargs: Any, task_type: Any,
                        options: dict[str, Any]) -> tuple[Message, float | None]:
         """Apply routing and defaults; return the message and its due time, if delayed."""
-        conf = self.conf
-        if task_type is not None:
-            for key in _TASK_OPTIONS:
-                value = getattr(task_type, key, None)
-                if value is not None and options.get(key) is None:
-                    options[key] = value
-        routes = conf.task_routes
-        route = Router(routes).lookup(name, args, kwargs, options, task_type) if routes else None
-        for key, value in (route or {}).items():
-            if options.get(key) is None:
-                options[key] = value
-        queue = options.get("queue") or conf.task_default_queue
+        d = self.send_defaults()
+        _fill_options(d, name, args, kwargs, task_type, options)
+        get = options.get
+        queue = get("queue") or d.queue
         if not isinstance(queue, str):
             queue = getattr(queue, "name", str(queue))
-        now = utcnow()
-        eta = _when(options.get("eta"), options.get("countdown"), now)
-        expires = _when(options.get("expires"), None, now)
+        eta = expires = None
+        now = None
+        if get("eta") is not None or get("countdown") is not None or get("expires") is not None:
+            now = utcnow()
+            eta = _when(get("eta"), get("countdown"), now)
+            expires = _when(get("expires"), None, now)
         parent = current_request.get()
-        priority = options.get("priority")
+        priority = get("priority")
         if priority is None:
-            priority = conf.task_default_priority
+            priority = d.priority
+        reply_to = get("reply_to")
+        if not reply_to and d.rpc_results:  # tasks name this process's reply queue
+            from celeriac.backends.rpc import reply_queue
+
+            reply_to = reply_queue(d.result_expires)
         message = build_task_message(
             name, args or (), kwargs or {},
-            task_id=options.get("task_id"),
+            task_id=get("task_id"),
             queue=queue,
-            exchange=options.get("exchange") or conf.task_default_exchange or "",
-            routing_key=options.get("routing_key") if options.get("exchange") else None,
-            serializer=options.get("serializer") or conf.task_serializer,
+            exchange=get("exchange") or d.exchange,
+            routing_key=get("routing_key") if get("exchange") else None,
+            serializer=get("serializer") or d.serializer,
             eta=eta, expires=expires,
-            retries=int(options.get("retries") or 0),
-            time_limit=options.get("time_limit") or to_seconds(conf.task_time_limit),
-            soft_time_limit=(options.get("soft_time_limit")
-                             or to_seconds(conf.task_soft_time_limit)),
+            retries=int(get("retries") or 0),
+            time_limit=get("time_limit") or d.time_limit,
+            soft_time_limit=get("soft_time_limit") or d.soft_time_limit,
             priority=priority,
-            root_id=options.get("root_id") or parent.root_id,
-            parent_id=options.get("parent_id") or parent.id,
-            group_id=options.get("group_id"),
-            ignore_result=bool(options.get("ignore_result") or conf.task_ignore_result),
-            reply_to=options.get("reply_to") or self._reply_to(),
-            shadow=options.get("shadow"),
-            headers=options.get("headers"),
-            callbacks=_signatures(options.get("link")),
-            errbacks=_signatures(options.get("link_error")),
-            chain=options.get("chain"),
-            chord=options.get("chord"),
+            root_id=get("root_id") or parent.root_id,
+            parent_id=get("parent_id") or parent.id,
+            group_id=get("group_id"),
+            ignore_result=bool(get("ignore_result") or d.ignore_result),
+            reply_to=reply_to,
+            shadow=get("shadow"),
+            headers=get("headers"),
+            callbacks=_signatures(get("link")),
+            errbacks=_signatures(get("link_error")),
+            chain=get("chain"),
+            chord=get("chord"),
         )
-        if conf.security_key:  # workers with the key dead-letter what is not signed
-            sign(message, conf.security_key)
+        if d.security_key:  # workers with the key dead-letter what is not signed
+            sign(message, d.security_key)
         due = None
-        if eta is not None and (eta - now).total_seconds() > _ETA_SLACK_S:
+        if eta is not None and now is not None and (eta - now).total_seconds() > _ETA_SLACK_S:
             due = eta.timestamp()
         return message, due
 
@@ -412,10 +412,20 @@ class Celery:
         producer = self._blocking_producer()
         if producer is None:
             self.run_sync(self.publish_many(messages, due))
-        elif due is None or not self.conf.broker_delay_store:
+        elif due is None or not self.send_defaults().delay_store:
             producer.publish_blocking(messages)
         else:
             producer.delay_blocking([(m, due) for m in messages])
+
+    def wait_for_publishes(self, timeout: float | None = None) -> None:
+        """Wait until the broker has answered every sync publish from this process and
+        raise what it refused (``UnconfirmedPublish``). Sync ``.delay()`` on Redis and
+        RabbitMQ returns once written, with up to ``confirm_window`` answers outstanding;
+        this is the point to be sure, e.g. before a script reports success. Runs at exit
+        too."""
+        producer = self._blocking_producer()
+        if producer is not None:
+            producer.flush_blocking(timeout)
 
     async def asend_task(self, name: str, args: Any = None, kwargs: Any = None,
                          **options: Any) -> AsyncResult[Any]:
@@ -432,7 +442,7 @@ class Celery:
     async def publish_many(self, messages: Sequence[Message], due: float | None) -> None:
         """Publish a batch now, or into the broker's delay store until ``due``."""
         broker = await self.clients.broker()
-        if due is None or not self.conf.broker_delay_store:
+        if due is None or not self.send_defaults().delay_store:
             await broker.publish(messages)
         else:
             await broker.delay([(m, due) for m in messages])
@@ -466,6 +476,21 @@ def _batches(calls: Iterable[Call], size: int) -> Iterator[list[Call]]:
             batch = []
     if batch:
         yield batch
+
+
+def _fill_options(d: SendDefaults, name: str, args: Any, kwargs: Any, task_type: Any,
+                  options: dict[str, Any]) -> None:
+    """Where apply_async gave no value: the task's own options, then its route's."""
+    if task_type is not None:
+        for key in _TASK_OPTIONS:
+            value = getattr(task_type, key, None)
+            if value is not None and options.get(key) is None:
+                options[key] = value
+    if d.routes:
+        route = Router(d.routes).lookup(name, args, kwargs, options, task_type)
+        for key, value in (route or {}).items():
+            if options.get(key) is None:
+                options[key] = value
 
 
 def _when(value: Any, countdown: float | None, now: dt.datetime) -> dt.datetime | None:

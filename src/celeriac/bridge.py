@@ -8,7 +8,7 @@ Fork-safe: a forked child must not touch its parent's sockets, so after a fork t
 bridge (and everything registered with ``on_fork``) starts fresh in the child.
 
 A broker that can publish from the caller's own thread (``BlockingProducer``: SQLite,
-Redis) skips the loop altogether: handing a publish to the loop thread and waiting for
+Redis, RabbitMQ) skips the loop altogether: handing a publish to the loop thread and waiting for
 the answer costs two thread wake-ups, as much as the publish itself.
 """
 
@@ -29,12 +29,16 @@ T = TypeVar("T")
 
 @runtime_checkable
 class BlockingProducer(Protocol):
-    """A broker that publishes from any thread without an event loop, thread-safely,
-    returning once the messages are as durable as its ``publish`` makes them."""
+    """A broker that publishes from any thread without an event loop, thread-safely.
+    A publish returns once written; where the broker lets replies or confirms be
+    outstanding (Redis, RabbitMQ: ``confirm_window``), one it refused raises from a
+    later call, from ``flush_blocking`` or at exit: never silently."""
 
     def publish_blocking(self, messages: Sequence[Message]) -> None: ...
 
     def delay_blocking(self, messages: Sequence[tuple[Message, float]]) -> None: ...
+
+    def flush_blocking(self, timeout_s: float | None = None) -> None: ...
 
 _fork_callbacks: list[Callable[[], None]] = []
 

@@ -219,6 +219,12 @@ class Config(MutableMapping[str, Any]):
     def __init__(self) -> None:
         object.__setattr__(self, "_values", {})
         object.__setattr__(self, "_env", _read_environment())
+        object.__setattr__(self, "_revision", 0)
+
+    @property
+    def revision(self) -> int:
+        """Counts assignments and deletions: lets hot paths cache what they read."""
+        return int(self._revision)
 
     # attribute access -------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -250,9 +256,11 @@ class Config(MutableMapping[str, Any]):
         if name not in SETTINGS:
             _warn_unknown(name)
         self._values[name] = value
+        object.__setattr__(self, "_revision", self._revision + 1)
 
     def __delitem__(self, name: str) -> None:
         del self._values[name]
+        object.__setattr__(self, "_revision", self._revision + 1)
 
     def __iter__(self) -> Iterator[str]:
         return iter({**dict.fromkeys(SETTINGS), **self._values, **self._env})

@@ -3,6 +3,8 @@
     CeleriacError
     ├── ConfigurationError        a setting or URL that cannot work (said before connecting)
     ├── BrokerConnectionError     the broker cannot be reached / refused us (URL masked)
+    ├── PublishError              the broker refused a message (nack, unroutable, error)
+    │   └── UnconfirmedPublish    refused after a sync publish returned (reply window)
     ├── TaskMessageError          a message that cannot become a task run; dead-lettered
     │   ├── DecodeError           the body does not parse
     │   ├── ContentDisallowed     content type outside accept_content
@@ -21,6 +23,7 @@ The names match Celery's (``celery.exceptions``), so ``except`` clauses carry ov
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -38,6 +41,19 @@ class ImproperlyConfigured(ConfigurationError):
 
 class BrokerConnectionError(CeleriacError):
     """The broker or result backend cannot be reached; the message masks passwords."""
+
+
+class PublishError(CeleriacError):
+    """The broker refused a published message (nack, unroutable, an error reply)."""
+
+
+class UnconfirmedPublish(PublishError):
+    """Earlier sync publishes the broker refused after the call returned (the reply or
+    confirm window); ``task_ids`` names them."""
+
+    def __init__(self, text: str, task_ids: Sequence[str]) -> None:
+        super().__init__(text)
+        self.task_ids = list(task_ids)
 
 
 class TaskMessageError(CeleriacError):

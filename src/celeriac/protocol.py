@@ -26,7 +26,6 @@ from celeriac.errors import DecodeError
 
 #: reprs of args/kwargs in headers are capped like Celery's
 REPR_LIMIT = 1024
-_ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 _EMPTY_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
@@ -104,6 +103,21 @@ def new_id() -> str:
 
 
 _VARIANT = "89ab"
+
+
+def _identify_process() -> None:
+    """This process's ``origin`` header (pid@host) and the id its messages carry in
+    ``reply_to`` when no reply queue is asked for (Celery's per-client ``thread_oid``,
+    the same for every message of a client). Fresh in a forked child."""
+    global _ORIGIN, _CLIENT_ID
+    _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
+    _CLIENT_ID = new_id()
+
+
+_ORIGIN = _CLIENT_ID = ""
+_identify_process()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_identify_process)
 
 
 def utcnow() -> dt.datetime:
@@ -193,7 +207,7 @@ def build_task_message(
         task_headers.update(headers)
     properties: dict[str, Any] = {
         "correlation_id": task_id,
-        "reply_to": reply_to or new_id(),
+        "reply_to": reply_to or _CLIENT_ID,
         "delivery_mode": 2,
         "priority": max(0, min(9, int(priority or 0))),
     }

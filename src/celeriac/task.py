@@ -93,7 +93,7 @@ class Task(Generic[P, R]):
     ) -> AsyncResult[R]:
         """Send the task with options: countdown, eta, expires, queue, priority, task_id,
         headers, ignore_result, time_limit, soft_time_limit, link, link_error, ..."""
-        if self.app.conf.task_always_eager:
+        if self.app.send_defaults().always_eager:
             return self.apply(args, kwargs, task_id=options.get("task_id"))
         return self.app.send_task(self.name, args, kwargs, task_type=self, **options)
 

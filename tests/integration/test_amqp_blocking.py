@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from celeriac.brokers.amqp import AMQPBroker
-from celeriac.brokers.amqp_blocking import UnconfirmedPublish
 from celeriac.brokers.amqp_wire import Outgoing
+from celeriac.errors import UnconfirmedPublish
 from celeriac.protocol import Message
 from tests.services import AMQP_HOST, AMQP_PORT, need_rabbitmq
 

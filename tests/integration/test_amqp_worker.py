@@ -166,7 +166,7 @@ def test_wrong_password_fails_fast_with_the_password_masked(harness: Harness) ->
 
 
 async def test_publish_to_an_unroutable_exchange_raises(vhost: str) -> None:
-    from celeriac.brokers.amqp_wire import PublishError
+    from celeriac.errors import PublishError
     from tests.contract.suite import make
 
     broker = AMQPBroker(f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/{vhost}",

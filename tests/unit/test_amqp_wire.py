@@ -17,12 +17,12 @@ from pamqp.commands import Basic
 from celeriac.brokers.amqp_wire import (
     ConfirmTracker,
     Outgoing,
-    PublishError,
     encode_header,
     encode_publish,
     encode_table,
     to_message,
 )
+from celeriac.errors import PublishError
 from celeriac.protocol import build_task_message
 
 

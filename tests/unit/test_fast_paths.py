@@ -71,3 +71,35 @@ def test_a_forked_child_opens_its_own_producer(tmp_path: Path) -> None:
     os.waitpid(pid, 0)
     assert os.read(read, 1) == b"1"
     assert app._blocking_producer() is parent
+
+
+def test_a_setting_changed_at_run_time_applies_to_the_next_send() -> None:
+    app = Celery("fast-conf", broker="memory://fast-conf", set_as_current=False)
+    first, _ = app._build_message("t", (), None, None, {})
+    app.conf.task_default_queue = "elsewhere"
+    app.conf.task_time_limit = 30
+    second, _ = app._build_message("t", (), None, None, {})
+    assert first.routing_key == "celery" and second.routing_key == "elsewhere"
+    assert first.headers["timelimit"] == [None, None]
+    assert second.headers["timelimit"] == [30.0, None]
+    del app.conf["task_default_queue"]
+    assert app._build_message("t", (), None, None, {})[0].routing_key == "celery"
+
+
+def test_reply_to_is_one_client_id_per_process_as_celery_does() -> None:
+    app = Celery("fast-reply", broker="memory://fast-reply", set_as_current=False)
+    a, _ = app._build_message("t", (), None, None, {})
+    b, _ = app._build_message("t", (), None, None, {})
+    assert a.properties["reply_to"] == b.properties["reply_to"]
+    assert uuid.UUID(a.properties["reply_to"])
+    assert a.headers["origin"].startswith(f"{os.getpid()}@")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a forked child is another client: its own id and origin
+        child, _ = app._build_message("t", (), None, None, {})
+        fresh = (child.properties["reply_to"] != a.properties["reply_to"]
+                 and child.headers["origin"].startswith(f"{os.getpid()}@"))
+        os.write(write, b"1" if fresh else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"

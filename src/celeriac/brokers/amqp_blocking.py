@@ -42,8 +42,8 @@ from pamqp.header import ProtocolHeader
 
 from celeriac.brokers.amqp_link import ConnectionLost, ConnParams, backoff_s
 from celeriac.brokers.amqp_topology import Declarer
-from celeriac.brokers.amqp_wire import Outgoing, PublishError, encode_publish
-from celeriac.errors import BrokerConnectionError
+from celeriac.brokers.amqp_wire import Outgoing, encode_publish
+from celeriac.errors import BrokerConnectionError, PublishError, UnconfirmedPublish
 
 log = logging.getLogger("celeriac.brokers.amqp")
 
@@ -60,14 +60,6 @@ _CHANNEL = 1
 _FRAME_MAX = 131072
 #: unconfirmed messages allowed before publish waits for confirms
 DEFAULT_WINDOW = 5000
-
-
-class UnconfirmedPublish(PublishError):
-    """Earlier messages that RabbitMQ nacked or returned; ``task_ids`` names them."""
-
-    def __init__(self, text: str, task_ids: Sequence[str]) -> None:
-        super().__init__(text)
-        self.task_ids = list(task_ids)
 
 
 class ChannelClosed(PublishError):

@@ -39,10 +39,10 @@ from celeriac.brokers.amqp_wire import (
     ConfirmTracker,
     Outgoing,
     PublishChannel,
-    PublishError,
     encode_publish,
     open_channel,
 )
+from celeriac.errors import PublishError
 
 log = logging.getLogger("celeriac.brokers.amqp")
 

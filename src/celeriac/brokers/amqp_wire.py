@@ -38,13 +38,8 @@ from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
 from celeriac.brokers.amqp_reader import Delivered
-from celeriac.errors import CeleriacError
+from celeriac.errors import PublishError
 from celeriac.protocol import Message
-
-
-class PublishError(CeleriacError):
-    """RabbitMQ refused (nack) or could not route (basic.return) a published message."""
-
 
 # -- encoding ------------------------------------------------------------------------
 

@@ -16,8 +16,11 @@ Keys (each behind the ``global_keyprefix`` option, like kombu):
   ``_celeriac.dead.index``: dead letters; ``_celeriac.wake.<queue>``: wake-up tokens.
 
 Guarantees:
-- ``publish`` is one MULTI/EXEC round trip; it returns once Redis has the messages (as
-  durable as Redis's own persistence settings make them).
+- ``publish`` is one run of publish.lua (messages and wake tokens, atomically); the
+  async one returns once Redis has the messages (as durable as Redis's own persistence
+  settings make them). A sync ``.delay()`` returns once the command is written, with up
+  to ``confirm_window`` replies outstanding (see redis_blocking.py): a publish Redis
+  refused raises from the next call, ``flush_blocking`` or at exit, never silently.
 - ``fetch`` runs one Lua script that promotes due delayed messages and moves up to
   ``max_count`` messages into ``unacked``/``unacked_index``/leases: no crash window.
   An idle consumer blocks in BLPOP on the wake lists, which celeriac producers (and
@@ -58,9 +61,12 @@ import orjson
 from redis.exceptions import NoScriptError, RedisError
 
 from celeriac.brokers.base import Broker, DeadLetter, Delivery
+from celeriac.brokers.redis_blocking import DEFAULT_WINDOW, BlockingPublisher
 from celeriac.brokers.redis_connection import (
     DEFAULT_SOCKET_TIMEOUT_S,
+    RETRYABLE,
     RedisConnection,
+    blocking_redis_client,
     redis_client,
 )
 from celeriac.errors import BrokerConnectionError, DecodeError
@@ -122,6 +128,9 @@ class RedisBroker(Broker):
         self.delayed, self.dead = k("_celeriac.delayed"), k("_celeriac.dead")
         self.dead_index = k("_celeriac.dead.index")
         self.redis = RedisConnection(url, self.options, "Redis broker")
+        #: sync publishes whose reply may be outstanding (0: each waits for its own)
+        self._window = int(opts.get("confirm_window", DEFAULT_WINDOW))
+        self._blocking: BlockingPublisher | None = None
         self._next_sweep = 0.0
         self._rotation = 0
 
@@ -137,6 +146,10 @@ class RedisBroker(Broker):
 
     async def close(self) -> None:
         await self.redis.close()
+        blocking, self._blocking = self._blocking, None
+        if blocking is not None:
+            blocking.flush()
+            blocking.close()
 
     async def _run(self, *commands: Sequence[Any], deadline: float | None = None) -> list[Any]:
         return await self.redis.run(*commands, deadline=deadline)
@@ -146,57 +159,73 @@ class RedisBroker(Broker):
         return await self.redis.eval(script(name), keys, args, deadline)
 
     # -- producing --------------------------------------------------------------------
+    # Every publish is one run of publish.lua: the messages and their queues' wake tokens,
+    # atomically, one command and one reply (so the sync publisher can pipeline it).
     async def publish(self, messages: Sequence[Message]) -> None:
         if messages:
-            await self.redis.retry(partial(self._transaction, self._pushes(messages)))
-
-    def publish_blocking(self, messages: Sequence[Message]) -> None:
-        """``publish`` from a sync caller's thread, without the event loop (same
-        commands, same guarantee: returns once Redis has the messages)."""
-        if messages:
-            _check_exec(self.redis.run_blocking(*self._pushes(messages)))
-
-    def _pushes(self, messages: Sequence[Message]) -> list[tuple[Any, ...]]:
-        """MULTI, the LPUSHes and the wake tokens, EXEC."""
-        by_key: dict[str, list[bytes]] = {}
-        for m in messages:
-            key = self._k(bucket_key(m.routing_key, priority_step(m.priority)))
-            by_key.setdefault(key, []).append(to_envelope(m))
-        return [("MULTI",), *[("LPUSH", key, *envelopes) for key, envelopes in by_key.items()],
-                *self._wakes(messages), ("EXEC",)]
-
-    async def _transaction(self, commands: list[tuple[Any, ...]]) -> None:
-        """MULTI ... EXEC in one round trip; raises if any command in it failed."""
-        _check_exec(await self.redis.lane().execute(*commands))
-
-    def _wakes(self, messages: Sequence[Message]) -> list[tuple[Any, ...]]:
-        """Wake tokens for the messages' queues: one per message, at most _WAKE_CAP."""
-        counts: dict[str, int] = {}
-        for m in messages:
-            counts[m.routing_key] = counts.get(m.routing_key, 0) + 1
-        commands: list[tuple[Any, ...]] = []
-        for queue, count in counts.items():
-            wake = self._wake_key(queue)
-            commands.append(("LPUSH", wake, *[b"1"] * min(count, _WAKE_CAP)))
-            commands.append(("LTRIM", wake, 0, _WAKE_CAP - 1))
-        return commands
+            await self._eval("publish", *self._publish_call(messages))
 
     async def delay(self, messages: Sequence[tuple[Message, float]]) -> None:
         if messages:
-            await self.redis.retry(partial(self._transaction, self._delays(messages)))
+            await self._eval("publish", *self._delay_call(messages))
+
+    def publish_blocking(self, messages: Sequence[Message]) -> None:
+        """``publish`` from a sync caller's thread, without the event loop: written at
+        once, Redis's reply read by a later call within ``confirm_window`` (see
+        redis_blocking.py; a refused publish always raises)."""
+        if messages:
+            self._publisher().publish(*self._publish_call(messages),
+                                      [m.task_id for m in messages])
 
     def delay_blocking(self, messages: Sequence[tuple[Message, float]]) -> None:
-        """``delay`` from a sync caller's thread, without the event loop."""
+        """``delay`` from a sync caller's thread, like ``publish_blocking``."""
         if messages:
-            _check_exec(self.redis.run_blocking(*self._delays(messages)))
+            self._publisher().publish(*self._delay_call(messages),
+                                      [m.task_id for m, _ in messages])
 
-    def _delays(self, messages: Sequence[tuple[Message, float]]) -> list[tuple[Any, ...]]:
+    def flush_blocking(self, timeout_s: float | None = None) -> None:
+        """Wait for Redis's reply to every sync publish; raise what it refused."""
+        if self._blocking is not None:
+            self._blocking.flush(timeout_s)
+
+    def _publisher(self) -> BlockingPublisher:
+        if self._blocking is None:
+            self._blocking = BlockingPublisher(
+                blocking_redis_client(self.url, self.options), script("publish"), self.url,
+                self.redis.retry_timeout, self._window, RETRYABLE)
+        return self._blocking
+
+    def _publish_call(self, messages: Sequence[Message]) -> tuple[list[str], list[Any]]:
+        """publish.lua's keys and args: each envelope LPUSHed onto its bucket's list."""
+        targets: dict[str, list[Any]] = {}
+        for m in messages:
+            key = self._k(bucket_key(m.routing_key, priority_step(m.priority)))
+            targets.setdefault(key, []).append(to_envelope(m))
+        return self._script_call("list", targets, messages)
+
+    def _delay_call(self, messages: Sequence[tuple[Message, float]]
+                    ) -> tuple[list[str], list[Any]]:
+        """publish.lua's keys and args: due time and envelope (with its bucket and queue
+        after a newline, for fetch.lua's promotion) ZADDed into the delayed zset. The
+        wake tokens make waiting consumers re-read the earliest due time."""
         scored: list[Any] = []
         for m, due in messages:
             scored += [repr(float(due)),
                        to_envelope(m) + f"\n{priority_step(m.priority)}{m.routing_key}".encode()]
-        wakes = self._wakes([m for m, _ in messages])  # waiting consumers re-read the due time
-        return [("MULTI",), ("ZADD", self.delayed, *scored), *wakes, ("EXEC",)]
+        return self._script_call("zset", {self.delayed: scored}, [m for m, _ in messages])
+
+    def _script_call(self, mode: str, targets: dict[str, list[Any]],
+                     messages: Sequence[Message]) -> tuple[list[str], list[Any]]:
+        counts: dict[str, int] = {}  # one wake token per message, at most _WAKE_CAP
+        for m in messages:
+            counts[m.routing_key] = counts.get(m.routing_key, 0) + 1
+        keys = [*targets, *[self._wake_key(q) for q in counts]]
+        args: list[Any] = [mode, len(targets), _WAKE_CAP,
+                           *[len(items) for items in targets.values()],
+                           *[min(c, _WAKE_CAP) for c in counts.values()]]
+        for items in targets.values():
+            args += items
+        return keys, args
 
     # -- consuming --------------------------------------------------------------------
     async def fetch(
@@ -415,13 +444,6 @@ class RedisBroker(Broker):
 
 
 # -- envelopes and records ------------------------------------------------------------
-
-
-def _check_exec(replies: list[Any]) -> None:
-    """Raise the first error inside a MULTI ... EXEC's replies (the last reply)."""
-    for reply in replies[-1] or ():
-        if isinstance(reply, Exception):
-            raise reply
 
 
 def _raw(value: Any) -> bytes:

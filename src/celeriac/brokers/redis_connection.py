@@ -27,7 +27,6 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel as SyncSentinel
 
 from celeriac.brokers.base import mask_url
-from celeriac.brokers.redis_blocking import BlockingLane
 from celeriac.errors import BrokerConnectionError, ConfigurationError
 
 _hiredis_pack: Any
@@ -204,7 +203,6 @@ class RedisConnection:
         self._lanes: dict[str, Lane] = {}
         self._shas: dict[str, str] = {}
         self._lost = False
-        self._blocking: BlockingLane | None = None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -228,7 +226,6 @@ class RedisConnection:
                 f"cannot connect to {self.what} at {mask_url(self.url)}: {exc}") from exc
 
     async def close(self) -> None:
-        self.close_blocking()
         lanes, self._lanes = self._lanes, {}
         for lane in lanes.values():
             await lane.close()
@@ -274,37 +271,6 @@ class RedisConnection:
         if time.monotonic() + pause > deadline:
             raise BrokerConnectionError(
                 f"Redis at {mask_url(self.url)} unreachable: {exc}") from exc
-
-    # -- from sync callers' threads (no event loop) ----------------------------------------
-    def blocking_lane(self) -> BlockingLane:
-        """The lane for sync callers' own threads (built on first use)."""
-        if self._blocking is None:
-            self._blocking = BlockingLane(blocking_redis_client(self.url, self.options))
-        return self._blocking
-
-    def run_blocking(self, *commands: Sequence[Any]) -> list[Any]:
-        """The commands in one round trip from the calling thread, retried through a
-        lost connection like ``run`` (the caller's thread sleeps between tries)."""
-        lane = self.blocking_lane()
-        deadline = time.monotonic() + self.retry_timeout
-        pause = 0.05
-        while True:
-            try:
-                replies = lane.execute(*commands)
-            except RETRYABLE as exc:
-                self._note_loss(exc)
-                self._check_deadline(exc, pause, deadline)
-                time.sleep(pause)
-                pause = min(pause * 2, 2.0)
-                continue
-            if self._lost:
-                self._note_recovery()
-            return replies
-
-    def close_blocking(self) -> None:
-        lane, self._blocking = self._blocking, None
-        if lane is not None:
-            lane.close()
 
     async def run(self, *commands: Sequence[Any], deadline: float | None = None) -> list[Any]:
         """The commands in one round trip on the main lane, retried through a lost link."""

@@ -144,6 +144,9 @@ class SQLiteBroker(Broker):
             [(m.routing_key, m.priority, due, to_envelope(m)) for m, due in messages],
         )
 
+    def flush_blocking(self, timeout_s: float | None = None) -> None:
+        """Nothing to wait for: each sync publish commits before it returns."""
+
     # -- consuming --------------------------------------------------------------------
     def _claim(self, queues: Sequence[str], max_count: int) -> list[tuple[Any, ...]]:
         now = time.time()
