@@ -21,6 +21,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
+from celeriac.loops import new_loop
+
 if TYPE_CHECKING:
     from celeriac.protocol import Message
 
@@ -61,7 +63,7 @@ class LoopThread:
         with self._lock:
             if self._loop is None:
                 ready = threading.Event()
-                loop = asyncio.new_event_loop()
+                loop = new_loop()
 
                 def serve() -> None:
                     asyncio.set_event_loop(loop)

@@ -51,6 +51,12 @@ async def aadd(x: int, y: int) -> int:
     return x + y
 
 
+@app.task(name="loop_kind")
+async def loop_kind() -> str:
+    """The module of the event loop async tasks run on (uvloop or asyncio)."""
+    return type(asyncio.get_running_loop()).__module__
+
+
 @app.task(name="fail")
 def fail() -> None:
     raise ValueError("bad value", 42)

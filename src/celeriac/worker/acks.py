@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from celeriac import loops
 from celeriac.brokers.base import Broker, Delivery
 
 logger = logging.getLogger("celeriac.worker")
@@ -84,7 +85,7 @@ class LeaseKeeper:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        asyncio.run(self._renew_forever())
+        loops.run(self._renew_forever())
 
     async def _renew_forever(self) -> None:
         broker = self._make_broker()

@@ -25,7 +25,7 @@ import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from celeriac import __version__
+from celeriac import __version__, loops
 from celeriac.brokers.base import mask_url
 from celeriac.errors import BrokerConnectionError
 from celeriac.worker.acks import Acker, LeaseKeeper
@@ -91,7 +91,7 @@ class Worker:
     # -- running ------------------------------------------------------------------------
     def start(self) -> int:
         """Run the worker until it is shut down; returns the process exit code."""
-        asyncio.run(self.run())
+        loops.run(self.run())
         return self.exit_code
 
     async def run(self) -> None:
