@@ -46,6 +46,14 @@ class WorkerProcess:
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
+    def wait(self, timeout_s: float = 30) -> int:
+        """Wait for the worker to exit on its own (after a signal the test sent: a second
+        SIGTERM here would mean cold shutdown)."""
+        try:
+            return self.proc.wait(timeout_s)
+        finally:
+            self._log.close()
+
     def stop(self, timeout_s: float = 30) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -18,19 +18,10 @@ import pytest
 from celeriac.brokers.amqp import AMQPBroker
 from celeriac.brokers.amqp_wire import Outgoing
 from celeriac.errors import UnconfirmedPublish
-from celeriac.protocol import Message
+from tests.messages import task
 from tests.services import AMQP_HOST, AMQP_PORT, need_rabbitmq
 
 URL = f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}//"
-
-
-def task(queue: str, task_id: str | None = None) -> Message:
-    task_id = task_id or uuid.uuid4().hex
-    return Message(headers={"id": task_id, "task": "t.noop", "lang": "py"},
-                   body=b'[[], {}, {}]', properties={"correlation_id": task_id,
-                                                      "delivery_mode": 2},
-                   content_type="application/json", content_encoding="utf-8",
-                   exchange="", routing_key=queue)
 
 
 @pytest.fixture

@@ -152,7 +152,7 @@ def test_warm_shutdown_gives_reserved_messages_back(harness: Harness, vhost: str
         harness.client.send_task("slow", (1.0, f"w{i}"))
     harness.wait_for_record("start w0")
     worker.signal(signal.SIGTERM)
-    assert worker.stop() == 0
+    assert worker.wait() == 0  # one signal: a warm shutdown
     assert harness.lines("done w0") == ["done w0"]  # the running task finished
     assert queue_counts(vhost)["celery"] == (3, 0)  # the reserved ones are back
 

@@ -16,21 +16,12 @@ import redis
 
 from celeriac.brokers.redis import RedisBroker
 from celeriac.errors import BrokerConnectionError, UnconfirmedPublish
-from celeriac.protocol import Message
 from tests.chaos.proxy import FaultProxy
+from tests.messages import task
 from tests.services import REDIS_HOST, REDIS_PORT, need_redis
 
 DB = 9
 URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/{DB}"
-
-
-def task(queue: str, task_id: str | None = None) -> Message:
-    task_id = task_id or uuid.uuid4().hex
-    return Message(headers={"id": task_id, "task": "t.noop", "lang": "py"},
-                   body=b'[[], {}, {}]', properties={"correlation_id": task_id,
-                                                      "delivery_mode": 2},
-                   content_type="application/json", content_encoding="utf-8",
-                   exchange="", routing_key=queue)
 
 
 @pytest.fixture
@@ -171,7 +162,7 @@ def test_refused_publish_is_reported_at_exit(client: redis.Redis, prefix: str) -
     client.set(f"{prefix}wrong", "x")
     script = textwrap.dedent(f"""
         from celeriac.brokers.redis import RedisBroker
-        from tests.integration.test_redis_blocking import task
+        from tests.messages import task
         broker = RedisBroker({URL!r}, {{"global_keyprefix": {prefix!r}}})
         broker.publish_blocking([task("wrong", "refused-at-exit")])
     """)

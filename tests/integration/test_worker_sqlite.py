@@ -128,7 +128,7 @@ def test_warm_shutdown_finishes_running_and_returns_prefetched(harness: Harness)
     results = [h.client.send_task("slow", (1.5, f"w{i}")) for i in range(3)]
     h.wait_for_record("start w")
     worker.signal(signal.SIGTERM)
-    assert worker.stop() == 0
+    assert worker.wait() == 0  # one signal: a warm shutdown
     assert "Warm shutdown" in worker.log
     assert len(h.lines("done w")) == 1  # the running one finished
     assert len(h.lines("start w")) == 1  # the prefetched ones did not start

@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from celeriac.brokers.amqp_blocking import BlockingPublisher, UnconfirmedPublish, drive
+from celeriac.brokers.amqp_blocking import BlockingPublisher, drive
 from celeriac.brokers.amqp_link import parse_url
 from celeriac.brokers.amqp_wire import Outgoing
+from celeriac.errors import UnconfirmedPublish
 from celeriac.protocol import Message
 
 

@@ -43,7 +43,8 @@ from pamqp.header import ProtocolHeader
 from celeriac.brokers.amqp_link import ConnectionLost, ConnParams, backoff_s
 from celeriac.brokers.amqp_topology import Declarer
 from celeriac.brokers.amqp_wire import Outgoing, encode_publish
-from celeriac.errors import BrokerConnectionError, PublishError, UnconfirmedPublish
+from celeriac.brokers.publish_window import flush_at_exit, refused
+from celeriac.errors import BrokerConnectionError, PublishError
 
 log = logging.getLogger("celeriac.brokers.amqp")
 
@@ -432,24 +433,12 @@ class BlockingPublisher:
                 return
 
     def _raise_failed(self, sent: bool = False) -> None:
-        if not self._failed:
-            return
-        failed, self._failed = self._failed, []
-        ids = [_task_id(item) for item, _ in failed]
-        this = "this call's messages were sent" if sent else "this call sent nothing"
-        raise UnconfirmedPublish(
-            f"RabbitMQ did not take {len(failed)} message(s) (task ids "
-            f"{', '.join(ids[:10])}): {failed[0][1]}; {this}", ids)
+        if self._failed:
+            failed, self._failed = self._failed, []
+            raise refused("RabbitMQ", [([_task_id(item)], why) for item, why in failed], sent)
 
     def _at_exit(self) -> None:
-        if os.getpid() != self._pid or (not self._pending and not self._failed):
-            return
-        try:
-            self.flush()
-        except Exception:
-            log.error("celeriac: published tasks were not confirmed by RabbitMQ at exit",
-                      exc_info=True)
-            raise
+        flush_at_exit(self.flush, bool(self._pending or self._failed), self._pid, "RabbitMQ")
 
 
 def _task_id(item: Outgoing) -> str:

@@ -36,7 +36,8 @@ from typing import Any
 from redis.exceptions import NoScriptError, ResponseError
 
 from celeriac.brokers.base import mask_url
-from celeriac.errors import BrokerConnectionError, UnconfirmedPublish
+from celeriac.brokers.publish_window import flush_at_exit, refused
+from celeriac.errors import BrokerConnectionError
 
 log = logging.getLogger("celeriac.brokers.redis")
 
@@ -209,24 +210,12 @@ class BlockingPublisher:
         raise BrokerConnectionError(text) from exc
 
     def _raise_failed(self, sent: bool = False) -> None:
-        if not self._failed:
-            return
-        failed, self._failed = self._failed, []
-        ids = [task_id for task_ids, _ in failed for task_id in task_ids]
-        this = "this call's messages were sent" if sent else "this call sent nothing"
-        raise UnconfirmedPublish(
-            f"Redis did not take {len(ids)} message(s) (task ids {', '.join(ids[:10])}): "
-            f"{failed[0][1]}; {this}", ids)
+        if self._failed:
+            failed, self._failed = self._failed, []
+            raise refused("Redis", failed, sent)
 
     def _at_exit(self) -> None:
-        if os.getpid() != self._pid or (not self._pending and not self._failed):
-            return
-        try:
-            self.flush()
-        except Exception:
-            log.error("celeriac: published tasks were not taken by Redis at exit",
-                      exc_info=True)
-            raise
+        flush_at_exit(self.flush, bool(self._pending or self._failed), self._pid, "Redis")
 
 
 def _resp(command: tuple[Any, ...]) -> bytes:
