@@ -147,6 +147,25 @@ async def test_unacked_records_are_kombus(make: Any, raw: aioredis.Redis, prefix
     assert await raw.zcard(f"{prefix}_celeriac.leases") == 0
 
 
+@pytest.mark.parametrize("headers", [
+    {},  # the common case: fetch.lua reads tag, exchange and routing key without cjson
+    {"exchange": "not-this-one", "routing_key": "nor-this"},  # look-alikes: cjson path
+])
+async def test_unacked_records_of_our_envelopes_name_their_exchange_and_key(
+        make: Any, raw: aioredis.Redis, prefix: str, headers: dict[str, Any]) -> None:
+    broker = await make()
+    message = build_task_message("proj.tasks.add", (1, 2), headers=headers or None,
+                                 exchange="tasks", routing_key="celery")
+    await broker.publish([message])
+    [item] = await raw.lrange(f"{prefix}celery", 0, -1)
+    [delivery] = await broker.fetch(["celery"], 1, 1.0)
+    assert delivery.tag == json.loads(item)["properties"]["delivery_tag"]
+    record = json.loads(await raw.hget(f"{prefix}unacked", delivery.tag))
+    assert record == [json.loads(item), "tasks", "celery"]
+    await broker.ack([delivery])
+    assert await raw.hlen(f"{prefix}unacked") == 0
+
+
 async def write_celery_unacked(raw: aioredis.Redis, prefix: str, envelope: dict[str, Any],
                                delivered_at: float) -> str:
     """An in-flight delivery exactly as a Celery worker records it."""
@@ -273,6 +292,31 @@ async def test_undecodable_envelope_comes_with_an_error_and_can_be_dead_lettered
     assert letter.message.body == b"\xffnot json"
     assert await broker.requeue_dead([letter.id]) == 1
     assert await raw.lrange(f"{prefix}q", 0, -1) == [b"\xffnot json"]
+
+
+async def test_our_envelope_broken_as_json_is_restored_and_dead_lettered_verbatim(
+        make: Any, raw: aioredis.Redis, prefix: str) -> None:
+    """fetch.lua splices our envelopes into the unacked record without decoding them;
+    one that is not JSON (a colon lost, tag, exchange and key intact) must still come
+    back from a requeue and from the dead-letter store byte for byte."""
+    broker = await make()
+    await broker.publish([build_task_message("t", (1,), queue="q")])
+    [good] = await raw.lrange(f"{prefix}q", 0, -1)
+    broken = good.replace(b'"lang":', b'"lang"', 1)
+    await raw.delete(f"{prefix}q")
+    await raw.lpush(f"{prefix}q", broken)
+    [delivery] = await broker.fetch(["q"], 1, 1.0)
+    assert delivery.envelope_error
+    with pytest.raises(ValueError):  # the record itself is not JSON: the case at hand
+        json.loads(await raw.hget(f"{prefix}unacked", delivery.tag))
+    await broker.requeue([delivery])  # what a restart or a lapsed lease does
+    assert await raw.lrange(f"{prefix}q", 0, -1) == [broken]
+    [delivery] = await broker.fetch(["q"], 1, 1.0)
+    await broker.dead_letter(delivery, "undecodable")
+    [letter] = await broker.dead_letters()
+    assert letter.reason == "undecodable" and letter.message.body == broken
+    assert await broker.requeue_dead([letter.id]) == 1
+    assert await raw.lrange(f"{prefix}q", 0, -1) == [broken]
 
 
 async def test_requeue_marks_redelivered_and_serves_it_next(

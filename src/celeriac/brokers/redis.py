@@ -282,7 +282,8 @@ class RedisBroker(Broker):
                 self.prefix, _SCAN_LIMIT, _WAKE_CAP, *queues]
         sha = self.redis.sha(script("fetch"))
         if block is None or sha is None:
-            reply = await self.redis.eval_once(script("fetch"), keys, args)
+            # the fetch lane, not main: a fetch never waits behind an ack in flight
+            reply = await self.redis.eval_once(script("fetch"), keys, args, "wait")
         else:
             _, reply = await self.redis.lane("wait").execute(
                 self._blpop(queues, block), ("EVALSHA", sha, len(keys), *keys, *args))
@@ -378,7 +379,7 @@ class RedisBroker(Broker):
 
     async def _route(self, record: bytes, deadline: float | None) -> str:
         """Queue for a named exchange, through kombu's binding table (direct match)."""
-        _, exchange, routing_key = json.loads(record.decode("utf-8", "surrogateescape"))
+        _, exchange, routing_key = _load_record(record)
         binding = self._k(f"_kombu.binding.{exchange}")
         [members] = await self._run(("SMEMBERS", binding), deadline=deadline)
         for member in sorted(_raw(m) for m in members):
@@ -425,7 +426,7 @@ class RedisBroker(Broker):
         for letter_id, value in zip(ids, values, strict=True):
             if value is None:
                 continue
-            letter = json.loads(_raw(value).decode("utf-8", "surrogateescape"))
+            letter = _load_letter(_raw(value))
             envelope = letter["entry"][0]
             payload = (json.dumps(envelope).encode() if isinstance(envelope, dict)
                        else str(envelope).encode("utf-8", "surrogateescape"))
@@ -474,7 +475,7 @@ def _restored(record: bytes) -> tuple[str | None, int, bytes] | None:
     every value exactly (floats, big ints) and kombu's formatting.
     """
     try:
-        envelope, exchange, routing_key = json.loads(record.decode("utf-8", "surrogateescape"))
+        envelope, exchange, routing_key = _load_record(record)
     except (ValueError, TypeError):
         log.error("dropping an unreadable unacked record: %r", record[:200])
         return None
@@ -493,8 +494,44 @@ def _restored(record: bytes) -> tuple[str | None, int, bytes] | None:
     return queue, priority_step(props.get("priority")), json.dumps(envelope).encode()
 
 
+def _load_record(record: bytes) -> list[Any]:
+    """An unacked record -> [envelope, exchange, routing_key].
+
+    fetch.lua writes most records as ``'[' envelope ',"ex","rk"]'`` without decoding the
+    envelope, so a record around an envelope that is not JSON is not JSON either. Its
+    exchange and key never hold a quote (fetch.lua checks), so the tail splits off from
+    the right and the envelope comes back as its text, kept verbatim for a dead letter.
+    """
+    text = record.decode("utf-8", "surrogateescape")
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        if not (text.startswith("[") and text.endswith('"]')):
+            raise
+        envelope, exchange, comma, routing_key = text[1:-2].rsplit('"', 3)
+        if comma != "," or not envelope.endswith(","):
+            raise
+        return [envelope[:-1], exchange, routing_key]
+    if not isinstance(loaded, list) or len(loaded) != 3:
+        raise ValueError(f"an unacked record is [envelope, exchange, key], got {text[:80]!r}")
+    return loaded
+
+
+def _load_letter(value: bytes) -> dict[str, Any]:
+    """A dead letter: dead_letter.lua's JSON head, then ``"entry":`` and the unacked
+    record (which may not be JSON: see _load_record), then ``}``."""
+    text = value.decode("utf-8", "surrogateescape")
+    try:
+        letter: dict[str, Any] = json.loads(text)
+    except ValueError:
+        head, _, record = text.partition(',"entry":')  # the head's strings escape '"'
+        letter = json.loads(head + "}")
+        letter["entry"] = _load_record(record[:-1].encode("utf-8", "surrogateescape"))
+    return letter
+
+
 def _dead_letter(letter_id: str, value: bytes) -> DeadLetter:
-    letter = json.loads(value.decode("utf-8", "surrogateescape"))
+    letter = _load_letter(value)
     envelope = letter["entry"][0]
     queue = str(letter.get("queue") or "")
     try:

@@ -284,9 +284,10 @@ class RedisConnection:
         """EVALSHA, loading the script on first use or after a Redis restart."""
         return await self.retry(partial(self.eval_once, source, keys, args), deadline)
 
-    async def eval_once(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """``eval`` without the retry."""
-        lane = self.lane()
+    async def eval_once(self, source: str, keys: Sequence[Any], args: Sequence[Any],
+                        lane_name: str = "main") -> Any:
+        """``eval`` without the retry, on the named lane."""
+        lane = self.lane(lane_name)
         sha = self._shas.get(source)
         if sha:
             try:
