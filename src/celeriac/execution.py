@@ -42,35 +42,58 @@ class Outcome:
     exhausted: bool = False
 
 
-#: each task function's signature, computed once: inspect.signature costs more than
-#: running a no-op task, and the worker checks every message's arguments
-_SIGNATURES: dict[Any, inspect.Signature | None] = {}
+#: each task function's signature and arity (see _arity), computed once:
+#: inspect.signature costs more than running a no-op task, and the worker checks every
+#: message's arguments
+_SIGNATURES: dict[Any, tuple[inspect.Signature, tuple[int, float] | None] | None] = {}
 
 
-def _signature(fun: Any) -> inspect.Signature | None:
+def _signature(fun: Any) -> tuple[inspect.Signature, tuple[int, float] | None] | None:
     try:
         return _SIGNATURES[fun]
     except KeyError:
         pass
     except TypeError:  # an unhashable callable: no cache
         return _compute_signature(fun)
-    signature = _SIGNATURES[fun] = _compute_signature(fun)
-    return signature
+    found = _SIGNATURES[fun] = _compute_signature(fun)
+    return found
 
 
-def _compute_signature(fun: Any) -> inspect.Signature | None:
+def _compute_signature(fun: Any) -> tuple[inspect.Signature, tuple[int, float] | None] | None:
     try:
-        return inspect.signature(fun)
+        signature = inspect.signature(fun)
     except (TypeError, ValueError):
         return None
+    return signature, _arity(signature)
+
+
+def _arity(signature: inspect.Signature) -> tuple[int, float] | None:
+    """(least, most) positional arguments, if their count alone decides a positional-only
+    call: no required keyword-only parameter (``*args`` makes ``most`` infinite)."""
+    least, most = 0, 0.0
+    for param in signature.parameters.values():
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            most += 1
+            if param.default is param.empty:
+                least += 1
+        elif param.kind is param.VAR_POSITIONAL:
+            most = float("inf")
+        elif param.kind is param.KEYWORD_ONLY and param.default is param.empty:
+            return None
+    return least, most
 
 
 def check_arguments(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> None:
     """Raise InvalidTaskArguments when args/kwargs do not fit the function's signature."""
     if not task.typing:
         return
-    signature = _signature(task._fun)
-    if signature is None:
+    found = _signature(task._fun)
+    if found is None:
+        return
+    signature, arity = found
+    # the common call, positional arguments only: counting is enough (bind is ~10 us)
+    if not kwargs and arity is not None and \
+            arity[0] <= len(args) + (1 if task.bind else 0) <= arity[1]:
         return
     try:
         signature.bind(*([task] if task.bind else []), *args, **kwargs)

@@ -59,6 +59,9 @@ class Executor:
         self.accept = serialization.accepted_types(conf.accept_content)
         self.acks_late_default = bool(conf.task_acks_late)
         self.result_expires_s = conf.seconds("result_expires")
+        self.time_limit_s = conf.seconds("task_time_limit")
+        self.soft_time_limit_s = conf.seconds("task_soft_time_limit")
+        self.ignore_result_default = bool(conf.task_ignore_result)
         self.track_started = bool(conf.task_track_started)
         self.reject_on_worker_lost = bool(conf.task_reject_on_worker_lost)
         #: set: unsigned or tampered messages are dead-lettered (celeriac.signing)
@@ -116,11 +119,12 @@ class Executor:
             return await self._dead_letter(delivery, f"bad header: {type(exc).__name__}: "
                                                      f"{exc}", call)
 
-        now = utcnow()
-        if call.expires is not None and call.expires <= now:
+        expires, eta = call.expires, call.eta
+        now = utcnow() if expires is not None or eta is not None else None
+        if expires is not None and now is not None and expires <= now:
             return await self._expire(delivery, call)
-        eta = call.eta
-        if eta is not None and self.honour_eta and (eta - now).total_seconds() > 0.01:
+        if eta is not None and now is not None and self.honour_eta \
+                and (eta - now).total_seconds() > 0.01:
             await self.broker.delay([(delivery.message, eta.timestamp())])
             logger.info("Task %s[%s] received with eta %s: kept in the broker until then",
                         call.name, call.id, eta.isoformat())
@@ -140,8 +144,8 @@ class Executor:
 
     def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
         hard_s, soft_s = call.timelimit
-        hard_s = hard_s or task.time_limit or self.app.conf.seconds("task_time_limit")
-        soft_s = soft_s or task.soft_time_limit or self.app.conf.seconds("task_soft_time_limit")
+        hard_s = hard_s or task.time_limit or self.time_limit_s
+        soft_s = soft_s or task.soft_time_limit or self.soft_time_limit_s
         props = delivery.message.properties
         headers = call.headers
         return Context(
@@ -158,7 +162,7 @@ class Executor:
             correlation_id=props.get("correlation_id"),
             ignore_result=bool(headers.get("ignore_result") or task.ignore_result
                                or (task.ignore_result is None
-                                   and self.app.conf.task_ignore_result)),
+                                   and self.ignore_result_default)),
             timelimit=(hard_s, soft_s), callbacks=call.callbacks, errbacks=call.errbacks,
             chain=call.chain, chord=call.chord, headers=headers,
         )
