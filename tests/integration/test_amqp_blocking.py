@@ -29,7 +29,10 @@ def queue() -> Iterator[str]:
     need_rabbitmq()
     name = f"celeriac.test.blocking.{uuid.uuid4().hex[:8]}"
     yield name
+    delete_queue(name)
 
+
+def delete_queue(name: str) -> None:
     async def drop() -> None:
         broker = AMQPBroker(URL)
         await broker.connect()
@@ -62,6 +65,22 @@ def test_publishes_are_confirmed_by_flush(queue: str) -> None:
     assert broker.blocking_publisher().unconfirmed == 0
     assert count(queue) == 300
     broker.blocking_publisher().close()
+
+
+def test_a_new_queue_is_declared_after_known_ones_were_skipped(queue: str) -> None:
+    """Routes already declared skip the declaring step; a new one still declares."""
+    broker = AMQPBroker(URL)
+    other = f"{queue}.other"
+    try:
+        broker.publish_blocking([task(queue)])
+        broker.publish_blocking([task(queue)])  # declared already: nothing to declare
+        assert broker.blocking_publisher().declarer.routes_ready({("", queue)})
+        broker.publish_blocking([task(other)])  # unknown to RabbitMQ until declared
+        broker.flush_blocking()
+        assert (count(queue), count(other)) == (2, 1)
+    finally:
+        broker.blocking_publisher().close()
+        delete_queue(other)
 
 
 def test_unroutable_message_raises_at_flush(queue: str) -> None:

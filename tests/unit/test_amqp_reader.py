@@ -104,3 +104,22 @@ def test_a_connection_closed_mid_frame_is_an_error() -> None:
     data = deliver_frames("celeriac.abc.q", 1, message({}), 200)
     with pytest.raises(AMQPConnectionError):
         asyncio.run(read_all(data[:-3], 1 << 20))
+
+
+def test_a_delivery_with_unreadable_properties_is_kept_with_its_error() -> None:
+    """The inbox runs on the connection's reader: a header it cannot decode must become
+    a delivery the worker dead-letters, not an exception that ends the connection."""
+    from celeriac.brokers.amqp_inbox import Inbox
+    from celeriac.brokers.amqp_topology import Topology
+
+    inbox = Inbox(None, Topology(), prefetch=1, consumer_timeout_ms=None)  # type: ignore[arg-type]
+    inbox._consuming["celeriac.x.q"] = "q"
+    good = Message(headers={"id": "t1", "task": "x"}, body=b"[[], {}, {}]")
+    header = encode_header(good, len(good.body))
+    broken = header[:20] + b"\xff" * 8  # the table's length now points past the end
+    for tag, payload in ((1, header), (2, broken)):
+        inbox._on_delivered(Delivered("celeriac.x.q", tag, False, "", "q", payload, good.body))
+    ok, bad = inbox._pop(["q"], 10)
+    assert ok.envelope_error is None and ok.message.task_id == "t1"
+    assert bad.envelope_error is not None and "unreadable AMQP properties" in bad.envelope_error
+    assert bad.message.body == good.body and bad.tag == (0, 2)

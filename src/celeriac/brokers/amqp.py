@@ -71,6 +71,7 @@ class AMQPBroker(Broker):
     schemes = ("amqp", "amqps", "pyamqp")
     supports_priority = True  # on queues declared with x-max-priority (max_priority option)
     native_delay = True
+    refill_early = True  # fetch takes from the inbox RabbitMQ pushes to; acks free room
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
@@ -110,11 +111,15 @@ class AMQPBroker(Broker):
         items = [Outgoing(m.exchange, m.routing_key, m) for m in messages]
         await self.session.publish(items, self._declarer_for(items, self.session.declarer))
 
-    def _declarer_for(self, items: Sequence[Outgoing], declarer: Declarer) -> DeclareFn:
-        """Declares what the items need (each thing once per connection, like kombu)."""
+    def _declarer_for(self, items: Sequence[Outgoing], declarer: Declarer
+                      ) -> DeclareFn | None:
+        """Declares what the items need (each thing once per connection, like kombu);
+        None when all of it already is (the common case: no coroutine to run)."""
         topology = self.topology
         needed = {(i.exchange, i.routing_key) for i in items}
         reply = _reply_queue_of(items)
+        if reply is None and declarer.routes_ready(needed):
+            return None
 
         async def declare(channel: PublishChannel) -> None:
             if reply is not None:  # rpc:// results come back there: it must exist first
@@ -127,6 +132,7 @@ class AMQPBroker(Broker):
                 for queue in topology.queues_for(exchange, routing_key):
                     if queue in topology.specs:
                         await declarer.queue(channel, topology.specs[queue])
+            declarer.mark_routes(needed)
         return declare
 
     async def delay(self, messages: Sequence[tuple[Message, float]]) -> None:
@@ -189,7 +195,8 @@ class AMQPBroker(Broker):
             return
         publisher = self.blocking_publisher()
         items = [Outgoing(m.exchange, m.routing_key, m) for m in messages]
-        publisher.publish(items, _sync(self._declarer_for(items, publisher.declarer)))
+        declare = self._declarer_for(items, publisher.declarer)
+        publisher.publish(items, None if declare is None else _sync(declare))
 
     def delay_blocking(self, messages: Sequence[tuple[Message, float]]) -> None:
         ready, items, targets = self._plan_delay(messages)

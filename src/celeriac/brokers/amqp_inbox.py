@@ -139,13 +139,23 @@ class Inbox:
                   bool(frame.redelivered), to_message(props, body, exchange, routing_key))
 
     def _on_delivered(self, d: Delivered) -> None:
-        """A delivery parsed straight from the socket's bytes (amqp_reader)."""
-        content_type, content_encoding, headers, properties = decode_header(d.header)
-        message = message_from(content_type, content_encoding, headers, properties, d.body,
-                               d.exchange, d.routing_key)
+        """A delivery parsed straight from the socket's bytes (amqp_reader). One whose
+        properties cannot be read still becomes a delivery, carrying the error, so the
+        worker dead-letters it: it runs on the connection's reader and must not raise."""
+        try:
+            content_type, content_encoding, headers, properties = decode_header(d.header)
+            message = message_from(content_type, content_encoding, headers, properties,
+                                   d.body, d.exchange, d.routing_key)
+        except Exception as exc:
+            message = Message(headers={}, body=d.body, exchange=d.exchange,
+                              routing_key=d.routing_key)
+            self._add(d.consumer_tag, d.delivery_tag, d.redelivered, message,
+                      f"unreadable AMQP properties: {type(exc).__name__}: {exc}")
+            return
         self._add(d.consumer_tag, d.delivery_tag, d.redelivered, message)
 
-    def _add(self, consumer_tag: str, tag: int, redelivered: bool, message: Message) -> None:
+    def _add(self, consumer_tag: str, tag: int, redelivered: bool, message: Message,
+             error: str | None = None) -> None:
         queue = self._consuming.get(consumer_tag, "")
         if message.exchange == DELIVER_EXCHANGE:  # arrived through the delay levels
             headers = message.headers
@@ -155,7 +165,7 @@ class Inbox:
         buffer = self._buffers.get(queue)
         if buffer is None:
             buffer = self._buffers[queue] = deque()
-        buffer.append(Delivery(message, queue, (self.epoch, tag), redelivered))
+        buffer.append(Delivery(message, queue, (self.epoch, tag), redelivered, error))
         if self._wakeup is not None:
             self._wake()
 

@@ -68,6 +68,20 @@ def _short(buf: bytes | bytearray, pos: int) -> tuple[str, int]:
     return bytes(buf[pos + 1:pos + 1 + size]).decode(), pos + 1 + size
 
 
+#: field names and other short strings that repeat (content types, reply queues), by
+#: their bytes: a dict lookup is cheaper than decoding them for every delivery
+_NAMES: dict[bytes, str] = {}
+
+
+def _name(raw: bytes) -> str:
+    name = _NAMES.get(raw)
+    if name is None:
+        name = raw.decode()
+        if len(_NAMES) < 4096:
+            _NAMES[raw] = name
+    return name
+
+
 def parse_deliver(payload: bytes) -> Delivered:
     """A basic.deliver method payload (class and method ids included)."""
     tag, pos = _short(payload, 4)
@@ -202,25 +216,30 @@ def decode_table(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
     pos += 4
     end = pos + size
     table: dict[str, Any] = {}
-    u32 = _U32.unpack_from
+    u32, names = _U32.unpack_from, _NAMES
     while pos < end:
-        klen = buf[pos]
-        pos += 1 + klen
-        key = buf[pos - klen:pos].decode()
-        kind = buf[pos]
+        stop = pos + 1 + buf[pos]
+        raw_key = buf[pos + 1:stop]
+        key = names.get(raw_key) or _name(raw_key)
+        kind = buf[stop]
         if kind == 0x53:  # S, the common case, inline
-            size = u32(buf, pos + 1)[0]
-            raw = buf[pos + 5:pos + 5 + size]
-            pos += 5 + size
+            pos = stop + 5 + u32(buf, stop + 1)[0]
+            raw = buf[stop + 5:pos]
             try:
                 table[key] = raw.decode()
             except UnicodeDecodeError:
                 table[key] = raw
         elif kind == 0x56:  # V
             table[key] = None
-            pos += 1
+            pos = stop + 1
+        elif kind == 0x49:  # I
+            table[key] = _I32.unpack_from(buf, stop + 1)[0]
+            pos = stop + 5
+        elif kind == 0x74:  # t
+            table[key] = buf[stop + 1] != 0
+            pos = stop + 2
         else:
-            table[key], pos = _value(buf, pos)
+            table[key], pos = _value(buf, stop)
     return table, end
 
 

@@ -221,9 +221,19 @@ class Declarer:
 
     def __init__(self) -> None:
         self._done: set[str] = set()
+        #: (exchange, routing key) pairs whose publish needs no more declaring
+        self._routes: set[tuple[str, str]] = set()
 
     def reset(self) -> None:
         self._done.clear()
+        self._routes.clear()
+
+    def routes_ready(self, routes: set[tuple[str, str]]) -> bool:
+        """True when everything publishing to these routes needs is declared."""
+        return routes <= self._routes
+
+    def mark_routes(self, routes: set[tuple[str, str]]) -> None:
+        self._routes |= routes
 
     def declared(self, key: str) -> bool:
         return key in self._done

@@ -421,25 +421,37 @@ class PublishChannel(Channel):
 DeliveryCallback = Callable[[spec.Basic.Deliver, spec.Basic.Properties, bytes], None]
 
 
+class _InlineDeliveries(asyncio.Queue[Any]):
+    """A channel's frame queue that hands ``Delivered`` items to the channel's
+    ``on_delivered`` the moment the connection's reader puts them, instead of queueing
+    them for the channel's reader task: no queue, no task wake-up per delivery."""
+
+    def __init__(self, channel: ConsumerChannel) -> None:
+        super().__init__()
+        self._channel = channel
+
+    async def put(self, item: Any) -> None:
+        frame = item[1]
+        if type(frame) is Delivered:
+            self._channel.on_delivered(frame)
+            return
+        await super().put(item)
+
+
 class ConsumerChannel(Channel):
     """A channel that hands each delivery to ``on_delivery`` inline: no Task per message.
 
     Deliveries that ``amqp_reader`` assembled (``Delivered``) go to ``on_delivered``
-    straight from the channel's frame queue; the aiormq path below is kept for
-    connections opened with the stock reader."""
+    from the connection's reader itself (``_InlineDeliveries``); every other frame
+    takes aiormq's usual path through the channel's queue. The pamqp path below is kept
+    for connections opened with the stock reader."""
 
     on_delivery: DeliveryCallback
     on_delivered: Callable[[Delivered], None]
 
-    async def _get_frame(self) -> Any:
-        frames = self.frames
-        while True:
-            _, frame = await frames.get()
-            frames.task_done()
-            if type(frame) is Delivered:
-                self.on_delivered(frame)
-                continue
-            return frame
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.frames = _InlineDeliveries(self)
 
     async def _on_deliver_frame(self, frame: spec.Basic.Deliver) -> None:
         props, body = await read_content(self)

@@ -67,6 +67,11 @@ class Broker(abc.ABC):
     supports_priority: ClassVar[bool] = False
     #: True when delayed messages are promoted by the broker itself (no worker needed)
     native_delay: ClassVar[bool] = False
+    #: True when ``fetch`` only takes what the broker already pushed to this process
+    #: (RabbitMQ): the worker then acks and refills at half its prefetch window while
+    #: the other half runs. False when each fetch is a round trip that costs the broker
+    #: less per message the bigger it is (Redis, SQLite): refill once the window is empty
+    refill_early: ClassVar[bool] = False
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = url

@@ -1,8 +1,13 @@
 """The consumer: keeps a prefetch window of deliveries and feeds them to the executor.
 
 One fetch loop asks the broker for as many messages as the window has room for
-(``concurrency * prefetch_multiplier``). Fetched deliveries wait in ``reserved`` until
-one of ``capacity`` runners takes them; a runner hands each to ``Executor.process``.
+(``concurrency * prefetch_multiplier``): as soon as there is room, or once half of the
+window is free on a broker that pushes (``Broker.refill_early``: RabbitMQ). Fetched
+deliveries wait in ``reserved`` until one of ``capacity`` runners takes them; a runner
+hands each to ``Executor.process``. Sync tasks in the solo pool never give the event
+loop a turn, so a runner yields a few turns after every run of ``yield_every`` tasks:
+on RabbitMQ (half a window) the acks of those go out and the next deliveries come in
+while the other half runs; elsewhere (a whole window) fetch and acks go out together.
 On warm shutdown the fetch loop stops, reserved deliveries go back to the broker
 unharmed and running ones finish. ``active`` and ``reserved`` are what the worker
 would requeue on a cold shutdown.
@@ -23,6 +28,9 @@ logger = logging.getLogger("celeriac.worker")
 
 #: how long one fetch call waits for work before the loop looks around again
 FETCH_WAIT_S = 1.0
+#: loop turns a runner yields after a run of tasks: enough for the acker and the fetch
+#: loop to write their requests
+YIELD_TURNS = 3
 
 
 class Consumer:
@@ -36,6 +44,13 @@ class Consumer:
         self.queues = list(queues)
         self.capacity = capacity
         self.window = max(window, capacity)
+        if broker.refill_early:
+            #: fetch once this much of the window is free. Never starves a runner: with
+            #: nothing reserved, room >= window - capacity >= refill
+            self.refill = max(1, min(self.window // 2, self.window - capacity))
+            self.yield_every = self.refill  #: tasks a runner runs before yielding
+        else:
+            self.refill, self.yield_every = 1, self.window
         self.reserved: asyncio.Queue[Delivery | None] = asyncio.Queue()
         self.active: dict[int, Delivery] = {}
         self._outstanding = 0
@@ -60,7 +75,7 @@ class Consumer:
         backoff_s = 0.1
         while not self._stopping:
             room = self.window - self._outstanding
-            if room <= 0:
+            if room < self.refill:
                 self._room.clear()
                 await self._room.wait()
                 continue
@@ -87,7 +102,13 @@ class Consumer:
                 self.reserved.put_nowait(delivery)
 
     async def _runner(self) -> None:
+        ran = 0
         while True:
+            ran += 1
+            if ran >= self.yield_every:
+                ran = 0
+                for _ in range(YIELD_TURNS):
+                    await asyncio.sleep(0)
             delivery = await self.reserved.get()
             if delivery is None:
                 return

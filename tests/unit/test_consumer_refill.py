@@ -1,0 +1,78 @@
+"""The consumer's refill rule: brokers that push (RabbitMQ) refill at half the window,
+yet a free runner never waits while the broker holds work for it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from celeriac import Celery
+from celeriac.brokers.base import Delivery
+from celeriac.brokers.memory import MemoryBroker
+from celeriac.worker.consumer import Consumer
+from tests.messages import task
+
+
+class PushingBroker(MemoryBroker):
+    refill_early = True
+
+
+class Leases:
+    def hold(self, delivery: Delivery) -> None: ...
+    def release(self, deliveries: list[Delivery]) -> None: ...
+
+
+class GatedExecutor:
+    """Each delivery 'runs' until the test lets it finish."""
+
+    def __init__(self) -> None:
+        self.app = Celery("refill", broker="memory://", set_as_current=False)
+        self.running: dict[str, asyncio.Event] = {}
+        self.finished = 0
+
+    async def process(self, delivery: Delivery) -> None:
+        gate = self.running[delivery.message.task_id] = asyncio.Event()
+        await gate.wait()
+        del self.running[delivery.message.task_id]
+        self.finished += 1
+
+
+async def settle() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+def consumer_for(broker: Any, executor: GatedExecutor, capacity: int, window: int
+                 ) -> Consumer:
+    return Consumer(broker, executor, Leases(), ["q"], capacity, window)  # type: ignore[arg-type]
+
+
+async def test_a_free_runner_gets_the_next_task_at_once_with_a_window_of_one_each() -> None:
+    broker = PushingBroker(f"memory://{uuid.uuid4().hex}")
+    await broker.connect()
+    await broker.publish([task("q") for _ in range(12)])
+    executor = GatedExecutor()
+    consumer = consumer_for(broker, executor, capacity=4, window=4)  # prefetch multiplier 1
+    running = asyncio.create_task(consumer.run())
+    await settle()
+    assert len(executor.running) == 4
+    next(iter(executor.running.values())).set()  # one task ends: its runner is free
+    await settle()
+    assert executor.finished == 1 and len(executor.running) == 4
+    consumer.stop_fetching()
+    for gate in list(executor.running.values()):
+        gate.set()
+    await settle()
+    for gate in list(executor.running.values()):
+        gate.set()
+    await asyncio.wait_for(running, 5)
+    await broker.close()
+
+
+def test_refill_sizes() -> None:
+    executor = GatedExecutor()
+    sizes = {(window, capacity): consumer_for(PushingBroker(), executor, capacity, window).refill
+             for window, capacity in [(64, 1), (8, 2), (4, 4), (1, 1), (3, 1)]}
+    assert sizes == {(64, 1): 32, (8, 2): 4, (4, 4): 1, (1, 1): 1, (3, 1): 1}
+    assert consumer_for(MemoryBroker(), executor, 1, 64).refill == 1  # fetches at once
