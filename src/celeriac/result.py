@@ -23,10 +23,12 @@ class AsyncResult(Generic[R]):
     """A task's result, looked up by id in the app's result backend."""
 
     def __init__(self, id: str, app: Celery | None = None) -> None:
-        from celeriac.app import current_app
+        if app is None:
+            from celeriac.app import current_app
 
+            app = current_app()
         self.id = id
-        self.app = app or current_app()
+        self.app = app
         self._meta: Meta | None = None
 
     task_id = property(lambda self: self.id)

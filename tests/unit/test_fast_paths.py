@@ -25,6 +25,39 @@ def test_new_id_is_a_random_v4_uuid() -> None:
         assert str(parsed) == text
 
 
+def test_threads_never_share_ids() -> None:
+    """Ids come from a per-thread pool of random bytes: no slice is handed out twice."""
+    taken: list[list[str]] = [[] for _ in range(8)]
+    start = threading.Barrier(8)
+
+    def take(mine: list[str]) -> None:
+        start.wait()
+        mine.extend(new_id() for _ in range(3000))
+
+    threads = [threading.Thread(target=take, args=(mine,)) for mine in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [i for mine in taken for i in mine]
+    assert len(set(every)) == len(every) == 24000
+
+
+def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
+    new_id()  # the pool now holds random bytes the child inherits
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.write(write, ",".join(new_id() for _ in range(40)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split(","))
+    os.waitpid(pid, 0)
+    parent = {new_id() for _ in range(40)}
+    assert len(child) == 40 and not child & parent
+
+
 def test_uuids_inside_plain_looking_containers_are_still_wrapped() -> None:
     u = uuid.uuid4()
     body = [[1, "a", u], {"k": u, "n": None}, {"chain": [{"args": [u]}]}]
