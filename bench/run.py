@@ -1,6 +1,8 @@
 """``make bench``: celeriac, Celery and Dramatiq on this machine, in one run.
 
-For each system and broker, in this order (the queue is emptied before each publish):
+Broker by broker (SQLite, Redis, RabbitMQ), each system in turn, so the numbers that are
+compared are measured minutes apart; for each system and broker, in this order (the
+queue is emptied before each publish):
  1. publish N no-op tasks with ``.delay()`` in a loop from one thread (timed), between
     a start and an end marker task;
  2. start one worker in the system's throughput configuration through its CLI and time
@@ -52,6 +54,7 @@ DELAYED_N = int(os.environ.get("BENCH_DELAYED_N", 100_000))
 CLIENT = ROOT / "bench" / "client.py"
 RESULTS = ROOT / "bench" / "results"
 RAW = RESULTS / "raw"
+BROKER_ORDER = ("sqlite", "redis", "amqp")
 
 
 class PhaseError(Exception):
@@ -242,9 +245,9 @@ def main() -> int:
           f"({run['machine']['cores']} cores)", file=sys.stderr)
     workdir = Path(tempfile.mkdtemp(prefix="celeriac-bench-"))
     try:
-        for system in SYSTEMS:
-            if system.name not in selected("BENCH_SYSTEMS", tuple(s.name for s in SYSTEMS)):
-                continue
+        systems = [s for s in SYSTEMS
+                   if s.name in selected("BENCH_SYSTEMS", tuple(x.name for x in SYSTEMS))]
+        for system in systems:
             run["configs"][system.name] = {"versions": versions(system),
                                            "fast": system.fast.label,
                                            "default": system.default.label,
@@ -253,7 +256,12 @@ def main() -> int:
                                            "default_cmd": " ".join((system.cli,
                                                                     *system.default.args))}
             run["systems"][system.name] = {}
-            for broker in selected("BENCH_BROKERS", system.brokers):
+        # broker by broker, every system in turn: the numbers compared are measured
+        # minutes apart, not a quarter of an hour (a shared VM's speed drifts)
+        for broker in BROKER_ORDER:
+            for system in systems:
+                if broker not in selected("BENCH_BROKERS", system.brokers):
+                    continue
                 reason = unavailable(system, broker)
                 if reason is not None:
                     print(f"- {system.name} on {broker}: skipped: {reason}", file=sys.stderr)
