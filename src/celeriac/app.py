@@ -23,7 +23,7 @@ from celeriac.brokers import BROKER_CLASSES, Broker, create_broker, load_class
 from celeriac.clients import Clients
 from celeriac.config import Config, default_sqlite_path, import_object, to_seconds
 from celeriac.context import current_request
-from celeriac.protocol import Message, another_call, build_task_message, utcnow
+from celeriac.protocol import CallBatch, Message, build_task_message, task_ids, utcnow
 from celeriac.result import AsyncResult
 from celeriac.routing import Router
 from celeriac.send_defaults import SendDefaults
@@ -364,7 +364,7 @@ class Celery:
         for batch in _batches(calls, batch_size):
             messages, due = self._build_many(name, batch, task_type, options)
             self.publish_many_blocking(messages, due)
-            results.extend(AsyncResult(m.task_id, app=self) for m in messages)
+            results.extend(AsyncResult(i, app=self) for i in task_ids(messages))
         return results
 
     async def asend_many(self, name: str, calls: Iterable[Call], *, batch_size: int = 1000,
@@ -375,32 +375,33 @@ class Celery:
         for batch in _batches(calls, batch_size):
             messages, due = self._build_many(name, batch, task_type, options)
             await self.publish_many(messages, due)
-            results.extend(AsyncResult(m.task_id, app=self) for m in messages)
+            results.extend(AsyncResult(i, app=self) for i in task_ids(messages))
         return results
 
     def _build_many(self, name: str, calls: list[Call], task_type: Any,
-                    options: dict[str, Any]) -> tuple[list[Message], float | None]:
+                    options: dict[str, Any]) -> tuple[Sequence[Message], float | None]:
         """The messages for a batch: options are resolved once, for the first call, and
-        the others are copies with their own id and arguments (``another_call``)."""
+        the others differ only in id and arguments (a ``CallBatch``)."""
         if options.get("task_id"):
             raise TypeError("send_many: task_id cannot be shared by many calls")
         per_call = self.conf.task_routes or any(
             options.get(k) for k in ("link", "link_error", "chain", "chord"))
         args, kwargs = calls[0]
         first, due = self._build_message(name, args, kwargs, task_type, dict(options))
-        messages = [first]
         if per_call:  # routes may look at the arguments; signatures live in each body
-            messages += [self._build_message(name, a, k, task_type, dict(options))[0]
-                         for a, k in calls[1:]]
+            messages = [first] + [self._build_message(name, a, k, task_type, dict(options))[0]
+                                  for a, k in calls[1:]]
             return messages, due
         serializer = "pickle" if first.content_type == PICKLE else "json"
+        batch = CallBatch(first, [(a, dict(k) if k else None) for a, k in calls[1:]],
+                          serializer)
         key = self.conf.security_key
-        for a, k in calls[1:]:
-            message = another_call(first, a, dict(k) if k else None, serializer)
-            if key:
-                sign(message, key)
-            messages.append(message)
-        return messages, due
+        if not key:
+            return batch, due
+        signed = list(batch)  # the first is signed already, by _build_message
+        for message in signed[1:]:
+            sign(message, key)
+        return signed, due
 
     def publish_blocking(self, message: Message, due: float | None = None) -> None:
         """``publish`` for sync callers: from this thread where the broker can, else on

@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from celeriac import Celery
 from celeriac.brokers import create_broker
 from celeriac.brokers.redis import RedisBroker
 from celeriac.brokers.redis_connection import redis_client
 from celeriac.errors import BrokerConnectionError, ConfigurationError
-from celeriac.protocol import build_task_message, parse_task
+from celeriac.protocol import build_task_message, from_envelope, parse_task
 from tests.services import REDIS_HOST, REDIS_PORT, need_redis
 
 DB = 11
@@ -402,3 +403,33 @@ def test_broker_reads_time_out_by_default_so_a_half_open_link_cannot_hang() -> N
     assert kw["socket_timeout"] == 10.0
     chosen = RedisBroker("redis://127.0.0.1:6379/11", {"socket_timeout": 2.5})
     assert chosen.redis.client.connection_pool.connection_kwargs["socket_timeout"] == 2.5
+
+
+async def test_bulk_sends_store_each_call_as_its_own_envelope(
+        raw: aioredis.Redis, prefix: str) -> None:
+    """delay_many on Redis splices each call into one encoded template (CallBatch): what
+    lands in the list must read back as each call, with its own id and tag."""
+    app = Celery("bulk-wire", broker=URL, set_as_current=False)
+    app.conf.broker_transport_options = {"global_keyprefix": prefix}
+
+    @app.task(name="bulk.add")
+    def add(x: Any, y: Any) -> Any:
+        return x + y
+
+    calls = [(i, f"y{i} \"%s\" ✓") for i in range(7)]
+    results = await asyncio.to_thread(add.delay_many, calls, batch_size=3)
+    await asyncio.to_thread(app.wait_for_publishes)
+    items = [json.loads(i) for i in reversed(await raw.lrange(f"{prefix}celery", 0, -1))]
+    assert [e["headers"]["id"] for e in items] == [r.id for r in results]
+    assert len({e["properties"]["delivery_tag"] for e in items}) == len(calls)
+    for envelope, (x, y) in zip(items, calls, strict=True):
+        ident = envelope["headers"]["id"]
+        assert envelope["headers"]["root_id"] == ident
+        assert envelope["properties"]["correlation_id"] == ident
+        assert envelope["headers"]["argsrepr"] == repr((x, y))
+        call = parse_task(from_envelope(json.dumps(envelope)), ACCEPT)
+        assert (call.id, call.args, call.kwargs) == (ident, [x, y], {})
+    first, last = items[0], items[-1]
+    for key in ("id", "root_id", "argsrepr"):
+        first["headers"].pop(key), last["headers"].pop(key)
+    assert first["headers"] == last["headers"]  # the options are the template's

@@ -52,7 +52,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from functools import cache, partial
 from importlib import resources
 from typing import Any, ClassVar
@@ -70,7 +71,7 @@ from celeriac.brokers.redis_connection import (
     redis_client,
 )
 from celeriac.errors import BrokerConnectionError, DecodeError
-from celeriac.protocol import Message, from_envelope, to_envelope
+from celeriac.protocol import CallBatch, Message, from_envelope, task_ids, to_envelope
 
 _hiredis_pack: Any
 log = logging.getLogger(__name__)
@@ -174,8 +175,7 @@ class RedisBroker(Broker):
         once, Redis's reply read by a later call within ``confirm_window`` (see
         redis_blocking.py; a refused publish always raises)."""
         if messages:
-            self._publisher().publish(*self._publish_call(messages),
-                                      [m.task_id for m in messages])
+            self._publisher().publish(*self._publish_call(messages), task_ids(messages))
 
     def delay_blocking(self, messages: Sequence[tuple[Message, float]]) -> None:
         """``delay`` from a sync caller's thread, like ``publish_blocking``."""
@@ -198,10 +198,15 @@ class RedisBroker(Broker):
     def _publish_call(self, messages: Sequence[Message]) -> tuple[list[str], list[Any]]:
         """publish.lua's keys and args: each envelope LPUSHed onto its bucket's list."""
         targets: dict[str, list[Any]] = {}
+        if isinstance(messages, CallBatch):  # one bucket, envelopes spliced (bulk sends)
+            m = messages.template
+            targets[self._k(bucket_key(m.routing_key, priority_step(m.priority)))] = \
+                messages.envelopes()
+            return self._script_call("list", targets, {m.routing_key: len(messages)})
         for m in messages:
             key = self._k(bucket_key(m.routing_key, priority_step(m.priority)))
             targets.setdefault(key, []).append(to_envelope(m))
-        return self._script_call("list", targets, messages)
+        return self._script_call("list", targets, Counter(m.routing_key for m in messages))
 
     def _delay_call(self, messages: Sequence[tuple[Message, float]]
                     ) -> tuple[list[str], list[Any]]:
@@ -212,13 +217,12 @@ class RedisBroker(Broker):
         for m, due in messages:
             scored += [repr(float(due)),
                        to_envelope(m) + f"\n{priority_step(m.priority)}{m.routing_key}".encode()]
-        return self._script_call("zset", {self.delayed: scored}, [m for m, _ in messages])
+        return self._script_call("zset", {self.delayed: scored},
+                                 Counter(m.routing_key for m, _ in messages))
 
     def _script_call(self, mode: str, targets: dict[str, list[Any]],
-                     messages: Sequence[Message]) -> tuple[list[str], list[Any]]:
-        counts: dict[str, int] = {}  # one wake token per message, at most _WAKE_CAP
-        for m in messages:
-            counts[m.routing_key] = counts.get(m.routing_key, 0) + 1
+                     counts: Mapping[str, int]) -> tuple[list[str], list[Any]]:
+        """``counts``: messages per queue (one wake token each, at most _WAKE_CAP)."""
         keys = [*targets, *[self._wake_key(q) for q in counts]]
         args: list[Any] = [mode, len(targets), _WAKE_CAP,
                            *[len(items) for items in targets.values()],

@@ -1,0 +1,81 @@
+"""CallBatch: a bulk send's messages, and their envelopes spliced from one template,
+must be exactly what building and encoding each call on its own gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+import pytest
+
+from celeriac import Celery
+from celeriac.protocol import CallBatch, build_task_message, task_ids, to_envelope
+from celeriac.serialization import json_dumps
+
+CALLS: list[tuple[tuple[Any, ...], dict[str, Any] | None]] = [
+    ((2, "two"), None),
+    (("quote \" backslash \\ percent %s %b %%", "ünïcode ✓"), {"k": [1.5, None]}),
+    ((), {"only": "kwargs", "nested": {"a": [True, False]}}),
+    (("x" * 3000,), None),  # argsrepr capped at 1024
+]
+
+
+def template(**options: Any) -> Any:
+    return build_task_message("proj.tasks.add", (1, "one"), {"z": 1}, queue="bulk",
+                              **options)
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"priority": 7, "time_limit": 30, "soft_time_limit": 20},
+    {"root_id": "root-1", "parent_id": "parent-1", "shadow": "100% shadowed"},
+    {"headers": {"custom": "50%", "tenant": {"id": 3}},
+     "expires": dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)},
+])
+def test_spliced_envelopes_are_the_encoded_messages(options: dict[str, Any]) -> None:
+    batch = CallBatch(template(**options), CALLS, "json")
+    envelopes = batch.envelopes()
+    assert len(envelopes) == len(batch) == len(CALLS) + 1
+    tags = set()
+    for message, envelope in zip(batch, envelopes, strict=True):
+        tag = orjson.loads(envelope)["properties"]["delivery_tag"]
+        tags.add(tag)
+        assert envelope == to_envelope(message, delivery_tag=tag)
+    assert len(tags) == len(envelopes)  # a fresh delivery tag each
+
+
+def test_each_call_has_its_own_id_arguments_and_root() -> None:
+    first = template()
+    batch = CallBatch(first, CALLS, "json")
+    assert batch[0] is first
+    ids = task_ids(batch)
+    assert ids == [m.task_id for m in batch] and len(set(ids)) == len(ids)
+    for message, (args, kwargs) in zip(batch[1:], CALLS, strict=True):
+        embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+        assert message.body == json_dumps([list(args), kwargs or {}, embed])  # as Celery's
+        assert message.headers["root_id"] == message.headers["id"]  # its own root
+        assert message.properties["correlation_id"] == message.headers["id"]
+        assert message.headers["argsrepr"] == repr(args)[:1024] or len(repr(args)) > 1024
+    assert len(batch[4].headers["argsrepr"]) == 1024
+    given_root = CallBatch(template(root_id="root-1"), CALLS, "json")
+    assert {m.headers["root_id"] for m in given_root} == {"root-1"}
+
+
+def test_send_many_reaches_the_broker_as_the_same_messages(tmp_path: Any) -> None:
+    """End to end on the in-memory broker: what arrives is what each call sent."""
+    app = Celery("batch", broker=f"memory://batch-{id(tmp_path)}", set_as_current=False)
+
+    @app.task(name="b.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    results = add.delay_many([(i, i) for i in range(5)], batch_size=2)
+    assert len({r.id for r in results}) == 5
+
+    async def drain() -> list[Any]:
+        broker = await app.clients.broker()
+        return await broker.fetch(["celery"], 10, 1.0)
+    deliveries = app.run_sync(drain())
+    assert [d.message.task_id for d in deliveries] == [r.id for r in results]
+    assert [orjson.loads(d.message.body)[0] for d in deliveries] == [[i, i] for i in range(5)]
