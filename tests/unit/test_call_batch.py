@@ -62,9 +62,14 @@ def test_each_call_has_its_own_id_arguments_and_root() -> None:
     assert {m.headers["root_id"] for m in given_root} == {"root-1"}
 
 
-def test_send_many_reaches_the_broker_as_the_same_messages(tmp_path: Any) -> None:
-    """End to end on the in-memory broker: what arrives is what each call sent."""
-    app = Celery("batch", broker=f"memory://batch-{id(tmp_path)}", set_as_current=False)
+@pytest.mark.parametrize("scheme", ["memory", "sqlite"])
+def test_send_many_reaches_the_broker_as_the_same_messages(tmp_path: Any, scheme: str
+                                                           ) -> None:
+    """End to end: what arrives is what each call sent (SQLite stores spliced envelopes;
+    Redis: test_redis_wire.py)."""
+    url = f"memory://batch-{id(tmp_path)}" if scheme == "memory" else \
+        f"sqlite:///{tmp_path}/batch.db"
+    app = Celery("batch", broker=url, set_as_current=False)
 
     @app.task(name="b.add")
     def add(x: int, y: int) -> int:

@@ -29,7 +29,7 @@ from typing import Any
 
 from celeriac.brokers.base import Broker, DeadLetter, Delivery
 from celeriac.errors import BrokerConnectionError, ConfigurationError, DecodeError
-from celeriac.protocol import Message, from_envelope, to_envelope
+from celeriac.protocol import CallBatch, Message, from_envelope, to_envelope
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -136,13 +136,19 @@ class SQLiteBroker(Broker):
     def publish_blocking(self, messages: Sequence[Message]) -> None:
         """``publish`` from a sync caller's thread: a local transaction needs no loop."""
         now = time.time()
-        self.delay_blocking([(m, now) for m in messages])
+        if isinstance(messages, CallBatch):  # a bulk send: its envelopes come spliced
+            m = messages.template
+            self._insert([(m.routing_key, m.priority, now, e) for e in messages.envelopes()])
+        else:
+            self.delay_blocking([(m, now) for m in messages])
 
     def delay_blocking(self, messages: Sequence[tuple[Message, float]]) -> None:
+        self._insert([(m.routing_key, m.priority, due, to_envelope(m)) for m, due in messages])
+
+    def _insert(self, rows: list[tuple[str, int, float, bytes]]) -> None:
         self._write(
             "INSERT INTO messages (queue, priority, available_at, envelope) VALUES (?,?,?,?)",
-            [(m.routing_key, m.priority, due, to_envelope(m)) for m, due in messages],
-        )
+            rows)
 
     def flush_blocking(self, timeout_s: float | None = None) -> None:
         """Nothing to wait for: each sync publish commits before it returns."""
