@@ -58,4 +58,8 @@ def roundtrip() -> None:
 
 
 def close() -> None:
-    pass
+    # Without this a client that exits right after a bulk publish on RabbitMQ loses its
+    # last messages (measured: 75 and 127 of 50,001): py-amqp publishes without confirms,
+    # and the socket closed at exit with unread data is reset, so RabbitMQ drops what it
+    # had received but not yet read. app.close() ends the connection properly.
+    app.close()
