@@ -23,7 +23,14 @@ from celeriac.brokers import BROKER_CLASSES, Broker, create_broker, load_class
 from celeriac.clients import Clients
 from celeriac.config import Config, default_sqlite_path, import_object, to_seconds
 from celeriac.context import current_request
-from celeriac.protocol import CallBatch, Message, build_task_message, task_ids, utcnow
+from celeriac.protocol import (
+    CallBatch,
+    Message,
+    build_task_message,
+    scheduled,
+    task_ids,
+    utcnow,
+)
 from celeriac.result import AsyncResult
 from celeriac.routing import Router
 from celeriac.send_defaults import SendDefaults
@@ -416,7 +423,7 @@ class Celery:
         elif due is None or not self.send_defaults().delay_store:
             producer.publish_blocking(messages)
         else:
-            producer.delay_blocking([(m, due) for m in messages])
+            producer.delay_blocking(scheduled(messages, due))
 
     def wait_for_publishes(self, timeout: float | None = None) -> None:
         """Wait until the broker has answered every sync publish from this process and
@@ -446,7 +453,7 @@ class Celery:
         if due is None or not self.send_defaults().delay_store:
             await broker.publish(messages)
         else:
-            await broker.delay([(m, due) for m in messages])
+            await broker.delay(scheduled(messages, due))
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         return AsyncResult(task_id, app=self)

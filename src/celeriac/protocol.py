@@ -333,6 +333,30 @@ class CallBatch(Sequence[Message]):
         return form, itemgetter(*[piece[0] - ord("0") for piece in pieces[1:]])
 
 
+class DueBatch(Sequence[tuple[Message, float]]):
+    """A CallBatch due at one time, as the delay store takes it: (message, due) pairs,
+    or ``batch.envelopes()`` for a broker that stores envelopes."""
+
+    def __init__(self, batch: CallBatch, due: float) -> None:
+        self.batch = batch
+        self.due = due
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [(m, self.due) for m in self.batch[index]]
+        return self.batch[index], self.due
+
+
+def scheduled(messages: Sequence[Message], due: float) -> Sequence[tuple[Message, float]]:
+    """(message, due) pairs for the delay store; a CallBatch stays one (a DueBatch)."""
+    if isinstance(messages, CallBatch):
+        return DueBatch(messages, due)
+    return [(m, due) for m in messages]
+
+
 def task_ids(messages: Sequence[Message]) -> list[str]:
     """The task ids of a batch of messages, without building a CallBatch's messages."""
     if isinstance(messages, CallBatch):

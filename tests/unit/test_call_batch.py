@@ -84,3 +84,23 @@ def test_send_many_reaches_the_broker_as_the_same_messages(tmp_path: Any, scheme
     deliveries = app.run_sync(drain())
     assert [d.message.task_id for d in deliveries] == [r.id for r in results]
     assert [orjson.loads(d.message.body)[0] for d in deliveries] == [[i, i] for i in range(5)]
+
+
+def test_a_countdown_batch_waits_in_the_sqlite_delay_store(tmp_path: Any) -> None:
+    """delay_many(countdown=...) on SQLite: every call's row, due at the batch's time."""
+    import sqlite3
+    import time
+
+    app = Celery("later", broker=f"sqlite:///{tmp_path}/later.db", set_as_current=False)
+
+    @app.task(name="b.later")
+    def later(x: int) -> int:
+        return x
+
+    before = time.time()
+    results = later.delay_many([(i,) for i in range(5)], countdown=600, batch_size=2)
+    db = sqlite3.connect(tmp_path / "later.db")
+    rows = db.execute("SELECT available_at, envelope FROM messages ORDER BY id").fetchall()
+    db.close()
+    assert [orjson.loads(env)["headers"]["id"] for _, env in rows] == [r.id for r in results]
+    assert all(before + 600 <= due <= time.time() + 600 for due, _ in rows)

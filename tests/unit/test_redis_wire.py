@@ -433,3 +433,33 @@ async def test_bulk_sends_store_each_call_as_its_own_envelope(
     for key in ("id", "root_id", "argsrepr"):
         first["headers"].pop(key), last["headers"].pop(key)
     assert first["headers"] == last["headers"]  # the options are the template's
+
+
+async def test_bulk_sends_with_a_countdown_wait_in_the_delay_store_spliced(
+        raw: aioredis.Redis, prefix: str) -> None:
+    """delay_many(countdown=...) on Redis: each call's envelope (spliced, DueBatch) in
+    the delayed zset with the batch's due time and its bucket and queue after it."""
+    app = Celery("bulk-delay", broker=URL, set_as_current=False)
+    app.conf.broker_transport_options = {"global_keyprefix": prefix}
+
+    @app.task(name="bulk.later")
+    def later(x: Any) -> Any:
+        return x
+
+    before = time.time()
+    results = await asyncio.to_thread(later.delay_many, [(i,) for i in range(5)],
+                                      countdown=600, priority=9, batch_size=2)
+    await asyncio.to_thread(app.wait_for_publishes)
+    members = await raw.zrange(f"{prefix}_celeriac.delayed", 0, -1, withscores=True)
+    assert await raw.llen(f"{prefix}celery") == 0
+    by_id = {}
+    for member, score in members:
+        envelope, where = member.rsplit(b"\n", 1)
+        assert where == b"9celery"  # bucket of priority 9, then the queue
+        assert before + 600 <= score <= time.time() + 600
+        message = from_envelope(envelope)
+        call = parse_task(message, ACCEPT)
+        by_id[call.id] = call.args
+        assert message.priority == 9 and message.routing_key == "celery"
+        assert message.headers["eta"] and message.headers["root_id"] == call.id
+    assert by_id == {r.id: [i] for i, r in enumerate(results)}

@@ -71,7 +71,14 @@ from celeriac.brokers.redis_connection import (
     redis_client,
 )
 from celeriac.errors import BrokerConnectionError, DecodeError
-from celeriac.protocol import CallBatch, Message, from_envelope, task_ids, to_envelope
+from celeriac.protocol import (
+    CallBatch,
+    DueBatch,
+    Message,
+    from_envelope,
+    task_ids,
+    to_envelope,
+)
 
 _hiredis_pack: Any
 log = logging.getLogger(__name__)
@@ -180,8 +187,9 @@ class RedisBroker(Broker):
     def delay_blocking(self, messages: Sequence[tuple[Message, float]]) -> None:
         """``delay`` from a sync caller's thread, like ``publish_blocking``."""
         if messages:
-            self._publisher().publish(*self._delay_call(messages),
-                                      [m.task_id for m, _ in messages])
+            ids = (messages.batch.task_ids if isinstance(messages, DueBatch)
+                   else [m.task_id for m, _ in messages])
+            self._publisher().publish(*self._delay_call(messages), ids)
 
     def flush_blocking(self, timeout_s: float | None = None) -> None:
         """Wait for Redis's reply to every sync publish; raise what it refused."""
@@ -214,6 +222,13 @@ class RedisBroker(Broker):
         after a newline, for fetch.lua's promotion) ZADDed into the delayed zset. The
         wake tokens make waiting consumers re-read the earliest due time."""
         scored: list[Any] = []
+        if isinstance(messages, DueBatch):  # a bulk send: its envelopes come spliced
+            m, due_s = messages.batch.template, repr(float(messages.due))
+            where = f"\n{priority_step(m.priority)}{m.routing_key}".encode()
+            for envelope in messages.batch.envelopes():
+                scored += [due_s, envelope + where]
+            return self._script_call("zset", {self.delayed: scored},
+                                     {m.routing_key: len(messages)})
         for m, due in messages:
             scored += [repr(float(due)),
                        to_envelope(m) + f"\n{priority_step(m.priority)}{m.routing_key}".encode()]

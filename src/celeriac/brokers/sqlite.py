@@ -29,7 +29,7 @@ from typing import Any
 
 from celeriac.brokers.base import Broker, DeadLetter, Delivery
 from celeriac.errors import BrokerConnectionError, ConfigurationError, DecodeError
-from celeriac.protocol import CallBatch, Message, from_envelope, to_envelope
+from celeriac.protocol import DueBatch, Message, from_envelope, scheduled, to_envelope
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -135,15 +135,16 @@ class SQLiteBroker(Broker):
 
     def publish_blocking(self, messages: Sequence[Message]) -> None:
         """``publish`` from a sync caller's thread: a local transaction needs no loop."""
-        now = time.time()
-        if isinstance(messages, CallBatch):  # a bulk send: its envelopes come spliced
-            m = messages.template
-            self._insert([(m.routing_key, m.priority, now, e) for e in messages.envelopes()])
-        else:
-            self.delay_blocking([(m, now) for m in messages])
+        self.delay_blocking(scheduled(messages, time.time()))
 
     def delay_blocking(self, messages: Sequence[tuple[Message, float]]) -> None:
-        self._insert([(m.routing_key, m.priority, due, to_envelope(m)) for m, due in messages])
+        if isinstance(messages, DueBatch):  # a bulk send: its envelopes come spliced
+            m, due = messages.batch.template, messages.due
+            self._insert([(m.routing_key, m.priority, due, e)
+                          for e in messages.batch.envelopes()])
+        else:
+            self._insert([(m.routing_key, m.priority, due, to_envelope(m))
+                          for m, due in messages])
 
     def _insert(self, rows: list[tuple[str, int, float, bytes]]) -> None:
         self._write(
