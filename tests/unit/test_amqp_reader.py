@@ -13,7 +13,8 @@ from pamqp import commands as spec
 from pamqp import frame as pframe
 from pamqp.header import ContentHeader
 
-from celeriac.brokers.amqp_reader import BulkFrameReceiver, Delivered, decode_header
+from celeriac.brokers.amqp_headers import decode_header
+from celeriac.brokers.amqp_reader import BulkFrameReceiver, Delivered
 from celeriac.brokers.amqp_wire import Outgoing, encode_header, encode_publish, to_message
 from celeriac.protocol import Message
 

@@ -29,7 +29,8 @@ from typing import Any
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 
-from celeriac.brokers.amqp_reader import FAST_TAG_PREFIX, Delivered, decode_header
+from celeriac.brokers.amqp_headers import HeaderDecoder
+from celeriac.brokers.amqp_reader import FAST_TAG_PREFIX, Delivered
 from celeriac.brokers.amqp_session import Session
 from celeriac.brokers.amqp_topology import (
     DELIVER_EXCHANGE,
@@ -63,6 +64,7 @@ class Inbox:
         self._unacked: OrderedDict[int, bool] = OrderedDict()
         self._wakeup: asyncio.Future[None] | None = None
         self._rotation = 0
+        self._decode_header = HeaderDecoder()
 
     # -- consuming ----------------------------------------------------------------------
     async def _ensure(self, queues: Sequence[str], max_count: int) -> ConsumerChannel:
@@ -143,7 +145,7 @@ class Inbox:
         properties cannot be read still becomes a delivery, carrying the error, so the
         worker dead-letters it: it runs on the connection's reader and must not raise."""
         try:
-            content_type, content_encoding, headers, properties = decode_header(d.header)
+            content_type, content_encoding, headers, properties = self._decode_header(d.header)
             message = message_from(content_type, content_encoding, headers, properties,
                                    d.body, d.exchange, d.routing_key)
         except Exception as exc:

@@ -6,8 +6,8 @@ frames) costs ~100 us before celeriac sees it, and a worker's consume rate stopp
 about 12,000/s. ``BulkFrameReceiver`` reads whatever the socket has (up to 256 KiB)
 and splits it into frames in one loop. Deliveries to celeriac's own consumers (consumer
 tag ``celeriac.*``, see ``amqp_inbox``) are assembled right here from their three
-frames into one ``Delivered`` (fields sliced from the bytes, the header table decoded
-by ``decode_table``) and travel to the channel as one item; every other frame is
+frames into one ``Delivered`` (fields sliced from the bytes; the inbox decodes its
+header with ``amqp_headers``) and travel to the channel as one item; every other frame is
 decoded by pamqp exactly as before, so aiormq's own handling (heartbeats, RPC replies,
 channel close, other consumers such as rpc:// results) is unchanged.
 
@@ -24,19 +24,16 @@ from typing import Any
 
 import aiormq.connection
 from aiormq.exceptions import AMQPConnectionError, InvalidFrameError, ProtocolSyntaxError
-from pamqp import decode as pdecode
 from pamqp import frame as pframe
+
+from celeriac.brokers.amqp_headers import short_name
 
 #: consumer tags whose deliveries take the fast path (amqp_inbox makes them)
 FAST_TAG_PREFIX = "celeriac."
 _FAST_PREFIX = FAST_TAG_PREFIX.encode()
 
 _HEAD = struct.Struct(">BHI")
-_U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
-_I32 = struct.Struct(">i")
-_I64 = struct.Struct(">q")
-_F64 = struct.Struct(">d")
 _DELIVER = b"\x00\x3c\x00\x3c"  # Basic(60).Deliver(60)
 _READ_BYTES = 1 << 18
 
@@ -63,32 +60,13 @@ class _Partial:
         self.parts: list[bytes] = []
 
 
-def _short(buf: bytes | bytearray, pos: int) -> tuple[str, int]:
-    size = buf[pos]
-    return bytes(buf[pos + 1:pos + 1 + size]).decode(), pos + 1 + size
-
-
-#: field names and other short strings that repeat (content types, reply queues), by
-#: their bytes: a dict lookup is cheaper than decoding them for every delivery
-_NAMES: dict[bytes, str] = {}
-
-
-def _name(raw: bytes) -> str:
-    name = _NAMES.get(raw)
-    if name is None:
-        name = raw.decode()
-        if len(_NAMES) < 4096:
-            _NAMES[raw] = name
-    return name
-
-
 def parse_deliver(payload: bytes) -> Delivered:
     """A basic.deliver method payload (class and method ids included)."""
-    tag, pos = _short(payload, 4)
+    tag, pos = short_name(payload, 4)
     delivery_tag = _U64.unpack_from(payload, pos)[0]
     redelivered = bool(payload[pos + 8] & 1)
-    exchange, pos = _short(payload, pos + 9)
-    routing_key, _ = _short(payload, pos)
+    exchange, pos = short_name(payload, pos + 9)
+    routing_key, _ = short_name(payload, pos)
     return Delivered(tag, delivery_tag, redelivered, exchange, routing_key)
 
 
@@ -159,123 +137,6 @@ class BulkFrameReceiver(aiormq.connection.FrameReceiver):
                     raise InvalidFrameError(str(exc)) from exc
             pos = stop + 1
         del buf[:pos]
-
-
-# -- decoding a content header as py-amqp/pamqp would ---------------------------------
-
-_PROPERTY_ORDER: tuple[tuple[int, str, str], ...] = (
-    (0x1000, "delivery_mode", "octet"),
-    (0x0800, "priority", "octet"),
-    (0x0400, "correlation_id", "short"),
-    (0x0200, "reply_to", "short"),
-    (0x0100, "expiration", "short"),
-    (0x0080, "message_id", "short"),
-    (0x0040, "timestamp", "timestamp"),
-    (0x0020, "type", "short"),
-    (0x0010, "user_id", "short"),
-    (0x0008, "app_id", "short"),
-    (0x0004, "cluster_id", "short"),
-)
-
-
-def decode_header(payload: bytes) -> tuple[str | None, str | None, dict[str, Any],
-                                           dict[str, Any]]:
-    """A content-header payload -> content type, content encoding, headers, properties
-    (``type`` for the AMQP ``type`` property, ``timestamp`` as a POSIX float)."""
-    flags = (payload[12] << 8) | payload[13]
-    pos = 14
-    content_type = content_encoding = None
-    headers: dict[str, Any] = {}
-    if flags & 0x8000:
-        content_type, pos = _short(payload, pos)
-    if flags & 0x4000:
-        content_encoding, pos = _short(payload, pos)
-    if flags & 0x2000:
-        headers, pos = decode_table(payload, pos)
-    properties: dict[str, Any] = {}
-    for bit, name, kind in _PROPERTY_ORDER:
-        if not flags & bit:
-            continue
-        if kind == "octet":
-            properties[name] = payload[pos]
-            pos += 1
-        elif kind == "short":
-            properties[name], pos = _short(payload, pos)
-        else:
-            _, stamp = pdecode.timestamp(payload[pos:pos + 8])
-            properties[name] = stamp.timestamp()
-            pos += 8
-    properties.pop("cluster_id", None)
-    return content_type, content_encoding, headers, properties
-
-
-def decode_table(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
-    """A field table at ``pos`` -> (dict, position after it), values as pamqp decodes
-    them (common types inline, the rare ones by pamqp itself)."""
-    size = _U32.unpack_from(buf, pos)[0]
-    pos += 4
-    end = pos + size
-    table: dict[str, Any] = {}
-    u32, names = _U32.unpack_from, _NAMES
-    while pos < end:
-        stop = pos + 1 + buf[pos]
-        raw_key = buf[pos + 1:stop]
-        key = names.get(raw_key) or _name(raw_key)
-        kind = buf[stop]
-        if kind == 0x53:  # S, the common case, inline
-            pos = stop + 5 + u32(buf, stop + 1)[0]
-            raw = buf[stop + 5:pos]
-            try:
-                table[key] = raw.decode()
-            except UnicodeDecodeError:
-                table[key] = raw
-        elif kind == 0x56:  # V
-            table[key] = None
-            pos = stop + 1
-        elif kind == 0x49:  # I
-            table[key] = _I32.unpack_from(buf, stop + 1)[0]
-            pos = stop + 5
-        elif kind == 0x74:  # t
-            table[key] = buf[stop + 1] != 0
-            pos = stop + 2
-        else:
-            table[key], pos = _value(buf, stop)
-    return table, end
-
-
-def _value(buf: bytes, pos: int) -> tuple[Any, int]:
-    kind = buf[pos]
-    pos += 1
-    if kind == 0x53:  # S
-        size = _U32.unpack_from(buf, pos)[0]
-        raw = buf[pos + 4:pos + 4 + size]
-        try:
-            return raw.decode("utf-8"), pos + 4 + size
-        except UnicodeDecodeError:
-            return raw, pos + 4 + size
-    if kind == 0x56:  # V
-        return None, pos
-    if kind == 0x49:  # I
-        return _I32.unpack_from(buf, pos)[0], pos + 4
-    if kind == 0x74:  # t
-        return bool(buf[pos]), pos + 1
-    if kind in (0x6C, 0x4C):  # l L
-        return _I64.unpack_from(buf, pos)[0], pos + 8
-    if kind == 0x64:  # d
-        return _F64.unpack_from(buf, pos)[0], pos + 8
-    if kind == 0x46:  # F
-        return decode_table(buf, pos)
-    if kind == 0x41:  # A
-        size = _U32.unpack_from(buf, pos)[0]
-        pos += 4
-        end = pos + size
-        items: list[Any] = []
-        while pos < end:
-            item, pos = _value(buf, pos)
-            items.append(item)
-        return items, end
-    consumed, value = pdecode.embedded_value(bytes(buf[pos - 1:]))
-    return value, pos - 1 + consumed
 
 
 def install() -> None:
