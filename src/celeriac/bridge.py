@@ -42,6 +42,9 @@ class BlockingProducer(Protocol):
 
     def flush_blocking(self, timeout_s: float | None = None) -> None: ...
 
+    def close_blocking(self) -> None:
+        """``flush_blocking``, then close the sync connection (a later call reopens)."""
+
 _fork_callbacks: list[Callable[[], None]] = []
 
 
@@ -83,6 +86,10 @@ class LoopThread:
             raise RuntimeError("blocking call made from the celeriac I/O thread itself")
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
         return future.result(timeout_s)
+
+    @property
+    def started(self) -> bool:
+        return self._loop is not None
 
     def reset(self) -> None:
         """Forget the loop (used in a forked child, where the thread does not exist)."""

@@ -175,3 +175,21 @@ def test_a_script_that_publishes_and_exits_keeps_every_message(queue: str) -> No
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert count(queue) == 20_000
+
+
+def test_app_close_waits_for_confirms_and_closes_the_connection(queue: str) -> None:
+    """Celery's ``app.close()`` / ``with app:``: on leaving the block every message is
+    confirmed (in the queue) and the socket closed; the app still sends afterwards."""
+    from celeriac import Celery
+
+    app = Celery("closing", broker=URL, set_as_current=False)
+    with app:
+        app.send_many("x", [((i,), None) for i in range(5_000)], queue=queue)
+        producer = app._blocking_producer()
+        assert isinstance(producer, AMQPBroker)
+        publisher = producer.blocking_publisher()
+    assert publisher._link is None and not publisher._pending
+    assert count(queue) == 5_000
+    app.send_task("x", queue=queue)
+    app.close()
+    assert count(queue) == 5_001

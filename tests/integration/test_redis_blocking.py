@@ -186,3 +186,21 @@ def test_app_wait_for_publishes_raises_what_redis_refused(client: redis.Redis,
     assert info.value.task_ids == [refused.id]
     assert client.llen(f"{prefix}q") == 1 and ok.id
     app.wait_for_publishes()  # reported once
+
+
+def test_app_close_waits_for_replies_and_closes_the_connection(client: redis.Redis,
+                                                               prefix: str) -> None:
+    from celeriac import Celery
+
+    app = Celery("closing", broker=URL, set_as_current=False)
+    app.conf.broker_transport_options = {"global_keyprefix": prefix}
+    with app:
+        app.send_many("t.noop", [((i,), None) for i in range(3_000)], queue="q")
+        producer = app._blocking_producer()
+        assert isinstance(producer, RedisBroker)
+        publisher = producer._publisher()
+    assert publisher.unconfirmed == 0 and producer._blocking is None
+    assert client.llen(f"{prefix}q") == 3_000
+    app.send_task("t.noop", queue="q")  # the app stays usable
+    app.close()
+    assert client.llen(f"{prefix}q") == 3_001

@@ -216,3 +216,17 @@ def test_without_the_delay_store_countdown_goes_to_the_queue_with_an_eta(app: Ce
     [d] = fetch_all(app)
     eta = dt.datetime.fromisoformat(d.message.headers["eta"])
     assert 3590 < (eta - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 3600
+
+
+def test_with_app_closes_its_connections_and_the_app_stays_usable(tmp_path: Path) -> None:
+    """Celery's ``app.close()`` and ``with app:`` exist, close, and lose nothing."""
+    with Celery("closing", broker=f"sqlite:///{tmp_path}/c.db", set_as_current=False) as app:
+        app.send_task("t.a")
+        producer = app._blocking_producer()
+        assert producer is not None and producer._conn is not None  # type: ignore[attr-defined]
+        assert app.run_sync(app.clients.broker()) is not None
+    assert producer._conn is None  # type: ignore[attr-defined]
+    assert app._producer is None and not app.clients._by_loop
+    app.send_task("t.b")  # opens a new connection
+    assert [parse_task(d.message, ACCEPT).name for d in fetch_all(app)] == ["t.a", "t.b"]
+    app.close()

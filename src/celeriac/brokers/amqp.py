@@ -211,6 +211,15 @@ class AMQPBroker(Broker):
         if self._blocking is not None:
             self._blocking.flush(timeout_s)
 
+    def close_blocking(self) -> None:
+        with self._blocking_lock:
+            blocking, self._blocking = self._blocking, None
+        if blocking is not None:
+            try:
+                blocking.flush()
+            finally:
+                blocking.close()
+
     # -- consuming ------------------------------------------------------------------------
     async def fetch(self, queues: Sequence[str], max_count: int, timeout_s: float
                     ) -> list[Delivery]:

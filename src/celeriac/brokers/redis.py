@@ -154,10 +154,15 @@ class RedisBroker(Broker):
 
     async def close(self) -> None:
         await self.redis.close()
+        self.close_blocking()
+
+    def close_blocking(self) -> None:
         blocking, self._blocking = self._blocking, None
         if blocking is not None:
-            blocking.flush()
-            blocking.close()
+            try:
+                blocking.flush()
+            finally:
+                blocking.close()
 
     async def _run(self, *commands: Sequence[Any], deadline: float | None = None) -> list[Any]:
         return await self.redis.run(*commands, deadline=deadline)

@@ -121,6 +121,9 @@ class SQLiteBroker(Broker):
             self._db()
 
     async def close(self) -> None:
+        self.close_blocking()
+
+    def close_blocking(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
