@@ -49,6 +49,8 @@ class FaultProxy:
         self.upstream = (upstream_host, upstream_port)
         self.delay_s = 0.0
         self.connections = 0
+        #: ``connections`` when a fault first broke the open links (cut or silenced)
+        self.broken_at: int | None = None
         self._links: set[_Link] = set()
         self._open = asyncio.Event()
         self._loop = asyncio.new_event_loop()
@@ -131,7 +133,12 @@ class FaultProxy:
         finally:
             link.reset()
 
+    def _mark_broken(self) -> None:
+        if self.broken_at is None:
+            self.broken_at = self.connections
+
     async def _cut(self) -> None:
+        self._mark_broken()
         for link in list(self._links):
             link.reset()
 
@@ -142,6 +149,7 @@ class FaultProxy:
             self._open.clear()
 
     async def _silence(self) -> None:
+        self._mark_broken()
         for link in self._links:
             link.silent = True
 

@@ -72,6 +72,7 @@ class AMQPBroker(Broker):
     supports_priority = True  # on queues declared with x-max-priority (max_priority option)
     native_delay = True
     refill_early = True  # fetch takes from the inbox RabbitMQ pushes to; acks free room
+    leased = False  # RabbitMQ redelivers only when the consumer's channel closes
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
@@ -236,7 +237,8 @@ class AMQPBroker(Broker):
             await self.inbox.nack(deliveries, requeue=True)
 
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
-        """Nothing to renew: RabbitMQ keeps a delivery while its channel lives."""
+        """Nothing to renew: RabbitMQ keeps a delivery while its channel lives (so the
+        worker keeps no leases: ``leased`` is False)."""
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         await self.dead.add(delivery, reason, uuid.uuid4().hex)

@@ -72,6 +72,10 @@ class Broker(abc.ABC):
     #: the other half runs. False when each fetch is a round trip that costs the broker
     #: less per message the bigger it is (Redis, SQLite): refill once the window is empty
     refill_early: ClassVar[bool] = False
+    #: True when a fetched delivery is redelivered after ``lease_s`` unless ``extend``
+    #: renews it (Redis, SQLite, memory); False when the broker keeps it for as long as
+    #: the consumer's connection lives (RabbitMQ): the worker then keeps no leases
+    leased: ClassVar[bool] = True
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = url

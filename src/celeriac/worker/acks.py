@@ -2,8 +2,9 @@
 
 Acker: deliveries finished in one turn of the loop are acked in one broker call.
 LeaseKeeper: every third of the broker's lease it renews the leases of all deliveries
-the worker holds. It runs on the bridge thread with its own broker client, so a sync
-task that blocks the worker's loop (solo pool) still has its lease renewed.
+the worker holds. It runs on a thread of its own with its own broker client, so a sync
+task that blocks the worker's loop (solo pool) still has its lease renewed. On a broker
+without leases (``Broker.leased`` False: RabbitMQ) it holds nothing and starts nothing.
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ class Acker:
 class LeaseKeeper:
     """Renews leases of held deliveries from the bridge thread (see module docstring)."""
 
-    def __init__(self, make_broker: Callable[[], Broker], lease_s: float) -> None:
+    def __init__(self, make_broker: Callable[[], Broker], lease_s: float,
+                 needed: bool = True) -> None:
         self._make_broker = make_broker
+        self.needed = needed
         self.interval_s = max(0.2, lease_s / 3)
         self._held: dict[int, Delivery] = {}
         self._lock = threading.Lock()
@@ -63,19 +66,23 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
 
     def hold(self, delivery: Delivery) -> None:
-        with self._lock:
-            self._held[id(delivery)] = delivery
+        if self.needed:
+            with self._lock:
+                self._held[id(delivery)] = delivery
 
     def release(self, deliveries: list[Delivery]) -> None:
-        with self._lock:
-            for delivery in deliveries:
-                self._held.pop(id(delivery), None)
+        if self.needed:
+            with self._lock:
+                for delivery in deliveries:
+                    self._held.pop(id(delivery), None)
 
     def held(self) -> list[Delivery]:
         with self._lock:
             return list(self._held.values())
 
     def start(self) -> None:
+        if not self.needed:
+            return
         self._thread = threading.Thread(target=self._run, name="celeriac-leases", daemon=True)
         self._thread.start()
 

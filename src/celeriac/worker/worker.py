@@ -5,7 +5,7 @@
     1. import the app's task modules (autodiscovery, imports/include)
     2. connect to the broker and the result backend (fail fast, URL masked)
     3. start the pool (prefork forks its children here, after the tasks are imported)
-    4. start the lease keeper and the acker
+    4. start the lease keeper (on brokers with leases, not RabbitMQ) and the acker
     5. print the banner
     6. install signal handlers: first SIGTERM/SIGINT = warm, second = cold shutdown
     7. consume until asked to stop
@@ -106,7 +106,7 @@ class Worker:
         pool = create_pool(self.pool_name, self.concurrency, self.max_tasks_per_child,
                            self.max_memory_per_child)
         await pool.start()                                                # 3
-        leases = LeaseKeeper(app._new_broker, broker.lease_s)             # 4
+        leases = LeaseKeeper(app._new_broker, broker.lease_s, broker.leased)  # 4
         leases.start()
         acker = Acker(broker, leases.release)
         executor = Executor(app, broker, backend, pool, acker, self.hostname)
