@@ -144,13 +144,36 @@ async def test_unacked_records_are_kombus(make: Any, raw: aioredis.Redis, prefix
     assert lease == pytest.approx(score + broker.lease_s, abs=1)
     await broker.ack([delivery])
     assert await raw.hlen(f"{prefix}unacked") == 0
-    assert await raw.zcard(f"{prefix}unacked_index") == 0
-    assert await raw.zcard(f"{prefix}_celeriac.leases") == 0
+    for zset in (f"{prefix}unacked_index", f"{prefix}_celeriac.leases"):  # only the anchor
+        [(member, score)] = await raw.zrange(zset, 0, -1, withscores=True)
+        assert member.startswith(b"_celeriac.anchor") and score == float("inf")
+
+
+async def test_index_zsets_stay_skiplists_and_their_anchor_is_never_restored(
+        make: Any, raw: aioredis.Redis, prefix: str) -> None:
+    # a listpack-encoded zset makes every ZADD of fetch.lua a scan of the whole set
+    broker = await make(lease_timeout=0.2, sweep_interval=3600)
+    await broker.publish([build_task_message("t", task_id=f"m{i}", queue="q") for i in (1, 2)])
+    got = await broker.fetch(["q"], 2, 1.0)
+    for zset in (f"{prefix}unacked_index", f"{prefix}_celeriac.leases"):
+        assert await raw.object("encoding", zset) == b"skiplist"
+        assert await raw.zcard(zset) == 3  # two deliveries and the anchor
+    await asyncio.sleep(0.4)
+    assert await broker.sweep() == 2  # the lapsed deliveries, not the anchor
+    # kombu's restore_visible reads index scores up to now - visibility_timeout
+    assert len(await raw.zrevrangebyscore(f"{prefix}unacked_index", time.time() + 3600, 0)) == 0
+    back = await broker.fetch(["q"], 5, 1.0)
+    assert sorted(d.message.task_id for d in back) == ["m1", "m2"]
+    await broker.ack([*got, *back])
+    assert await raw.hlen(f"{prefix}unacked") == 0
 
 
 @pytest.mark.parametrize("headers", [
     {},  # the common case: fetch.lua reads tag, exchange and routing key without cjson
-    {"exchange": "not-this-one", "routing_key": "nor-this"},  # look-alikes: cjson path
+    {"exchange": "not-this-one", "routing_key": "nor-this"},  # look-alikes: ignored
+    {"delivery_tag": "not-this-tag"},  # the tag's key twice: the cjson path
+    {"delivery_info": {"exchange": "x", "routing_key": "y"}},  # info twice: cjson too
+    {"note": 'a "delivery_tag":"quoted" value', "x_tag": "y"},  # escaped look-alikes
 ])
 async def test_unacked_records_of_our_envelopes_name_their_exchange_and_key(
         make: Any, raw: aioredis.Redis, prefix: str, headers: dict[str, Any]) -> None:
@@ -355,7 +378,8 @@ async def test_every_key_carries_the_prefix(make: Any, raw: aioredis.Redis, pref
     await broker.dead_letter(got[0], "why")
     keys = {k.decode() async for k in raw.scan_iter(match=f"{prefix}*")}
     assert keys == {f"{prefix}_celeriac.delayed", f"{prefix}_celeriac.dead",
-                    f"{prefix}_celeriac.dead.index"}
+                    f"{prefix}_celeriac.dead.index",
+                    f"{prefix}unacked_index", f"{prefix}_celeriac.leases"}  # their anchors
 
 
 async def test_wrong_password_fails_fast_with_masked_url() -> None:
