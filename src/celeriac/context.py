@@ -49,6 +49,14 @@ class Context:
     def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key, default)
 
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> Context:
+        """A Context holding ``fields``, which must name every field (the worker makes
+        one per task; this skips ``__init__``'s keyword handling, about half the cost)."""
+        context = cls.__new__(cls)
+        context.__dict__ = fields
+        return context
+
 
 _EMPTY = Context()
 current_request: contextvars.ContextVar[Context] = contextvars.ContextVar(

@@ -448,33 +448,37 @@ def _envelope_document(message: Message, delivery_tag: str) -> dict[str, Any]:
 
 
 def from_envelope(raw: bytes | str) -> Message:
-    """Parse a kombu envelope into a Message. Raises DecodeError when it is not one."""
+    """Parse a kombu envelope into a Message. Raises DecodeError when it is not one.
+    (Every consumed message on Redis, SQLite and memory comes through here: written
+    for few lookups, with the fields in Message's order.)"""
     try:
         envelope = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"envelope is not JSON: {exc}") from exc
     if not isinstance(envelope, dict):
         raise DecodeError("envelope must be a JSON object")
-    properties = envelope.get("properties") or {}
-    headers = envelope.get("headers") or {}
+    get = envelope.get
+    properties = get("properties") or {}
+    headers = get("headers") or {}
     if not isinstance(properties, dict) or not isinstance(headers, dict):
         raise DecodeError("envelope headers and properties must be objects")
-    body = envelope.get("body", "")
-    if properties.get("body_encoding") == "base64":
-        try:
-            body_bytes = base64.b64decode(body, validate=True)
+    body = get("body", "")
+    if properties.pop("body_encoding", None) == "base64":
+        try:  # b64decode(validate=True) without its wrapper: the same check and errors
+            body_bytes = binascii.a2b_base64(body, strict_mode=True)  # type: ignore[call-arg]
         except (binascii.Error, TypeError, ValueError) as exc:
             raise DecodeError(f"body is not valid base64: {exc}") from exc
     else:
         body_bytes = body.encode() if isinstance(body, str) else bytes(body or b"")
     info = properties.pop("delivery_info", None) or {}
-    properties.pop("body_encoding", None)
-    return Message(
-        headers=headers,
-        body=body_bytes,
-        properties=properties,
-        content_type=str(envelope.get("content-type") or serialization.JSON),
-        content_encoding=str(envelope.get("content-encoding") or "utf-8"),
-        exchange=str(info.get("exchange") or ""),
-        routing_key=str(info.get("routing_key") or ""),
-    )
+    return Message(headers, body_bytes, properties,
+                   _text(get("content-type"), serialization.JSON),
+                   _text(get("content-encoding"), "utf-8"),
+                   _text(info.get("exchange"), ""), _text(info.get("routing_key"), ""))
+
+
+def _text(value: Any, default: str) -> str:
+    """``str(value or default)``, without the call for the usual str value."""
+    if type(value) is str and value:
+        return value
+    return str(value or default)

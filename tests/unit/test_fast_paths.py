@@ -8,6 +8,7 @@ import os
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 from celeriac import Celery
 from celeriac.bridge import BlockingProducer
@@ -136,3 +137,32 @@ def test_reply_to_is_one_client_id_per_process_as_celery_does() -> None:
         os._exit(0)
     os.waitpid(pid, 0)
     assert os.read(read, 1) == b"1"
+
+
+def test_the_workers_request_has_every_field_of_a_context() -> None:
+    """The executor builds ``task.request`` with Context.from_fields (no __init__): it
+    must still hold every field, with values from the message and fresh mutables."""
+    from dataclasses import fields
+
+    from celeriac.context import Context
+    from celeriac.testing import drain, memory_app
+
+    app = memory_app("requests")
+    seen: list[Context] = []
+
+    @app.task(bind=True, name="t.capture")
+    def capture(self: Any, x: int) -> int:
+        seen.append(self.request)
+        return x
+
+    capture.apply_async((1,), priority=3)
+    capture.apply_async((2,), countdown=0)
+    assert drain(app) == 2
+    first, second = seen
+    assert set(vars(first)) == {f.name for f in fields(Context)}
+    assert first.task == "t.capture" and first.args == [1] and first.kwargs == {}
+    assert first.called_directly is False and first.is_eager is False
+    assert first.delivery_info["priority"] == 3 and first.retries == 0
+    assert first.root_id == first.id and first.correlation_id == first.id
+    assert first.options is not second.options and first.options == {}
+    assert first == Context(**{f.name: getattr(first, f.name) for f in fields(Context)})

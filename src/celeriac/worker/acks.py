@@ -24,7 +24,8 @@ logger = logging.getLogger("celeriac.worker")
 class Acker:
     """Collects finished deliveries and acks them in batches."""
 
-    def __init__(self, broker: Broker, on_acked: Callable[[list[Delivery]], None]) -> None:
+    def __init__(self, broker: Broker,
+                 on_acked: Callable[[list[Delivery]], None] | None = None) -> None:
         self._broker = broker
         self._pending: list[Delivery] = []
         self._on_acked = on_acked
@@ -49,7 +50,8 @@ class Acker:
                 # at-least-once, never lost.
                 logger.exception("ack of %d deliveries failed; they will be redelivered",
                                  len(batch))
-            self._on_acked(batch)
+            if self._on_acked is not None:
+                self._on_acked(batch)
 
 
 class LeaseKeeper:
@@ -66,9 +68,13 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
 
     def hold(self, delivery: Delivery) -> None:
+        self.hold_all([delivery])
+
+    def hold_all(self, deliveries: list[Delivery]) -> None:
         if self.needed:
             with self._lock:
-                self._held[id(delivery)] = delivery
+                for delivery in deliveries:
+                    self._held[id(delivery)] = delivery
 
     def release(self, deliveries: list[Delivery]) -> None:
         if self.needed:

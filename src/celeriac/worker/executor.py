@@ -112,14 +112,14 @@ class Executor:
                               f"registered in this worker", call)
             check_arguments(task, call.args, call.kwargs)
             _check_canvas(call)
-            request = self._request(call, delivery, task)
+            expires, eta = call.expires, call.eta
+            request = self._request(call, delivery, task, eta, expires)
         except TaskMessageError as exc:
             return await self._dead_letter(delivery, f"{type(exc).__name__}: {exc}")
         except (TypeError, ValueError, OverflowError) as exc:  # a header of the wrong type
             return await self._dead_letter(delivery, f"bad header: {type(exc).__name__}: "
                                                      f"{exc}", call)
 
-        expires, eta = call.expires, call.eta
         now = utcnow() if expires is not None or eta is not None else None
         if expires is not None and now is not None and expires <= now:
             return await self._expire(delivery, call)
@@ -142,30 +142,33 @@ class Executor:
         if acks_late and not settled:
             self.acker.ack(delivery)
 
-    def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
+    def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any],
+                 eta: dt.datetime | None, expires: dt.datetime | None) -> Context:
         hard_s, soft_s = call.timelimit
         hard_s = hard_s or task.time_limit or self.time_limit_s
         soft_s = soft_s or task.soft_time_limit or self.soft_time_limit_s
-        props = delivery.message.properties
+        message = delivery.message
+        props = message.properties
         headers = call.headers
-        return Context(
-            id=call.id, task=call.name, args=call.args, kwargs=call.kwargs,
-            retries=call.retries, eta=call.eta, expires=call.expires,
-            hostname=self.hostname, is_eager=False, called_directly=False,
-            delivery_info={"exchange": delivery.message.exchange,
-                           "routing_key": delivery.message.routing_key,
-                           "priority": delivery.message.priority,
-                           "redelivered": delivery.redelivered},
-            root_id=headers.get("root_id"), parent_id=headers.get("parent_id"),
-            group=headers.get("group"), group_index=headers.get("group_index"),
-            origin=headers.get("origin"), reply_to=props.get("reply_to"),
-            correlation_id=props.get("correlation_id"),
-            ignore_result=bool(headers.get("ignore_result") or task.ignore_result
-                               or (task.ignore_result is None
-                                   and self.ignore_result_default)),
-            timelimit=(hard_s, soft_s), callbacks=call.callbacks, errbacks=call.errbacks,
-            chain=call.chain, chord=call.chord, headers=headers,
-        )
+        get = headers.get
+        return Context.from_fields({  # every field, as Context(...) would set them
+            "id": call.id, "task": call.name, "args": call.args, "kwargs": call.kwargs,
+            "retries": call.retries, "eta": eta, "expires": expires,
+            "hostname": self.hostname, "delivery_info": {
+                "exchange": message.exchange, "routing_key": message.routing_key,
+                "priority": message.priority, "redelivered": delivery.redelivered},
+            "is_eager": False, "called_directly": False,
+            "root_id": get("root_id"), "parent_id": get("parent_id"),
+            "group": get("group"), "group_index": get("group_index"),
+            "origin": get("origin"), "reply_to": props.get("reply_to"),
+            "correlation_id": props.get("correlation_id"),
+            "ignore_result": bool(get("ignore_result") or task.ignore_result
+                                  or (task.ignore_result is None
+                                      and self.ignore_result_default)),
+            "timelimit": (hard_s, soft_s), "callbacks": call.callbacks,
+            "errbacks": call.errbacks, "chain": call.chain, "chord": call.chord,
+            "headers": headers, "retries_exhausted": False, "options": {},
+        })
 
     # -- outcomes ------------------------------------------------------------------------
     async def _record(self, task: Task[Any, Any], call: TaskCall, request: Context,
@@ -177,7 +180,8 @@ class Executor:
             if not request.ignore_result:
                 await self._store(call, make_meta(call.id, states.SUCCESS, outcome.value,
                                                   parent_id=request.parent_id))
-            await self._send_followers(call, outcome.value)
+            if call.callbacks or call.chain:
+                await self._send_followers(call, outcome.value)
             _safe_hook(task.on_success, outcome.value, call.id, call.args, call.kwargs)
             return False
         if outcome.state == states.RETRY and outcome.retry is not None:

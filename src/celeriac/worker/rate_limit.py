@@ -84,6 +84,8 @@ class RateLimiter:
         self._buckets: dict[str, TokenBucket | None] = {}
         self._held: dict[int, tuple[Delivery, asyncio.TimerHandle]] = {}
         self._cleared: set[int] = set()
+        #: False when no task can be limited (the consumer then skips ``admit``)
+        self.possible = True
 
     @classmethod
     def for_app(cls, app: Celery, resubmit: Callable[[Delivery], None]) -> RateLimiter:
@@ -104,7 +106,11 @@ class RateLimiter:
                 logger.warning("ignoring the rate limit of %s: %s", name, exc)
                 return None
 
-        return cls(rate_of, resubmit)
+        limiter = cls(rate_of, resubmit)
+        limiter.possible = not disabled and (
+            default is not None or any(getattr(t, "rate_limit", None) is not None
+                                       for t in tasks.values()))
+        return limiter
 
     @property
     def held(self) -> int:
