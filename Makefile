@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit bench chaos chaos-soak clean
+.PHONY: demo test lint typecheck unit bench bench-pipeline chaos chaos-soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ $(BENCH_ENVS)/%/.installed: bench/requirements/%.txt pyproject.toml
 
 bench: $(foreach s,$(BENCH_SYSTEMS_ALL),$(BENCH_ENVS)/$(s)/.installed)  ## BENCH_N=5000 for a quick run
 	$(BENCH_ENVS)/celeriac/bin/python bench/run.py
+
+# `make bench-pipeline`: the worker's own instructions per task, no broker (valgrind's
+# callgrind counts them: repeatable on a VM whose speed drifts; docs/benchmarks.md)
+bench-pipeline: $(BENCH_ENVS)/celeriac/.installed
+	$(BENCH_ENVS)/celeriac/bin/python bench/pipeline.py --count
 
 # `make chaos`: the fault suite (docs/reliability.md) and its table: fault, broker, sent,
 # completed, duplicates, lost. The quick part also runs in `make test`; soak is separate.

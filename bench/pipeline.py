@@ -1,0 +1,122 @@
+"""The worker's own cost per task, without a broker: ``make bench-pipeline``.
+
+One worker's consumer, executor and solo pool (the classes ``celeriac worker`` uses) run
+N no-op tasks whose deliveries are decoded from a real envelope through the Redis
+broker's decode path; acks are dropped. What is left is celeriac's Python per task:
+decode, parse, checks, ``task.request``, the run, the outcome, the ack bookkeeping.
+
+    python bench/pipeline.py 50000      # CPU microseconds per task (noisy on a busy VM)
+    python bench/pipeline.py --count    # instructions per task, counted by callgrind
+
+``--count`` runs this file under ``valgrind --tool=callgrind`` for 1,000 and for 4,000
+tasks and prints the difference per task, so start-up is not counted. An instruction
+count does not move with the machine's load (the same count twice, to within 1%), so it
+can judge a change of a few percent on a VM whose speed drifts by 2x within an hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+os.environ.setdefault("BENCH_BROKER_URL", "memory://")
+
+from celeriac import loops
+from celeriac.backends.memory import MemoryBackend
+from celeriac.brokers import redis as redis_broker
+from celeriac.brokers.base import Delivery
+from celeriac.brokers.memory import MemoryBroker
+from celeriac.protocol import build_task_message, to_envelope
+from celeriac.worker.acks import Acker, LeaseKeeper
+from celeriac.worker.consumer import Consumer
+from celeriac.worker.executor import Executor
+from celeriac.worker.pools.solo import SoloPool
+
+WINDOW = 64  # the benchmark's fast worker: --prefetch-multiplier 64
+
+
+class ReplayBroker(MemoryBroker):
+    """Serves ``n`` deliveries decoded from one envelope, as Redis's fetch would."""
+
+    def __init__(self, envelope: bytes, n: int) -> None:
+        super().__init__("memory://")
+        self.envelope, self.left = envelope, n
+
+    async def fetch(self, queues: Sequence[str], max_count: int, timeout_s: float
+                    ) -> list[Delivery]:
+        if self.left <= 0:
+            await asyncio.sleep(timeout_s)
+            return []
+        count = min(max_count, self.left)
+        self.left -= count
+        return [redis_broker._delivery("celery", f"tag-{i}", self.envelope)
+                for i in range(count)]
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        pass
+
+
+async def run(n: int) -> float:
+    """CPU seconds for ``n`` tasks through the worker's pipeline."""
+    from celeriac_app import app  # the benchmark's app: bench.noop, ignore_result
+
+    message = build_task_message("bench.noop", (), queue="celery", ignore_result=True)
+    broker = ReplayBroker(to_envelope(message), n)
+    pool = SoloPool()
+    await pool.start()
+    leases = LeaseKeeper(lambda: broker, broker.lease_s)  # held as on Redis, not started
+    executor = Executor(app, broker, MemoryBackend("memory://"), pool, Acker(broker),
+                        "pipeline@bench")
+    consumer = Consumer(broker, executor, leases, ["celery"], 1, WINDOW)
+    done = asyncio.get_running_loop().create_future()
+    process = executor.process
+
+    async def counted(delivery: Delivery) -> None:
+        await process(delivery)
+        if executor.processed >= n and not done.done():
+            done.set_result(None)
+
+    executor.process = counted  # type: ignore[method-assign]
+    began = time.process_time()
+    consuming = asyncio.ensure_future(consumer.run())
+    await done
+    seconds = time.process_time() - began
+    consumer.stop_fetching()
+    consuming.cancel()
+    assert executor.processed == n, (executor.processed, n)
+    return seconds
+
+
+def instructions(n: int) -> int:
+    """Instructions callgrind counts for a whole run of ``n`` tasks."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out",
+             sys.executable, __file__, str(n)], capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind printed no count:\n{proc.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--count"]:
+        small, large = 1000, 4000
+        per_task = (instructions(large) - instructions(small)) / (large - small)
+        print(f"{per_task:,.0f} instructions per task (callgrind, {large - small:,} tasks)")
+        return
+    n = int(argv[0]) if argv else 50_000
+    seconds = loops.run(run(n))
+    print(f"{n:,} tasks: {1e6 * seconds / n:.1f} us of CPU per task")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
