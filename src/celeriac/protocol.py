@@ -80,18 +80,13 @@ class TaskCall:
     chain: list[dict[str, Any]] | None
     chord: dict[str, Any] | None
     headers: dict[str, Any]
+    #: the ``eta`` and ``expires`` headers, parsed (aware datetimes) or None
+    eta: dt.datetime | None = None
+    expires: dt.datetime | None = None
 
     @property
     def retries(self) -> int:
         return int(self.headers.get("retries") or 0)
-
-    @property
-    def eta(self) -> dt.datetime | None:
-        return parse_datetime(self.headers.get("eta"))
-
-    @property
-    def expires(self) -> dt.datetime | None:
-        return parse_datetime(self.headers.get("expires"))
 
     @property
     def timelimit(self) -> tuple[float | None, float | None]:
@@ -403,18 +398,13 @@ def parse_task(message: Message, accept: frozenset[str]) -> TaskCall:
         embed = {}
     if not isinstance(embed, dict):
         raise DecodeError("body embed must be an object")
-    for key in ("eta", "expires"):
-        parse_datetime(headers.get(key))  # raises DecodeError on a bad value
-    return TaskCall(
-        id=str(headers.get("id") or message.properties.get("correlation_id") or ""),
-        name=headers["task"],
-        args=list(args),
-        kwargs=kwargs,
-        callbacks=embed.get("callbacks"),
-        errbacks=embed.get("errbacks"),
-        chain=embed.get("chain"),
-        chord=embed.get("chord"),
-        headers=headers,
+    get = embed.get
+    return TaskCall(  # (positional: this runs for every message a worker takes)
+        str(headers.get("id") or message.properties.get("correlation_id") or ""),
+        headers["task"], list(args), kwargs,
+        get("callbacks"), get("errbacks"), get("chain"), get("chord"), headers,
+        parse_datetime(headers.get("eta")),  # raises DecodeError on a bad value
+        parse_datetime(headers.get("expires")),
     )
 
 

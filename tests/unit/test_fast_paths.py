@@ -166,3 +166,28 @@ def test_the_workers_request_has_every_field_of_a_context() -> None:
     assert first.root_id == first.id and first.correlation_id == first.id
     assert first.options is not second.options and first.options == {}
     assert first == Context(**{f.name: getattr(first, f.name) for f in fields(Context)})
+
+
+def test_an_overridden_on_success_still_runs_in_the_worker() -> None:
+    """The executor skips calling the default (empty) on_success, not an override."""
+    from celeriac import Task
+    from celeriac.testing import drain, memory_app
+
+    app = memory_app("hooks")
+    calls: list[tuple[Any, str]] = []
+
+    class Hooked(Task):  # type: ignore[type-arg]
+        def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+            calls.append((retval, task_id))
+
+    @app.task(base=Hooked, name="t.hooked")
+    def hooked(x: int) -> int:
+        return x * 2
+
+    @app.task(name="t.plain")
+    def plain() -> None: ...
+
+    result = hooked.delay(21)
+    plain.delay()
+    assert drain(app) == 2
+    assert calls == [(42, result.id)]

@@ -32,12 +32,12 @@ from celeriac.context import Context
 from celeriac.errors import DecodeError, TaskMessageError, TaskRevokedError
 from celeriac.execution import Outcome, check_arguments
 from celeriac.protocol import Message, TaskCall, parse_task, utcnow
+from celeriac.task import Task
 from celeriac.worker.acks import Acker
 from celeriac.worker.pools.base import Pool
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
-    from celeriac.task import Task
 
 logger = logging.getLogger("celeriac.worker")
 #: the longest dead-letter reason kept (a reason may quote the bad value in full)
@@ -182,7 +182,8 @@ class Executor:
                                                   parent_id=request.parent_id))
             if call.callbacks or call.chain:
                 await self._send_followers(call, outcome.value)
-            _safe_hook(task.on_success, outcome.value, call.id, call.args, call.kwargs)
+            if type(task).on_success is not Task.on_success:  # the default does nothing
+                _safe_hook(task.on_success, outcome.value, call.id, call.args, call.kwargs)
             return False
         if outcome.state == states.RETRY and outcome.retry is not None:
             await self._retry(task, call, delivery, outcome)
