@@ -55,7 +55,7 @@ class Acker:
 
 
 class LeaseKeeper:
-    """Renews leases of held deliveries from the bridge thread (see module docstring)."""
+    """Renews leases of held deliveries from a thread of its own (see module docstring)."""
 
     def __init__(self, make_broker: Callable[[], Broker], lease_s: float,
                  needed: bool = True) -> None:

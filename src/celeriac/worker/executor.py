@@ -112,14 +112,14 @@ class Executor:
                               f"registered in this worker", call)
             check_arguments(task, call.args, call.kwargs)
             _check_canvas(call)
-            expires, eta = call.expires, call.eta
-            request = self._request(call, delivery, task, eta, expires)
+            request = self._request(call, delivery, task)
         except TaskMessageError as exc:
             return await self._dead_letter(delivery, f"{type(exc).__name__}: {exc}")
         except (TypeError, ValueError, OverflowError) as exc:  # a header of the wrong type
             return await self._dead_letter(delivery, f"bad header: {type(exc).__name__}: "
                                                      f"{exc}", call)
 
+        expires, eta = call.expires, call.eta
         now = utcnow() if expires is not None or eta is not None else None
         if expires is not None and now is not None and expires <= now:
             return await self._expire(delivery, call)
@@ -142,8 +142,7 @@ class Executor:
         if acks_late and not settled:
             self.acker.ack(delivery)
 
-    def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any],
-                 eta: dt.datetime | None, expires: dt.datetime | None) -> Context:
+    def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
         hard_s, soft_s = call.timelimit
         hard_s = hard_s or task.time_limit or self.time_limit_s
         soft_s = soft_s or task.soft_time_limit or self.soft_time_limit_s
@@ -153,7 +152,7 @@ class Executor:
         get = headers.get
         return Context.from_fields({  # every field, as Context(...) would set them
             "id": call.id, "task": call.name, "args": call.args, "kwargs": call.kwargs,
-            "retries": call.retries, "eta": eta, "expires": expires,
+            "retries": call.retries, "eta": call.eta, "expires": call.expires,
             "hostname": self.hostname, "delivery_info": {
                 "exchange": message.exchange, "routing_key": message.routing_key,
                 "priority": message.priority, "redelivered": delivery.redelivered},
