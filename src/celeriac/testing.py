@@ -59,7 +59,7 @@ async def _drain(app: Celery, queues: list[str], raise_errors: bool, max_rounds:
                         f"{app.broker_url}")
     backend = await app.clients.backend()
     failures: list[str] = []
-    acker = Acker(broker, lambda _: None)
+    acker = Acker(broker)
     executor = Executor(app, broker, backend, SoloPool(), acker, "drain@testing")
     executor.honour_eta = False
     ran = 0

@@ -31,7 +31,7 @@ def test_without_leases_nothing_is_held_and_no_connection_opened() -> None:
 
     keeper = LeaseKeeper(make_broker, lease_s=0.6, needed=False)
     keeper.start()
-    keeper.hold(delivery(1))
+    keeper.hold_all([delivery(1)])
     time.sleep(0.3)
     keeper.stop()
     assert keeper.held() == []
@@ -51,8 +51,7 @@ def test_with_leases_held_deliveries_are_renewed_until_released() -> None:
     broker = CountingBroker()
     keeper = LeaseKeeper(lambda: broker, lease_s=0.6)  # renews every 0.2 s
     first, second = delivery(1), delivery(2)
-    keeper.hold(first)
-    keeper.hold(second)
+    keeper.hold_all([first, second])
     keeper.release([second])
     assert keeper.held() == [first]
     keeper.start()

@@ -24,11 +24,9 @@ logger = logging.getLogger("celeriac.worker")
 class Acker:
     """Collects finished deliveries and acks them in batches."""
 
-    def __init__(self, broker: Broker,
-                 on_acked: Callable[[list[Delivery]], None] | None = None) -> None:
+    def __init__(self, broker: Broker) -> None:
         self._broker = broker
         self._pending: list[Delivery] = []
-        self._on_acked = on_acked
         self._flushing: asyncio.Task[None] | None = None
 
     def ack(self, delivery: Delivery) -> None:
@@ -50,8 +48,6 @@ class Acker:
                 # at-least-once, never lost.
                 logger.exception("ack of %d deliveries failed; they will be redelivered",
                                  len(batch))
-            if self._on_acked is not None:
-                self._on_acked(batch)
 
 
 class LeaseKeeper:
@@ -66,9 +62,6 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    def hold(self, delivery: Delivery) -> None:
-        self.hold_all([delivery])
 
     def hold_all(self, deliveries: list[Delivery]) -> None:
         if self.needed:

@@ -46,12 +46,7 @@ class Reserved:
 
     def put_nowait(self, item: Delivery | None) -> None:
         self.items.append(item)
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        self._wake_next()
 
     async def get(self) -> Delivery | None:
         items = self.items
@@ -67,6 +62,7 @@ class Reserved:
         return items.popleft()
 
     def _wake_next(self) -> None:
+        """Wake the longest-waiting runner that is still waiting."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():

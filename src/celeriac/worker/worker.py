@@ -108,7 +108,7 @@ class Worker:
         await pool.start()                                                # 3
         leases = LeaseKeeper(app._new_broker, broker.lease_s, broker.leased)  # 4
         leases.start()
-        acker = Acker(broker)  # the consumer releases each lease as its task ends
+        acker = Acker(broker)
         executor = Executor(app, broker, backend, pool, acker, self.hostname)
         self.consumer = consumer = Consumer(
             broker, executor, leases, self.queues, pool.capacity,
