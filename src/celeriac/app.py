@@ -17,7 +17,8 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
-from celeriac.backends import ResultBackend, create_backend
+from celeriac.backends import BACKEND_CLASSES, ResultBackend, create_backend
+from celeriac.backends.base import BlockingWaiter, BlockingWaitUnsupported, Meta
 from celeriac.bridge import BRIDGE, BlockingProducer, on_fork
 from celeriac.brokers import BROKER_CLASSES, Broker, create_broker, load_class
 from celeriac.clients import Clients
@@ -120,6 +121,9 @@ class Celery:
         #: broker cannot, they use the bridge loop); None until the first send
         self._producer: list[BlockingProducer | None] | None = None
         self._producer_lock = threading.Lock()
+        #: (backend URL, backend sync callers wait through in their own thread, or None
+        #: when it cannot: they wait on the bridge loop); None until the first get()
+        self._waiter: tuple[str | None, BlockingWaiter | None] | None = None
         self._send_defaults: SendDefaults | None = None
         on_fork(self._forget_producer)
         if set_as_current:
@@ -195,9 +199,41 @@ class Celery:
         return slot[0]
 
     def _forget_producer(self) -> None:
-        """After a fork or a new configuration: the next send opens a fresh producer."""
+        """After a fork or a new configuration: the next send opens a fresh producer,
+        the next get() a fresh waiter."""
         self._producer = None
         self._producer_lock = threading.Lock()
+        self._waiter = None
+
+    def _blocking_waiter(self) -> BlockingWaiter | None:
+        """The backend sync callers wait through in their own thread, or None (they
+        wait on the bridge loop). Made again when the backend URL changed."""
+        url = self.result_backend_url
+        slot = self._waiter
+        if slot is None or slot[0] != url:
+            waiter = None
+            if url and url != "disabled":
+                cls = load_class(BACKEND_CLASSES, url, "result backend")
+                if issubclass(cls, BlockingWaiter):
+                    waiter = cls(url, dict(self.conf.result_backend_transport_options or {}))
+            self._waiter = slot = (url, waiter)
+        return slot[1]
+
+    def wait_for_result(self, task_id: str, timeout_s: float | None) -> Meta | None:
+        """Wait for a task's READY meta from sync code (None on timeout): in this thread
+        where the backend can (Redis), else on the bridge loop."""
+        waiter = self._blocking_waiter()
+        if waiter is not None:
+            try:
+                return waiter.wait_blocking(task_id, timeout_s)
+            except BlockingWaitUnsupported as exc:
+                logger.info("result waits go through the I/O thread: %s", exc)
+                self._waiter = (self.result_backend_url, None)
+        return self.run_sync(self._wait_on_loop(task_id, timeout_s))
+
+    async def _wait_on_loop(self, task_id: str, timeout_s: float | None) -> Meta | None:
+        backend = await self.clients.backend()
+        return await backend.wait(task_id, timeout_s)
 
     def broker_options(self) -> dict[str, Any]:
         options = dict(self.conf.broker_transport_options or {})
@@ -444,6 +480,9 @@ class Celery:
             slot, self._producer = self._producer, None
         if slot is not None and slot[0] is not None:
             slot[0].close_blocking()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and waiter[1] is not None:
+            waiter[1].close_blocking()
         if BRIDGE.started:
             self.run_sync(self.clients.close())
 

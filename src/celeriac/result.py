@@ -65,7 +65,7 @@ class AsyncResult(Generic[R]):
 
         Raises celeriac.TimeoutError when ``timeout`` seconds pass first.
         """
-        meta = self._meta if self.ready_cached else self.app.run_sync(self._wait(timeout))
+        meta = self._meta if self.ready_cached else self.app.wait_for_result(self.id, timeout)
         if meta is None:
             raise TimeoutError(f"task {self.id} did not finish within {timeout}s")
         self._meta = meta

@@ -23,7 +23,7 @@ import importlib
 import sys
 import traceback as tb
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from celeriac import states
 from celeriac.serialization import json_dumps, json_loads
@@ -75,6 +75,21 @@ class ResultBackend(abc.ABC):
     @abc.abstractmethod
     async def forget(self, task_id: str) -> None:
         """Delete a stored result."""
+
+
+class BlockingWaitUnsupported(Exception):
+    """This server cannot serve a blocking wait (Redis before 6: no RESP3)."""
+
+
+@runtime_checkable
+class BlockingWaiter(Protocol):
+    """A backend that waits for a result in the sync caller's own thread, no bridge
+    loop in between (Redis: celeriac.backends.redis_wait). ``wait_blocking`` raises
+    BlockingWaitUnsupported when the server cannot; the app then waits on the bridge."""
+
+    def wait_blocking(self, task_id: str, timeout_s: float | None) -> Meta | None: ...
+
+    def close_blocking(self) -> None: ...
 
 
 class DisabledBackend(ResultBackend):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,8 +31,9 @@ from redis.exceptions import RedisError
 
 from celeriac import states
 from celeriac.backends.base import Meta, ResultBackend, decode_meta, encode_meta
+from celeriac.backends.redis_wait import BlockingResultWaiter
 from celeriac.brokers.base import mask_url
-from celeriac.brokers.redis_connection import RedisConnection
+from celeriac.brokers.redis_connection import RedisConnection, blocking_redis_client
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +177,8 @@ class RedisBackend(ResultBackend):
         self.prefix = str(self.options.get("global_keyprefix", ""))
         self.redis = RedisConnection(url, self.options, "Redis result backend")
         self._listener: _Listener | None = None
+        self._blocking: BlockingResultWaiter | None = None
+        self._blocking_lock = threading.Lock()
 
     def key(self, task_id: str) -> str:
         return f"{self.prefix}{KEY_PREFIX}{task_id}"
@@ -239,6 +243,21 @@ class RedisBackend(ResultBackend):
                     return None
         finally:
             await listener.remove(channel, waiter)
+
+    def wait_blocking(self, task_id: str, timeout_s: float | None) -> Meta | None:
+        """``wait`` for sync callers, in their own thread (celeriac.backends.redis_wait)."""
+        waiter = self._blocking
+        if waiter is None:
+            with self._blocking_lock:
+                waiter = self._blocking
+                if waiter is None:
+                    client = blocking_redis_client(self.url, self.options, protocol=3)
+                    waiter = self._blocking = BlockingResultWaiter(client, self.url)
+        return waiter.wait(self.key(task_id), timeout_s)
+
+    def close_blocking(self) -> None:
+        if self._blocking is not None:
+            self._blocking.close()
 
     async def forget(self, task_id: str) -> None:
         await self.redis.run(("DEL", self.key(task_id)))

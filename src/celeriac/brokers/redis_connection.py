@@ -45,7 +45,7 @@ RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 DEFAULT_SOCKET_TIMEOUT_S = 10.0
 
 
-def _client_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+def _client_kwargs(options: dict[str, Any], protocol: int = 2) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "socket_connect_timeout": float(options.get("socket_connect_timeout", 5.0)),
         "socket_timeout": options.get("socket_timeout"),
@@ -54,7 +54,9 @@ def _client_kwargs(options: dict[str, Any]) -> dict[str, Any]:
         "retry": Retry(NoBackoff(), 0),
         "max_connections": int(options.get("max_connections", 64)),
         "client_name": options.get("client_name"),
-        "protocol": 2,  # RESP2 as kombu: the same reply shapes on every redis-py version
+        # RESP2 as kombu: the same reply shapes on every redis-py version (RESP3 only
+        # for blocking result waits: celeriac.backends.redis_wait)
+        "protocol": protocol,
     }
     return kwargs
 
@@ -79,18 +81,21 @@ def redis_client(url: str, options: dict[str, Any] | None = None) -> aioredis.Re
     return client
 
 
-def blocking_redis_client(url: str, options: dict[str, Any] | None = None) -> Any:
+def blocking_redis_client(url: str, options: dict[str, Any] | None = None,
+                          protocol: int = 2) -> Any:
     """A blocking ``redis.Redis`` for the same URL and options (not connected), for
-    sync callers' publishes (see celeriac.brokers.redis_blocking)."""
+    sync callers' publishes (celeriac.brokers.redis_blocking) and result waits."""
     options = dict(options or {})
     if url.split("://", 1)[0].lower() == "sentinel":
-        return _sentinel_client(url, options, _client_kwargs(options), SyncSentinel)
-    return _direct_client(url, options, SyncRedis)
+        return _sentinel_client(url, options, _client_kwargs(options, protocol),
+                                SyncSentinel)
+    return _direct_client(url, options, SyncRedis, protocol)
 
 
-def _direct_client(url: str, options: dict[str, Any], client_cls: Any) -> Any:
+def _direct_client(url: str, options: dict[str, Any], client_cls: Any,
+                   protocol: int = 2) -> Any:
     scheme = url.split("://", 1)[0].lower()
-    kwargs = _client_kwargs(options)
+    kwargs = _client_kwargs(options, protocol)
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     password = unquote(parts.password) if parts.password else None
