@@ -215,13 +215,13 @@ class Celery:
             if url and url != "disabled":
                 cls = load_class(BACKEND_CLASSES, url, "result backend")
                 if issubclass(cls, BlockingWaiter):
-                    waiter = cls(url, dict(self.conf.result_backend_transport_options or {}))
+                    waiter = cls(url, self._backend_options())
             self._waiter = slot = (url, waiter)
         return slot[1]
 
     def wait_for_result(self, task_id: str, timeout_s: float | None) -> Meta | None:
         """Wait for a task's READY meta from sync code (None on timeout): in this thread
-        where the backend can (Redis), else on the bridge loop."""
+        where the backend can (Redis, rpc://), else on the bridge loop."""
         waiter = self._blocking_waiter()
         if waiter is not None:
             try:
@@ -243,11 +243,14 @@ class Celery:
         return options
 
     def _new_backend(self) -> ResultBackend:
+        return create_backend(self.result_backend_url, self._backend_options())
+
+    def _backend_options(self) -> dict[str, Any]:
         options = dict(self.conf.result_backend_transport_options or {})
         if self._rpc_results():  # rpc:// talks to the broker (backends/rpc.py)
             options.setdefault("broker_url", self.broker_url)
             options.setdefault("broker_options", self.broker_options())
-        return create_backend(self.result_backend_url, options)
+        return options
 
     def _rpc_results(self) -> bool:
         return str(self.conf.result_backend or "").startswith("rpc://")

@@ -7,7 +7,9 @@ stands for: the worker holding the message dies (its connection closes without a
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,8 +17,10 @@ from typing import Any
 
 import pytest
 
-from celeriac.backends.base import ResultBackend
-from celeriac.backends.rpc import RPCBackend
+from celeriac import states
+from celeriac.backends.base import ResultBackend, make_meta, result_route
+from celeriac.backends.rpc import RPCBackend, reply_queue
+from celeriac.bridge import BRIDGE
 from celeriac.brokers.amqp import AMQPBroker
 from tests.contract.backend_suite import BackendContract
 from tests.contract.suite import BrokerContract, ids, make
@@ -122,3 +126,48 @@ class TestRPCBackend(BackendContract):
 
     async def test_expired_result_reads_as_missing(self, backend: ResultBackend) -> None:
         pytest.skip("rpc:// results live in the caller's memory once read, as in Celery")
+
+
+def _reply_later(vhost: str, task_id: str, result: Any, after_s: float) -> threading.Thread:
+    """A worker elsewhere (own loop, own connection) replying to this process."""
+
+    async def reply() -> None:
+        await asyncio.sleep(after_s)
+        worker_side = RPCBackend("rpc://", {"broker_url": url(vhost)})
+        await worker_side.connect()
+        token = result_route.set((reply_queue(), task_id))
+        try:
+            await worker_side.store(task_id, make_meta(task_id, states.SUCCESS, result), 60)
+        finally:
+            result_route.reset(token)
+            await worker_side.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(reply(),))
+    thread.start()
+    return thread
+
+
+def test_rpc_sync_wait_runs_in_the_callers_thread(
+        vhost: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = RPCBackend("rpc://", {"broker_url": url(vhost)})
+    hops: list[object] = []
+    run = BRIDGE.run
+    monkeypatch.setattr(BRIDGE, "run", lambda coro, *a: hops.append(coro) or run(coro, *a))
+    try:
+        began = time.monotonic()  # declares the reply queue and starts its consumer
+        assert backend.wait_blocking(str(uuid.uuid4()), 0.3) is None
+        assert time.monotonic() - began >= 0.3
+        assert len(hops) == 1  # the reply consumer was started on the bridge loop
+        first, second = str(uuid.uuid4()), str(uuid.uuid4())
+        replier = _reply_later(vhost, first, "one", 0.0)
+        replier.join()
+        time.sleep(0.2)  # the reply is in this process's table before the wait
+        meta = backend.wait_blocking(first, 10.0)
+        assert meta is not None and meta["result"] == "one"
+        replier = _reply_later(vhost, second, "two", 0.3)
+        meta = backend.wait_blocking(second, 10.0)  # woken by the reply
+        replier.join()
+        assert meta is not None and meta["result"] == "two"
+        assert len(hops) == 1  # no later wait touched the bridge loop
+    finally:
+        backend.close_blocking()

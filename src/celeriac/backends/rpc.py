@@ -23,6 +23,7 @@ that process's memory once received, and groups and chords are not supported.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import uuid
@@ -35,9 +36,12 @@ from pamqp import commands as spec
 
 from celeriac import states
 from celeriac.backends.base import Meta, ResultBackend, decode_meta, encode_meta, result_route
+from celeriac.bridge import BRIDGE
+from celeriac.brokers.amqp_headers import HeaderDecoder
 from celeriac.brokers.amqp_link import parse_url
+from celeriac.brokers.amqp_reader import FAST_TAG_PREFIX, Delivered
 from celeriac.brokers.amqp_session import Session
-from celeriac.brokers.amqp_wire import Outgoing
+from celeriac.brokers.amqp_wire import ConsumerChannel, Outgoing, open_channel
 from celeriac.errors import ConfigurationError
 from celeriac.protocol import Message
 
@@ -68,14 +72,17 @@ def reply_queue_arguments(expires_s: float | None) -> dict[str, Any]:
     return {"x-expires": int((expires_s or DEFAULT_EXPIRES_S) * 1000)}
 
 
+#: who waits for a reply: a coroutine's future on its loop, or a sync caller's Event
+_Wake = tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | threading.Event
+
+
 @dataclass
 class _Table:
     """Replies received by any loop of this process, and who waits for which."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     metas: dict[str, Meta] = field(default_factory=dict)
-    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], str]] = field(
-        default_factory=list)
+    waiters: dict[str, list[_Wake]] = field(default_factory=dict)
 
     def put(self, task_id: str, meta: Meta) -> None:
         with self.lock:
@@ -85,11 +92,37 @@ class _Table:
             self.metas[task_id] = meta
             if meta.get("status") not in states.READY_STATES:
                 return
-            waiting = [w for w in self.waiters if w[2] == task_id]
-            self.waiters = [w for w in self.waiters if w[2] != task_id]
-        for loop, fut, _ in waiting:
-            if not loop.is_closed():
+            waiting = self.waiters.pop(task_id, ())
+        here = _running_loop()
+        for wake in waiting:
+            if isinstance(wake, threading.Event):
+                wake.set()
+                continue
+            loop, fut = wake
+            if loop is here:  # the usual case: the consumer runs on the waiter's loop
+                _resolve(fut)
+            elif not loop.is_closed():
                 loop.call_soon_threadsafe(_resolve, fut)
+
+    def ready_or_wait(self, task_id: str, wake: _Wake) -> Meta | None:
+        """The READY meta if there is one; else ``wake`` is registered for it."""
+        with self.lock:
+            meta = self.metas.get(task_id)
+            if meta is not None and meta.get("status") in states.READY_STATES:
+                return meta
+            self.waiters.setdefault(task_id, []).append(wake)
+            return None
+
+    def stop_waiting(self, task_id: str, wake: _Wake) -> Meta | None:
+        """Unregister ``wake``; what the table holds for the task now."""
+        with self.lock:
+            waiting = self.waiters.get(task_id)
+            if waiting is not None:
+                with contextlib.suppress(ValueError):
+                    waiting.remove(wake)
+                if not waiting:
+                    del self.waiters[task_id]
+            return self.metas.get(task_id)
 
 
 _TABLE = _Table()
@@ -119,9 +152,17 @@ class RPCBackend(ResultBackend):
         self.persistent = bool(self.options.get("persistent", False))
         self._consumer: AbstractChannel | None = None
         self._consumer_generation = -1
+        self._decode_header = HeaderDecoder()
+        self._connected = False
 
     async def connect(self) -> None:
         await self.session.connect()
+        self._connected = True
+
+    async def _connect_and_consume(self) -> None:
+        if not self._connected:
+            await self.connect()
+        await self._consume()
 
     async def close(self) -> None:
         channel, self._consumer = self._consumer, None
@@ -145,11 +186,17 @@ class RPCBackend(ResultBackend):
         await self.session.publish([Outgoing("", str(reply_to), message, mandatory=False)])
 
     # -- caller side ----------------------------------------------------------------------
+    def _consuming(self) -> bool:
+        channel = self._consumer
+        return channel is not None and not channel.is_closed and \
+            self._consumer_generation == self.session.generation
+
     async def _consume(self) -> None:
-        """Consume this process's reply queue on this loop (again after a reconnect)."""
+        """Consume this process's reply queue on this loop (again after a reconnect).
+        On a ``ConsumerChannel`` with a ``celeriac.`` tag, so replies take the reader's
+        fast path (amqp_reader): no Task and no pamqp objects per reply."""
         publisher = await self.session.ready()
-        if self._consumer is not None and not self._consumer.is_closed and \
-                self._consumer_generation == self.session.generation:
+        if self._consuming():
             return
         reply_queue()
         declaration = reply_queue_declaration()
@@ -157,9 +204,19 @@ class RPCBackend(ResultBackend):
         await declare_reply_queue(publisher, *declaration)
         conn = self.session.conn
         assert conn is not None
-        channel = await conn.channel(publisher_confirms=False)
-        await channel.basic_consume(reply_queue(), _on_reply, no_ack=True)
+        channel = await open_channel(conn, ConsumerChannel, confirms=False)
+        channel.on_delivered = self._on_delivered
+        channel.on_delivery = _on_delivery
+        tag = f"{FAST_TAG_PREFIX}reply.{uuid.uuid4().hex[:12]}"
+        await channel.basic_consume(reply_queue(), _on_reply, no_ack=True, consumer_tag=tag)
         self._consumer, self._consumer_generation = channel, self.session.generation
+
+    def _on_delivered(self, delivered: Delivered) -> None:
+        try:
+            properties = self._decode_header(delivered.header)[3]
+        except Exception:  # unreadable properties: the body still names the task
+            properties = {}
+        _take_reply(delivered.body, properties.get("correlation_id"))
 
     async def _drain(self) -> None:
         """Take what waits in the reply queue now. On the consumer's own channel, so
@@ -185,22 +242,36 @@ class RPCBackend(ResultBackend):
             return {t: _TABLE.metas[t] for t in task_ids if t in _TABLE.metas}
 
     async def wait(self, task_id: str, timeout_s: float | None) -> Meta | None:
-        await self._drain()
+        # No drain (a basic.get round trip) here, unlike get(): with the consumer live,
+        # a reply already received is in the table and a later one wakes the waiter.
+        await self._consume()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        with _TABLE.lock:
-            meta = _TABLE.metas.get(task_id)
-            if meta is not None and meta.get("status") in states.READY_STATES:
-                return meta
-            _TABLE.waiters.append((loop, fut, task_id))
+        wake = (loop, fut)
+        meta = _TABLE.ready_or_wait(task_id, wake)
+        if meta is not None:
+            return meta
         try:
             await asyncio.wait_for(fut, timeout_s)
         except asyncio.TimeoutError:
-            with _TABLE.lock:
-                _TABLE.waiters = [w for w in _TABLE.waiters if w[1] is not fut]
-            return None
-        with _TABLE.lock:
-            return _TABLE.metas.get(task_id)
+            pass
+        return _ready(_TABLE.stop_waiting(task_id, wake))
+
+    def wait_blocking(self, task_id: str, timeout_s: float | None) -> Meta | None:
+        """``wait`` for sync callers, in their own thread: the reply consumer runs on
+        the bridge loop and sets the caller's Event, no coroutine in between."""
+        if not self._consuming():
+            BRIDGE.run(self._connect_and_consume())
+        wake = threading.Event()
+        meta = _TABLE.ready_or_wait(task_id, wake)
+        if meta is not None:
+            return meta
+        wake.wait(timeout_s)
+        return _ready(_TABLE.stop_waiting(task_id, wake))
+
+    def close_blocking(self) -> None:
+        if BRIDGE.started and self.session.conn is not None:
+            BRIDGE.run(self.close())
 
     async def forget(self, task_id: str) -> None:
         with _TABLE.lock:
@@ -214,14 +285,34 @@ async def declare_reply_queue(channel: AbstractChannel, name: str,
 
 
 async def _on_reply(message: DeliveredMessage) -> None:
+    """A reply through aiormq's stock path (basic.get in ``_drain``)."""
+    _take_reply(message.body, message.header.properties.correlation_id)
+
+
+def _on_delivery(frame: Any, props: spec.Basic.Properties, body: bytes) -> None:
+    """A pushed reply on a connection with aiormq's stock reader (pamqp objects)."""
+    _take_reply(body, props.correlation_id)
+
+
+def _take_reply(body: bytes, correlation_id: str | None) -> None:
     try:
-        meta = decode_meta(message.body)
+        meta = decode_meta(body)
     except Exception:  # not a result: nothing waits for it
         return
-    props = message.header.properties
-    task_id = str(props.correlation_id or meta.get("task_id") or "")
+    task_id = str(correlation_id or meta.get("task_id") or "")
     if task_id:
         _TABLE.put(task_id, meta)
+
+
+def _ready(meta: Meta | None) -> Meta | None:
+    return meta if meta is not None and meta.get("status") in states.READY_STATES else None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
