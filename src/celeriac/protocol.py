@@ -154,7 +154,9 @@ def utcnow() -> dt.datetime:
 
 
 def parse_datetime(value: Any) -> dt.datetime | None:
-    """ISO-8601 header value -> aware datetime (naive means UTC); None stays None."""
+    """ISO-8601 header value -> datetime in UTC (naive means UTC); None stays None.
+    One that UTC cannot hold (``9999-12-31T23:59-23:59``) is a DecodeError: kept as
+    an eta, it would wait in the broker for ever instead of being dead-lettered."""
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
@@ -164,7 +166,12 @@ def parse_datetime(value: Any) -> dt.datetime | None:
             parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError as exc:
             raise DecodeError(f"bad ISO-8601 datetime {value!r}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.timezone.utc)
+    try:
+        return parsed.astimezone(dt.timezone.utc)
+    except OverflowError as exc:
+        raise DecodeError(f"datetime {value!r} is out of range in UTC") from exc
 
 
 def _repr_capped(value: Any) -> str:

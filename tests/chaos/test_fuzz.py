@@ -260,6 +260,8 @@ def batches(draw: st.DrawFn) -> list[tuple[str, bytes]]:
 @example(batch=[("fz-retries", _known_bad({"retries": "many"})),
                 ("fz-timelimit", _known_bad({"timelimit": 5})),
                 ("fz-callbacks", _known_bad({}, {"callbacks": "garbage"}))])
+@example(batch=[("fz-eta-overflow",  # an eta UTC cannot hold: never delayed for ever
+                 _known_bad({"eta": "9999-12-31T23:59:59.999999-23:59"}))])
 @example(batch=[("fz-cut", _known_bad({})[:-1]),  # our own envelopes, broken as JSON
                 ("fz-colon", _known_bad({}).replace(b'"lang":', b'"lang"', 1))])
 def test_every_bad_message_is_run_once_or_dead_lettered(target: Target,

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from celeriac.errors import DecodeError
-from celeriac.protocol import Message, build_task_message, from_envelope, parse_task, to_envelope
+from celeriac.protocol import (
+    Message,
+    build_task_message,
+    from_envelope,
+    parse_datetime,
+    parse_task,
+    to_envelope,
+)
 
 ACCEPT = frozenset({"application/json"})
 #: real Celery 5.7 messages (a copy of ../shared/celery-wire/redis-capture-celery-5.7.txt)
@@ -88,3 +95,18 @@ def test_bad_envelopes_are_decode_errors(raw: bytes, reason: str) -> None:
 def test_bad_task_messages_are_decode_errors(headers: dict, body: bytes, reason: str) -> None:
     with pytest.raises(DecodeError, match=reason):
         parse_task(Message(headers=headers, body=body), ACCEPT)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2026-12-01T10:00:00+02:00", dt.datetime(2026, 12, 1, 8, tzinfo=dt.timezone.utc)),
+    ("2026-12-01T08:00:00", dt.datetime(2026, 12, 1, 8, tzinfo=dt.timezone.utc)),
+    ("2026-12-01T08:00:00Z", dt.datetime(2026, 12, 1, 8, tzinfo=dt.timezone.utc)),
+])
+def test_header_datetimes_come_back_in_utc(value: str, expected: dt.datetime) -> None:
+    parsed = parse_datetime(value)
+    assert parsed == expected and parsed is not None and parsed.utcoffset() == dt.timedelta(0)
+
+
+def test_a_datetime_utc_cannot_hold_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError, match="out of range"):
+        parse_datetime("9999-12-31T23:59:59.999999-23:59")
