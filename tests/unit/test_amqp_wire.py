@@ -14,6 +14,7 @@ from amqp.basic_message import Message as PyAmqpMessage
 from pamqp import frame as pamqp_frame
 from pamqp.commands import Basic
 
+from celeriac.brokers import amqp_link
 from celeriac.brokers.amqp_wire import (
     ConfirmTracker,
     Outgoing,
@@ -163,3 +164,39 @@ async def test_unconfirmed_messages_are_known_after_a_loss() -> None:
     tracker.fail_all(ConnectionError("gone"))
     with pytest.raises(ConnectionError):
         await batch.future
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class _Conn:
+    """What write_frames reads of an aiormq connection."""
+
+    def __init__(self) -> None:
+        self.write_queue: asyncio.Queue[Any] = asyncio.Queue()
+
+
+async def test_write_frames_goes_straight_out_only_behind_an_empty_queue() -> None:
+    conn, writer = _Conn(), _Writer()
+    amqp_link._WRITERS[conn] = writer  # type: ignore[index]
+    await amqp_link.write_frames(conn, b"first")  # type: ignore[arg-type]
+    assert writer.written == [b"first"] and conn.write_queue.empty()
+    conn.write_queue.put_nowait("queued by aiormq")  # e.g. a heartbeat not yet written
+    await amqp_link.write_frames(conn, b"second")  # type: ignore[arg-type]
+    assert writer.written == [b"first"]  # behind aiormq's frame, not before it
+    assert conn.write_queue.get_nowait() == "queued by aiormq"
+    assert conn.write_queue.get_nowait().payload == b"second"
+
+
+async def test_write_frames_without_a_known_writer_uses_aiormqs_queue() -> None:
+    conn = _Conn()
+    await amqp_link.write_frames(conn, b"frames")  # type: ignore[arg-type]
+    assert conn.write_queue.get_nowait().payload == b"frames"

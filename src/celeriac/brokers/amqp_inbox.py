@@ -30,6 +30,7 @@ from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 
 from celeriac.brokers.amqp_headers import HeaderDecoder
+from celeriac.brokers.amqp_link import write_frames
 from celeriac.brokers.amqp_reader import FAST_TAG_PREFIX, Delivered
 from celeriac.brokers.amqp_session import Session
 from celeriac.brokers.amqp_topology import (
@@ -266,8 +267,8 @@ class Inbox:
     async def _send(self, frames: list[Any]) -> None:
         channel = self.channel
         assert channel is not None
-        await channel.connection.write_queue.put(
-            ChannelFrame.marshall(channel_number=channel.number, frames=frames))
+        await write_frames(channel.connection, ChannelFrame.marshall(
+            channel_number=channel.number, frames=frames).payload)
 
     async def close(self) -> None:
         """Stop consuming and give back what was buffered but not handed out."""

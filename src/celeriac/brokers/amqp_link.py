@@ -21,12 +21,19 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-from aiormq.connection import Connection
+from aiormq.abc import AbstractConnection, ChannelFrame
+from aiormq.connection import (
+    Connection,
+    TCPTransportFactory,
+    TLSTransportFactory,
+    TransportFactory,
+)
 from aiormq.exceptions import (
     AMQPConnectionError,
     AuthenticationError,
@@ -160,9 +167,32 @@ def explain(exc: BaseException, params: ConnParams) -> BrokerConnectionError:
     return ConnectionLost(f"{where}: {type(exc).__name__}: {text}")
 
 
+class _KeepWriter(TransportFactory):
+    """aiormq's own transport factory, keeping the connection's StreamWriter for
+    ``write_frames``."""
+
+    def __init__(self, inner: TransportFactory) -> None:
+        self.inner = inner
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def create(self, url: Any, **kwargs: Any
+                     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await self.inner.create(url, **kwargs)
+        self.writer = writer
+        return reader, writer
+
+
+#: each open connection's StreamWriter (see write_frames)
+_WRITERS: weakref.WeakKeyDictionary[AbstractConnection, asyncio.StreamWriter] = (
+    weakref.WeakKeyDictionary())
+
+
 async def open_connection(params: ConnParams) -> Connection:
     """One connection attempt, bounded by connect_timeout; raises explain()'s errors."""
-    conn = Connection(params.aiormq_url(), context=params.ssl_context)
+    url = params.aiormq_url()
+    factory = _KeepWriter(TLSTransportFactory() if url.startswith("amqps")
+                          else TCPTransportFactory())
+    conn = Connection(url, context=params.ssl_context, transport_factory=factory)
     try:
         await asyncio.wait_for(conn.connect(), params.connect_timeout)
     except asyncio.CancelledError:
@@ -171,7 +201,22 @@ async def open_connection(params: ConnParams) -> Connection:
     except Exception as exc:
         await _quiet_close(conn)
         raise explain(exc, params) from exc
+    if factory.writer is not None:
+        _WRITERS[conn] = factory.writer
     return conn
+
+
+async def write_frames(conn: AbstractConnection, payload: bytes) -> None:
+    """Write ready-made frames (publishes, acks). Straight to the socket when aiormq's
+    writer task has nothing queued, else behind what it has: the bytes go out in the
+    order of the calls either way. Why: the hop through aiormq's queue and writer task
+    cost a loop turn (~40 us) per write, on the critical path of a result's way back
+    to the caller, and its queue holds only 10 frames before a put waits."""
+    writer = _WRITERS.get(conn)
+    if writer is not None and conn.write_queue.empty() and not writer.is_closing():
+        writer.write(payload)
+        return
+    await conn.write_queue.put(ChannelFrame(payload=payload, should_close=False))
 
 
 async def _quiet_close(conn: Connection) -> None:

@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiormq.abc import ChannelFrame
 from aiormq.channel import Channel
 from aiormq.connection import Connection
 from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
@@ -32,6 +31,7 @@ from celeriac.brokers.amqp_link import (
     close_connection,
     is_alive,
     open_connection,
+    write_frames,
 )
 from celeriac.brokers.amqp_reader import install as install_bulk_reader
 from celeriac.brokers.amqp_topology import Declarer
@@ -132,9 +132,8 @@ class Session:
         self._lost_logged = False
 
     async def write(self, channel: Channel, payload: bytes) -> None:
-        """Queue raw frames for the connection's writer (no reply expected)."""
-        await channel.connection.write_queue.put(ChannelFrame(payload=payload,
-                                                              should_close=False))
+        """Write raw frames on the channel's connection (no reply expected)."""
+        await write_frames(channel.connection, payload)
 
     async def close(self) -> None:
         self._closed = True
