@@ -18,6 +18,8 @@ CALLS: list[tuple[tuple[Any, ...], dict[str, Any] | None]] = [
     (("quote \" backslash \\ percent %s %b %%", "ünïcode ✓"), {"k": [1.5, None]}),
     ((), {"only": "kwargs", "nested": {"a": [True, False]}}),
     (("x" * 3000,), None),  # argsrepr capped at 1024
+    ((), None),  # no arguments at all: the constant body
+    ((), {}),
 ]
 
 

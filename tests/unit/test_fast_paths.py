@@ -13,7 +13,7 @@ from typing import Any
 from celeriac import Celery
 from celeriac.bridge import BlockingProducer
 from celeriac.brokers.sqlite import SQLiteBroker
-from celeriac.protocol import new_id
+from celeriac.protocol import new_id, new_ids
 from celeriac.serialization import json_dumps, json_loads
 
 
@@ -21,6 +21,15 @@ def test_new_id_is_a_random_v4_uuid() -> None:
     ids = {new_id() for _ in range(2000)}
     assert len(ids) == 2000
     for text in list(ids)[:200]:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == text
+
+
+def test_new_ids_in_bulk_are_random_v4_uuids() -> None:
+    ids = new_ids(3000) + new_ids(1)
+    assert len(set(ids)) == 3001 and new_ids(0) == []
+    for text in ids[:200] + ids[-1:]:
         parsed = uuid.UUID(text)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
         assert str(parsed) == text
