@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit bench bench-pipeline chaos chaos-soak clean
+.PHONY: demo test lint typecheck unit bench bench-pipeline bench-roundtrip chaos chaos-soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: $(foreach s,$(BENCH_SYSTEMS_ALL),$(BENCH_ENVS)/$(s)/.installed)  ## BENCH
 # callgrind counts them: repeatable on a VM whose speed drifts; docs/benchmarks.md)
 bench-pipeline: $(BENCH_ENVS)/celeriac/.installed
 	$(BENCH_ENVS)/celeriac/bin/python bench/pipeline.py --count
+
+# `make bench-roundtrip BROKER=redis|amqp|sqlite`: a delay().get() round trip split into
+# delay(), the task's start and get()'s return (p50/p99; docs/benchmarks.md)
+bench-roundtrip: $(STAMP)
+	$(BIN)/python bench/roundtrip.py $(or $(BROKER),redis)
 
 # `make chaos`: the fault suite (docs/reliability.md) and its table: fault, broker, sent,
 # completed, duplicates, lost. The quick part also runs in `make test`; soak is separate.
