@@ -17,7 +17,7 @@ def test_the_roundtrip_harness_reports_each_part() -> None:
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("sqlite, 20 round trips")
-    parts = dict(re.findall(r"^  (\S.*?)\s+([\d.]+) / [\d.]+$", proc.stdout, re.M))
+    parts = dict(re.findall(r"^  (\S.*?)\s+([\d.]+) /\s+[\d.]+$", proc.stdout, re.M))
     assert set(parts) == {"delay() returns", "task starts",
                           "get() returns after the task", "round trip"}
     assert 0 < float(parts["delay() returns"]) < float(parts["round trip"])
