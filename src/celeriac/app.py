@@ -211,12 +211,15 @@ class Celery:
         url = self.result_backend_url
         slot = self._waiter
         if slot is None or slot[0] != url:
-            waiter = None
-            if url and url != "disabled":
-                cls = load_class(BACKEND_CLASSES, url, "result backend")
-                if issubclass(cls, BlockingWaiter):
-                    waiter = cls(url, self._backend_options())
-            self._waiter = slot = (url, waiter)
+            with self._producer_lock:
+                slot = self._waiter
+                if slot is None or slot[0] != url:
+                    waiter = None
+                    if url and url != "disabled":
+                        cls = load_class(BACKEND_CLASSES, url, "result backend")
+                        if issubclass(cls, BlockingWaiter):
+                            waiter = cls(url, self._backend_options())
+                    self._waiter = slot = (url, waiter)
         return slot[1]
 
     def wait_for_result(self, task_id: str, timeout_s: float | None) -> Meta | None:
