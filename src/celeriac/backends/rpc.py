@@ -14,7 +14,9 @@ Celery declares its ``thread_oid`` queue (durable, auto-delete, ``x-expires`` =
 result_expires), so Celery workers reply to celeriac callers and the other way round.
 The app puts it in ``reply_to`` of every task it sends, and the broker declares it
 before the first send. Replies are consumed into one table per process that every
-event loop's backend shares: ``get``/``wait`` read it.
+event loop's backend shares: ``get``/``wait`` read it. The consumer takes the reader's
+fast path (a ``celeriac.reply.*`` tag); a sync ``get()`` waits in its own thread on an
+Event the reply sets (``wait_blocking``: the bridge loop only starts the consumer).
 
 As in Celery: a result is only visible to the process that sent the task, it lives in
 that process's memory once received, and groups and chords are not supported.
