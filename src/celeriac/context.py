@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -56,6 +57,70 @@ class Context:
         context = cls.__new__(cls)
         context.__dict__ = fields
         return context
+
+
+class _ReadLater:
+    """A request field filled from the message the first time it is read, then kept in
+    the instance. Not a data descriptor: assigning the field simply stores the value."""
+
+    def __init__(self, fill: Callable[[Any], Any]) -> None:
+        self.fill = fill
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, request: Any, owner: type | None = None) -> Any:
+        if request is None:
+            return self
+        value = request.__dict__[self.name] = self.fill(request._source)
+        return value
+
+
+def _delivery_info(source: Any) -> dict[str, Any]:
+    _, message, redelivered, _ = source
+    return {"exchange": message.exchange, "routing_key": message.routing_key,
+            "priority": message.priority, "redelivered": redelivered}
+
+
+class WorkerRequest(Context):
+    """``task.request`` as the worker makes it, one per task: the fields the worker
+    itself needs are set at once, the others are read from the message only if the task
+    reads them (building all of them was a fifth of the worker's own cost per task).
+    Fields that convert a header (retries, timelimit) are set at once, so a bad value
+    is dead-lettered before the run, as before.
+    ``_source`` is (TaskCall, Message, redelivered, hostname): a tuple, the cheapest
+    thing to build per task. Pickles (prefork) as a plain, full Context."""
+
+    eta = _ReadLater(lambda s: s[0].eta)
+    expires = _ReadLater(lambda s: s[0].expires)
+    hostname = _ReadLater(lambda s: s[3])
+    delivery_info = _ReadLater(_delivery_info)
+    root_id = _ReadLater(lambda s: s[0].headers.get("root_id"))
+    group = _ReadLater(lambda s: s[0].headers.get("group"))
+    group_index = _ReadLater(lambda s: s[0].headers.get("group_index"))
+    origin = _ReadLater(lambda s: s[0].headers.get("origin"))
+    reply_to = _ReadLater(lambda s: s[1].properties.get("reply_to"))
+    correlation_id = _ReadLater(lambda s: s[1].properties.get("correlation_id"))
+    callbacks = _ReadLater(lambda s: s[0].callbacks)
+    errbacks = _ReadLater(lambda s: s[0].errbacks)
+    chain = _ReadLater(lambda s: s[0].chain)
+    chord = _ReadLater(lambda s: s[0].chord)
+    options = _ReadLater(lambda s: {})
+
+    def full(self) -> Context:
+        """A plain Context with every field read."""
+        return Context.from_fields({f.name: getattr(self, f.name) for f in fields(Context)})
+
+    def __reduce__(self) -> Any:
+        return Context.from_fields, (self.full().__dict__,)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Context):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(Context))
+
+    __hash__ = None  # type: ignore[assignment]  # as Context's (a dataclass with eq)
 
 
 _EMPTY = Context()

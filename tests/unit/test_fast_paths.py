@@ -168,13 +168,45 @@ def test_the_workers_request_has_every_field_of_a_context() -> None:
     capture.apply_async((2,), countdown=0)
     assert drain(app) == 2
     first, second = seen
-    assert set(vars(first)) == {f.name for f in fields(Context)}
+    assert isinstance(first, Context)
+    assert "root_id" not in vars(first)  # read from the message only when asked for
+    for f in fields(Context):
+        getattr(first, f.name)  # every field can be read
     assert first.task == "t.capture" and first.args == [1] and first.kwargs == {}
     assert first.called_directly is False and first.is_eager is False
     assert first.delivery_info["priority"] == 3 and first.retries == 0
     assert first.root_id == first.id and first.correlation_id == first.id
     assert first.options is not second.options and first.options == {}
     assert first == Context(**{f.name: getattr(first, f.name) for f in fields(Context)})
+
+
+def test_a_lazily_filled_request_keeps_assignments_and_pickles_whole() -> None:
+    """Fields the worker reads later: an assignment wins over the message, and a pickled
+    request (the prefork pool sends it to a child) carries every field."""
+    import pickle
+    from dataclasses import fields
+
+    from celeriac.context import Context, WorkerRequest
+    from celeriac.testing import drain, memory_app
+
+    app = memory_app("lazy")
+    seen: list[Context] = []
+
+    @app.task(bind=True, name="t.lazy")
+    def lazy(self: Any) -> None:
+        seen.append(self.request)
+
+    lazy.apply_async(headers={"origin": "gen1@host"}, priority=5)
+    assert drain(app) == 1
+    [request] = seen
+    assert isinstance(request, WorkerRequest)
+    request.retries = 7  # as retry bookkeeping may do
+    assert request.retries == 7
+    copy = pickle.loads(pickle.dumps(request))
+    assert type(copy) is Context and "_source" not in vars(copy)
+    assert set(vars(copy)) == {f.name for f in fields(Context)}
+    assert copy.retries == 7 and copy.origin == "gen1@host"
+    assert copy.delivery_info["priority"] == 5 and copy == request
 
 
 def test_an_overridden_on_success_still_runs_in_the_worker() -> None:

@@ -28,7 +28,7 @@ from celeriac.backends.base import (
     result_route,
 )
 from celeriac.brokers.base import Broker, Delivery
-from celeriac.context import Context
+from celeriac.context import Context, WorkerRequest
 from celeriac.errors import DecodeError, TaskMessageError, TaskRevokedError
 from celeriac.execution import Outcome, check_arguments
 from celeriac.protocol import Message, TaskCall, parse_task, utcnow
@@ -143,31 +143,25 @@ class Executor:
             self.acker.ack(delivery)
 
     def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
+        """``task.request``: what the worker reads itself now, the rest when the task
+        reads it (WorkerRequest)."""
         hard_s, soft_s = call.timelimit
         hard_s = hard_s or task.time_limit or self.time_limit_s
         soft_s = soft_s or task.soft_time_limit or self.soft_time_limit_s
-        message = delivery.message
-        props = message.properties
         headers = call.headers
         get = headers.get
-        return Context.from_fields({  # every field, as Context(...) would set them
+        request = WorkerRequest.__new__(WorkerRequest)
+        request.__dict__ = {
             "id": call.id, "task": call.name, "args": call.args, "kwargs": call.kwargs,
-            "retries": call.retries, "eta": call.eta, "expires": call.expires,
-            "hostname": self.hostname, "delivery_info": {
-                "exchange": message.exchange, "routing_key": message.routing_key,
-                "priority": message.priority, "redelivered": delivery.redelivered},
-            "is_eager": False, "called_directly": False,
-            "root_id": get("root_id"), "parent_id": get("parent_id"),
-            "group": get("group"), "group_index": get("group_index"),
-            "origin": get("origin"), "reply_to": props.get("reply_to"),
-            "correlation_id": props.get("correlation_id"),
+            "retries": call.retries, "headers": headers, "parent_id": get("parent_id"),
             "ignore_result": bool(get("ignore_result") or task.ignore_result
                                   or (task.ignore_result is None
                                       and self.ignore_result_default)),
-            "timelimit": (hard_s, soft_s), "callbacks": call.callbacks,
-            "errbacks": call.errbacks, "chain": call.chain, "chord": call.chord,
-            "headers": headers, "retries_exhausted": False, "options": {},
-        })
+            "timelimit": (hard_s, soft_s), "is_eager": False, "called_directly": False,
+            "retries_exhausted": False,
+            "_source": (call, delivery.message, delivery.redelivered, self.hostname),
+        }
+        return request
 
     # -- outcomes ------------------------------------------------------------------------
     async def _record(self, task: Task[Any, Any], call: TaskCall, request: Context,
