@@ -52,8 +52,9 @@ class Context:
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> Context:
-        """A Context holding ``fields``, which must name every field (the worker makes
-        one per task; this skips ``__init__``'s keyword handling, about half the cost)."""
+        """A Context holding ``fields``, which must name every field (a WorkerRequest:
+        those it does not read later, plus ``_source``). The worker makes one per task;
+        this skips ``__init__``'s keyword handling, about half the cost."""
         context = cls.__new__(cls)
         context.__dict__ = fields
         return context

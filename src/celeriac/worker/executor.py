@@ -150,8 +150,7 @@ class Executor:
         soft_s = soft_s or task.soft_time_limit or self.soft_time_limit_s
         headers = call.headers
         get = headers.get
-        request = WorkerRequest.__new__(WorkerRequest)
-        request.__dict__ = {
+        return WorkerRequest.from_fields({
             "id": call.id, "task": call.name, "args": call.args, "kwargs": call.kwargs,
             "retries": call.retries, "headers": headers, "parent_id": get("parent_id"),
             "ignore_result": bool(get("ignore_result") or task.ignore_result
@@ -160,8 +159,7 @@ class Executor:
             "timelimit": (hard_s, soft_s), "is_eager": False, "called_directly": False,
             "retries_exhausted": False,
             "_source": (call, delivery.message, delivery.redelivered, self.hostname),
-        }
-        return request
+        })
 
     # -- outcomes ------------------------------------------------------------------------
     async def _record(self, task: Task[Any, Any], call: TaskCall, request: Context,
