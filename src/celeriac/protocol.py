@@ -285,7 +285,8 @@ class CallBatch(Sequence[Message]):
                  serializer: str) -> None:
         self.template = template
         headers = template.headers
-        self._shared_root = headers.get("root_id") == headers.get("id")
+        #: each call's root id is its own id (a batch sent outside a task)
+        self.shared_root = headers.get("root_id") == headers.get("id")
         own = (template.task_id, template.body, headers.get("argsrepr"),
                headers.get("kwargsrepr"))
         self._calls: list[tuple[str, bytes, Any, Any]] = [own]
@@ -297,6 +298,11 @@ class CallBatch(Sequence[Message]):
     @property
     def task_ids(self) -> list[str]:
         return [call[0] for call in self._calls]
+
+    @property
+    def calls(self) -> list[tuple[str, bytes, str, str]]:
+        """Each call's (task id, body, argsrepr, kwargsrepr), the template's first."""
+        return self._calls
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -310,7 +316,7 @@ class CallBatch(Sequence[Message]):
         task_id, body, argsrepr, kwargsrepr = call
         template = self.template
         headers = dict(template.headers)
-        if self._shared_root:
+        if self.shared_root:
             headers["root_id"] = task_id
         headers["id"] = task_id
         headers["argsrepr"] = argsrepr

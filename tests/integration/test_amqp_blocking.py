@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 from celeriac.brokers.amqp import AMQPBroker
@@ -193,3 +194,40 @@ def test_app_close_waits_for_confirms_and_closes_the_connection(queue: str) -> N
     app.send_task("x", queue=queue)
     app.close()
     assert count(queue) == 5_001
+
+
+@pytest.mark.parametrize("sync", [True, False], ids=["send_many", "asend_many"])
+def test_a_bulk_send_arrives_as_the_messages_each_call_makes(queue: str, sync: bool) -> None:
+    """Bulk sends on RabbitMQ write frames spliced from one header (amqp_batch), from the
+    caller's thread or on its event loop: each delivery is that call's message, whole."""
+    from celeriac import Celery
+
+    app = Celery("bulk", broker=URL, set_as_current=False)
+    calls = [((i, "ü" * i), {"n": i} if i % 2 else None) for i in range(7)]
+    if sync:
+        results = app.send_many("b.add", calls, queue=queue, batch_size=3)
+    else:
+        results = asyncio.run(app.asend_many("b.add", calls, queue=queue, batch_size=3))
+    app.close()
+
+    async def drain() -> list:
+        broker = AMQPBroker(URL)
+        await broker.connect()
+        try:
+            got = await broker.fetch([queue], 10, 5.0)
+            while len(got) < len(calls):
+                got += await broker.fetch([queue], 10, 5.0)
+            await broker.ack(got)
+            return got
+        finally:
+            await broker.close()
+    deliveries = asyncio.run(drain())
+    ids = [r.id for r in results]
+    assert [d.message.task_id for d in deliveries] == ids and len(set(ids)) == 7
+    for delivery, (args, kwargs), task_id in zip(deliveries, calls, ids, strict=True):
+        message = delivery.message
+        assert message.headers["root_id"] == task_id == message.properties["correlation_id"]
+        assert message.headers["argsrepr"] == repr(args)
+        assert message.headers["kwargsrepr"] == repr(kwargs or {})
+        assert orjson.loads(message.body)[:2] == [list(args), kwargs or {}]
+        assert message.headers["task"] == "b.add" and message.properties["delivery_mode"] == 2

@@ -47,6 +47,41 @@ def test_spliced_envelopes_are_the_encoded_messages(options: dict[str, Any]) -> 
     assert len(tags) == len(envelopes)  # a fresh delivery tag each
 
 
+@pytest.mark.parametrize("options", [
+    {},
+    {"priority": 7, "time_limit": 30, "soft_time_limit": 20, "serializer": "pickle"},
+    {"root_id": "root-1", "parent_id": "parent-1", "shadow": "100% shadowed"},
+    {"headers": {"custom": "50%", "argsrepr": 7, "tenant": {"id": 3}},
+     "expires": dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)},
+])
+def test_spliced_amqp_frames_are_the_encoded_messages(options: dict[str, Any]) -> None:
+    """RabbitMQ: a batch's frames, spliced from the template's header (amqp_batch), are
+    byte for byte each message encoded on its own, bodies split at frame_max included."""
+    from celeriac.brokers.amqp_batch import OutgoingBatch
+    from celeriac.brokers.amqp_wire import encode_publish
+
+    serializer = options.pop("serializer", "json")
+    batch = CallBatch(template(serializer=serializer, **options), CALLS, serializer)
+    items = OutgoingBatch(batch)
+    for frame_max in (131072, 4096):
+        spliced = bytearray()
+        items.encode(spliced, 3, frame_max)
+        one_by_one = bytearray()
+        for item in items:
+            encode_publish(one_by_one, 3, item, frame_max)
+        assert spliced == one_by_one
+    assert [i.message.task_id for i in items] == batch.task_ids
+
+
+def test_a_spliced_header_over_frame_max_is_refused() -> None:
+    from celeriac.brokers.amqp_batch import OutgoingBatch
+    from celeriac.errors import PublishError
+
+    batch = CallBatch(template(), CALLS, "json")
+    with pytest.raises(PublishError, match=f"task {batch.task_ids[4]}: .* frame_max"):
+        OutgoingBatch(batch).encode(bytearray(), 1, 1024)  # call 4: argsrepr of 1 KiB
+
+
 def test_each_call_has_its_own_id_arguments_and_root() -> None:
     first = template()
     batch = CallBatch(first, CALLS, "json")

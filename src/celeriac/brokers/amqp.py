@@ -45,6 +45,7 @@ from typing import Any, cast
 from aiormq.exceptions import ChannelNotFoundEntity
 
 from celeriac.backends.rpc import reply_queue_declaration
+from celeriac.brokers.amqp_batch import outgoing, representatives
 from celeriac.brokers.amqp_blocking import DEFAULT_WINDOW, BlockingPublisher, SyncChannel
 from celeriac.brokers.amqp_dead import DeadLetterQueue
 from celeriac.brokers.amqp_inbox import Inbox
@@ -109,7 +110,7 @@ class AMQPBroker(Broker):
     async def publish(self, messages: Sequence[Message]) -> None:
         if not messages:
             return
-        items = [Outgoing(m.exchange, m.routing_key, m) for m in messages]
+        items = outgoing(messages)
         await self.session.publish(items, self._declarer_for(items, self.session.declarer))
 
     def _declarer_for(self, items: Sequence[Outgoing], declarer: Declarer
@@ -117,6 +118,7 @@ class AMQPBroker(Broker):
         """Declares what the items need (each thing once per connection, like kombu);
         None when all of it already is (the common case: no coroutine to run)."""
         topology = self.topology
+        items = representatives(items)
         needed = {(i.exchange, i.routing_key) for i in items}
         reply = _reply_queue_of(items)
         if reply is None and declarer.routes_ready(needed):
@@ -195,7 +197,7 @@ class AMQPBroker(Broker):
         if not messages:
             return
         publisher = self.blocking_publisher()
-        items = [Outgoing(m.exchange, m.routing_key, m) for m in messages]
+        items = outgoing(messages)
         declare = self._declarer_for(items, publisher.declarer)
         publisher.publish(items, None if declare is None else _sync(declare))
 

@@ -40,9 +40,10 @@ from pamqp import commands as spec
 from pamqp import frame as pframe
 from pamqp.header import ProtocolHeader
 
+from celeriac.brokers.amqp_batch import encode_many
 from celeriac.brokers.amqp_link import ConnectionLost, ConnParams, backoff_s
 from celeriac.brokers.amqp_topology import Declarer
-from celeriac.brokers.amqp_wire import Outgoing, encode_publish
+from celeriac.brokers.amqp_wire import Outgoing
 from celeriac.brokers.publish_window import flush_at_exit, refused
 from celeriac.errors import BrokerConnectionError, PublishError
 
@@ -390,9 +391,7 @@ class BlockingPublisher:
 
     def _write(self, link: _Link, items: Sequence[Outgoing]) -> None:
         out = bytearray()
-        frame_max = link.frame_max
-        for item in items:
-            encode_publish(out, _CHANNEL, item, frame_max)
+        encode_many(out, _CHANNEL, items, link.frame_max)
         seq = self._next_seq
         pending = self._pending
         for item in items:  # registered before the write: a failed write re-sends them

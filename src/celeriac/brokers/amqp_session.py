@@ -24,6 +24,7 @@ from aiormq.channel import Channel
 from aiormq.connection import Connection
 from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
 
+from celeriac.brokers.amqp_batch import OutgoingBatch
 from celeriac.brokers.amqp_link import (
     ConnectionLost,
     ConnParams,
@@ -146,7 +147,7 @@ class Session:
         """Publish and wait for every confirm; re-send unconfirmed ones after a loss."""
         if deadline is None:
             deadline = time.monotonic() + self.retry_timeout_s
-        pending = list(items)
+        pending: Sequence[Outgoing] = items  # a batch stays one (amqp_batch)
         while pending:
             channel = await self.ready(deadline)
             try:
@@ -167,7 +168,8 @@ class Session:
                     continue  # the connection died mid-declare: reconnect and retry
                 raise
 
-    async def _publish_once(self, channel: PublishChannel, items: list[Outgoing]) -> None:
+    async def _publish_once(self, channel: PublishChannel, items: Sequence[Outgoing]
+                            ) -> None:
         tracker = channel.tracker
         frame_max = channel.connection.connection_tune.frame_max
         loop = asyncio.get_running_loop()
@@ -175,11 +177,14 @@ class Session:
         async with self._write_lock:  # sequence numbers follow the order frames are written
             batch = tracker.start(items, loop)
             out = bytearray()
-            for item in items:
-                encode_publish(out, channel.number, item, frame_max)
-                if len(out) >= _CHUNK_BYTES:
-                    await self.write(channel, bytes(out))
-                    out = bytearray()
+            if isinstance(items, OutgoingBatch):  # one send's batch: spliced in one go
+                items.encode(out, channel.number, frame_max)
+            else:
+                for item in items:
+                    encode_publish(out, channel.number, item, frame_max)
+                    if len(out) >= _CHUNK_BYTES:
+                        await self.write(channel, bytes(out))
+                        out = bytearray()
             if out:
                 await self.write(channel, bytes(out))
         try:

@@ -131,7 +131,7 @@ def _rare_value(out: bytearray, value: Any) -> None:
 _SHORTS: dict[str, bytes] = {}
 
 
-def _short_bytes(text: str) -> bytes:
+def short_bytes(text: str) -> bytes:
     """``text`` as an AMQP short string (length byte + UTF-8), memoised while small."""
     cached = _SHORTS.get(text)
     if cached is None:
@@ -150,7 +150,7 @@ def _table(out: bytearray, table: Mapping[str, Any]) -> None:
     shorts, u32 = _SHORTS, _U32.pack
     for key, value in table.items():
         name = shorts.get(key) if type(key) is str else None
-        out += name if name is not None else _short_bytes(str(key))
+        out += name if name is not None else short_bytes(str(key))
         kind = type(value)  # the common types first, exactly as _value encodes them
         if kind is str:
             raw = value.encode("utf-8", "surrogatepass")
@@ -185,10 +185,17 @@ def _header_into(out: bytearray, message: Message, body_size: int,
     start = len(out)
     out += _HEADER_FIXED.pack(60, 0, body_size, 0)
     flags = 0x8000 | 0x4000 | 0x2000  # content type, content encoding, headers
-    out += _short_bytes(message.content_type)
-    out += _short_bytes(message.content_encoding)
+    out += short_bytes(message.content_type)
+    out += short_bytes(message.content_encoding)
     _table(out, message.headers or {})
-    props = message.properties
+    flags |= properties_into(out, message.properties, drop_expiration)
+    _U16.pack_into(out, start + 12, flags)
+
+
+def properties_into(out: bytearray, props: Mapping[str, Any],
+                    drop_expiration: bool = False) -> int:
+    """Append the basic properties after the headers (AMQP order); return their flags."""
+    flags = 0
     for name, bit, kind in _PROPS:
         value = props.get(name)
         if value is None or (drop_expiration and name == "expiration"):
@@ -200,7 +207,7 @@ def _header_into(out: bytearray, message: Message, body_size: int,
             out += struct.pack(">Q", int(value))
         else:
             _short(out, str(value))
-    _U16.pack_into(out, start + 12, flags)
+    return flags
 
 
 @dataclass(slots=True)
@@ -225,7 +232,7 @@ def _frame(out: bytearray, kind: int, channel: int, payload: bytes | bytearray) 
 _METHOD_FRAMES: dict[tuple[int, str, str, bool], bytes] = {}
 
 
-def _method_frame(channel: int, exchange: str, routing_key: str, mandatory: bool) -> bytes:
+def method_frame(channel: int, exchange: str, routing_key: str, mandatory: bool) -> bytes:
     key = (channel, exchange, routing_key, mandatory)
     frame = _METHOD_FRAMES.get(key)
     if frame is None:
@@ -248,7 +255,7 @@ def encode_publish(
     Raises PublishError, leaving ``out`` as it was, when the headers do not fit in one
     frame: RabbitMQ would close the whole connection for it (``frame_too_large``)."""
     start = len(out)
-    out += _method_frame(channel, item.exchange, item.routing_key, item.mandatory)
+    out += method_frame(channel, item.exchange, item.routing_key, item.mandatory)
     body = item.message.body
     head = len(out)
     out += _FRAME_HEAD.pack(2, channel, 0)
@@ -256,11 +263,19 @@ def encode_publish(
     size = len(out) - head - 7
     if frame_max and size + 8 > frame_max:
         del out[start:]
-        raise PublishError(
-            f"task {item.message.task_id}: its headers take {size} bytes, more than "
-            f"RabbitMQ's frame_max ({frame_max}); AMQP cannot carry them")
+        raise header_too_large(item.message.task_id, size, frame_max)
     _U32.pack_into(out, head + 3, size)
     out += _END
+    body_frames(out, channel, body, frame_max)
+
+
+def header_too_large(task_id: str, size: int, frame_max: int) -> PublishError:
+    return PublishError(f"task {task_id}: its headers take {size} bytes, more than "
+                        f"RabbitMQ's frame_max ({frame_max}); AMQP cannot carry them")
+
+
+def body_frames(out: bytearray, channel: int, body: bytes, frame_max: int) -> None:
+    """Append the body frames of one message (none for an empty body)."""
     chunk = max(1, frame_max - 8) if frame_max else len(body) or 1
     if len(body) <= chunk:
         if body:
