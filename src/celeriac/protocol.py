@@ -223,12 +223,17 @@ def build_task_message(
     task_id = task_id or new_id()
     kwargs = kwargs or {}
     args = list(args)
-    embed = (
-        _EMPTY_EMBED
-        if callbacks is None and errbacks is None and chain is None and chord is None
-        else {"callbacks": callbacks, "errbacks": errbacks, "chain": chain, "chord": chord}
-    )
-    content_type, encoding, body = serialization.dumps([args, kwargs, embed], serializer)
+    content_type = serialization.resolve_content_type(serializer)
+    if callbacks is None and errbacks is None and chain is None and chord is None and \
+            content_type == serialization.JSON:  # the common case: the embed is fixed
+        _, body, argsrepr, kwargsrepr = _call_parts(task_id, args, kwargs, "json")
+        encoding = "utf-8"
+    else:
+        embed = {"callbacks": callbacks, "errbacks": errbacks, "chain": chain,
+                 "chord": chord}
+        content_type, encoding, body = serialization.dumps([args, kwargs, embed],
+                                                           serializer)
+        argsrepr, kwargsrepr = _repr_capped(tuple(args)), _repr_capped(kwargs)
     task_headers: dict[str, Any] = {
         "lang": "py",
         "task": name,
@@ -242,8 +247,8 @@ def build_task_message(
         "timelimit": [time_limit, soft_time_limit],
         "root_id": root_id or task_id,
         "parent_id": parent_id,
-        "argsrepr": _repr_capped(tuple(args)),
-        "kwargsrepr": _repr_capped(kwargs),
+        "argsrepr": argsrepr,
+        "kwargsrepr": kwargsrepr,
         "origin": _ORIGIN,
         "ignore_result": ignore_result,
         "replaced_task_nesting": 0,
