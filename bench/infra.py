@@ -121,6 +121,9 @@ class QueueProbe:
             if self._amqp is not None:
                 with contextlib.suppress(Exception):
                     self._loop.run_until_complete(self._amqp.close())  # type: ignore[attr-defined]
+            left = asyncio.all_tasks(self._loop)  # aiormq's writer closing: let it finish
+            if left:
+                self._loop.run_until_complete(asyncio.wait(left, timeout=2.0))
             self._loop.close()
 
 
