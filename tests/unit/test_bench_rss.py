@@ -25,10 +25,12 @@ def test_the_sampler_counts_children_and_looks_them_up_once_a_second(monkeypatch
             "'import time; b = bytearray(40 << 20); time.sleep(30)']); time.sleep(30)")
     parent = subprocess.Popen([sys.executable, "-c", code])
     try:
-        deadline = time.monotonic() + 10
-        while not psutil.Process(parent.pid).children() and time.monotonic() < deadline:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until the child holds its bytearray
+            children = psutil.Process(parent.pid).children()
+            if children and children[0].memory_info().rss > 40 << 20:
+                break
             time.sleep(0.05)
-        time.sleep(0.5)  # both have touched their bytearrays
         sampler = infra.RssSampler(parent.pid)
         lookups = []
         real_children = psutil.Process.children
