@@ -222,6 +222,31 @@ def worker(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> Iterat
         proc.stop()
 
 
+def io_pressure() -> float | None:
+    """The share of the last 10 s in which some task waited for the disk (Linux PSI,
+    ``/proc/pressure/io``), in percent; None where the kernel does not report it."""
+    try:
+        first = Path("/proc/pressure/io").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    fields = dict(part.split("=") for part in first.split()[1:])
+    return float(fields["avg10"])
+
+
+def settle_io(limit_s: float = 60.0, quiet_pct: float = 1.0) -> float:
+    """Wait until the disk is quiet (the 10 s IO-pressure average under ``quiet_pct``),
+    at most ``limit_s``; returns the seconds waited. Why: a phase that wrote 50,000
+    persistent messages leaves the disk busy for a while, and RabbitMQ syncing a
+    confirmed publish then waits behind it (round trips of 100 ms and more)."""
+    began = time.monotonic()
+    while time.monotonic() - began < limit_s:
+        pressure = io_pressure()
+        if pressure is None or pressure < quiet_pct:
+            break
+        time.sleep(0.5)
+    return time.monotonic() - began
+
+
 def wait_for_file(path: Path, proc: WorkerProcess, limit_s: float,
                   on_tick: object = None) -> bool:
     """True once ``path`` exists; False when the worker died or the limit passed."""

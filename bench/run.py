@@ -157,6 +157,9 @@ class Pair:
 
     def latency(self) -> None:
         self.reset()
+        waited = infra.settle_io()  # the phases before leave the disk busy for a while
+        if waited >= 1.0:
+            print(f"  waited {waited:.0f}s for the disk to settle", file=sys.stderr)
         with self.worker(self.system.fast, "latency") as proc:
             result = self.client("latency", "-n", str(LATENCY_N), limit_s=600)
             result["peak_rss_mb"] = proc.rss.peak_bytes / 2**20
