@@ -226,7 +226,7 @@ def build_task_message(
     content_type = serialization.resolve_content_type(serializer)
     if callbacks is None and errbacks is None and chain is None and chord is None and \
             content_type == serialization.JSON:  # the common case: the embed is fixed
-        _, body, argsrepr, kwargsrepr = _call_parts(task_id, args, kwargs, "json")
+        body, argsrepr, kwargsrepr = _body_and_reprs(args, kwargs, "json")
         encoding = "utf-8"
     else:
         embed = {"callbacks": callbacks, "errbacks": errbacks, "chain": chain,
@@ -393,8 +393,14 @@ def task_ids(messages: Sequence[Message]) -> list[str]:
 def _call_parts(task_id: str, args: Sequence[Any], kwargs: dict[str, Any] | None,
                 serializer: str) -> tuple[str, bytes, str, str]:
     """One call of a batch: (task id, body, argsrepr, kwargsrepr)."""
+    return (task_id, *_body_and_reprs(args, kwargs, serializer))
+
+
+def _body_and_reprs(args: Sequence[Any], kwargs: dict[str, Any] | None,
+                    serializer: str) -> tuple[bytes, str, str]:
+    """A call's body with the fixed (empty) embed, and its argument reprs."""
     if not args and not kwargs and serializer == "json":
-        return task_id, _NO_ARGUMENTS_JSON, "()", "{}"
+        return _NO_ARGUMENTS_JSON, "()", "{}"
     kwargs = kwargs or {}
     args = list(args)
     if serializer == "json":  # the body's three parts encoded apart: the embed is fixed
@@ -403,7 +409,7 @@ def _call_parts(task_id: str, args: Sequence[Any], kwargs: dict[str, Any] | None
                                 dumps(kwargs) if kwargs else b"{}", _EMPTY_EMBED_JSON)
     else:
         _, _, body = serialization.dumps([args, kwargs, _EMPTY_EMBED], serializer)
-    return task_id, body, _repr_capped(tuple(args)), _repr_capped(kwargs)
+    return body, _repr_capped(tuple(args)), _repr_capped(kwargs)
 
 
 def parse_task(message: Message, accept: frozenset[str]) -> TaskCall:

@@ -19,20 +19,18 @@ from typing import Any, overload
 
 from celeriac.brokers.amqp_wire import (
     Outgoing,
-    body_frames,
+    content_frames,
     encode_publish,
     encode_table,
-    header_too_large,
     method_frame,
     properties_into,
     short_bytes,
+    short_string,
 )
 from celeriac.protocol import CallBatch, Message
 
-_FRAME_HEAD = struct.Struct(">BHI")
 _HEADER_FIXED = struct.Struct(">HHQH")  # class id, weight, body size, property flags
 _U32 = struct.Struct(">I")
-_END = b"\xce"
 _BEFORE_CORRELATION = ("delivery_mode", "priority")  # the properties AMQP orders first
 #: header -> which part of a call carries it: (task id, body, argsrepr, kwargsrepr)
 _PER_CALL = {"id": 0, "argsrepr": 2, "kwargsrepr": 3}
@@ -70,13 +68,8 @@ class OutgoingBatch(Sequence[Outgoing]):
         method = method_frame(channel, self.exchange, self.routing_key, True)
         for call in self.batch.calls:
             header = form.header(call)
-            if frame_max and len(header) + 8 > frame_max:
-                raise header_too_large(call[0], len(header), frame_max)
             out += method
-            out += _FRAME_HEAD.pack(2, channel, len(header))
-            out += header
-            out += _END
-            body_frames(out, channel, call[1], frame_max)
+            content_frames(out, channel, header, call[1], frame_max, call[0])
 
 
 def encode_many(out: bytearray, channel: int, items: Sequence[Outgoing],
@@ -144,12 +137,5 @@ class _HeaderForm:
         task_id = call[0]
         return b"".join((_HEADER_FIXED.pack(60, 0, len(call[1]), self.flags), self.types,
                          _U32.pack(len(table)), table, self.before,
-                         _short(task_id), self.after))
+                         short_string(task_id), self.after))
 
-
-def _short(text: str) -> bytes:
-    """A short string not memoised (short_bytes keeps the first 4,096 it sees)."""
-    raw = text.encode()
-    if len(raw) > 255:
-        raise ValueError(f"AMQP short string over 255 bytes: {text[:40]!r}...")
-    return bytes((len(raw),)) + raw

@@ -69,12 +69,16 @@ _PROPS: tuple[tuple[str, int, str], ...] = (
 )
 
 
-def _short(out: bytearray, text: str) -> None:
+def short_string(text: str) -> bytes:
+    """``text`` as an AMQP short string (length byte + UTF-8), not memoised."""
     raw = text.encode()
     if len(raw) > 255:
         raise ValueError(f"AMQP short string over 255 bytes: {text[:40]!r}...")
-    out.append(len(raw))
-    out += raw
+    return bytes((len(raw),)) + raw
+
+
+def _short(out: bytearray, text: str) -> None:
+    out += short_string(text)
 
 
 def _value(out: bytearray, value: Any) -> None:
@@ -265,6 +269,18 @@ def encode_publish(
         del out[start:]
         raise header_too_large(item.message.task_id, size, frame_max)
     _U32.pack_into(out, head + 3, size)
+    out += _END
+    body_frames(out, channel, body, frame_max)
+
+
+def content_frames(out: bytearray, channel: int, header: bytes, body: bytes,
+                   frame_max: int, task_id: str) -> None:
+    """Append a ready content-header payload's frame and the body frames after it;
+    PublishError when the header does not fit in one frame (see encode_publish)."""
+    if frame_max and len(header) + 8 > frame_max:
+        raise header_too_large(task_id, len(header), frame_max)
+    out += _FRAME_HEAD.pack(2, channel, len(header))
+    out += header
     out += _END
     body_frames(out, channel, body, frame_max)
 
