@@ -186,10 +186,12 @@ def markdown(run: dict[str, Any]) -> str:
                if "delayed" in r]
     if delayed:
         parts += ["## Delayed tasks stay in the broker", "",
-                  "| broker | tasks scheduled 1 h ahead | worker RSS before | after | change |",
-                  "|---|---:|---:|---:|---:|"]
+                  "| broker | tasks scheduled 1 h ahead | worker RSS before | after | change "
+                  "| until all passed the worker |",
+                  "|---|---:|---:|---:|---:|---:|"]
         parts += [f"| {BROKER_NAMES[b]} | {d['n']:,} | {d['rss_before_mb']:.1f} MB | "
-                  f"{d['rss_after_mb']:.1f} MB | {d['delta_mb']:+.1f} MB |" for b, d in delayed]
+                  f"{d['rss_after_mb']:.1f} MB | {d['delta_mb']:+.1f} MB | "
+                  f"{d.get('received_s', 0.0):.1f} s |" for b, d in delayed]
         parts.append("")
     if "celeriac" in run["systems"]:
         parts += ["## Issue 7's targets", "", *targets(run), ""]

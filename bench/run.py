@@ -177,6 +177,10 @@ class Pair:
             time.sleep(2.0)
             before = proc.rss.current()
             result = self.client("delayed", "-n", str(DELAYED_N), limit_s=600)
+            # Where the client sends them to the queue with an eta header (Redis, by
+            # default), the worker receives each and parks it in the delay store: the
+            # RSS is read once the queue is empty, i.e. every one has passed the worker
+            result["received_s"] = self.wait_for_empty_queue(limit_s=300)
             time.sleep(5.0)  # the worker goes on fetching (and promoting) meanwhile
             after = proc.rss.current()
             if not proc.alive():
@@ -186,6 +190,16 @@ class Pair:
         print(f"  worker RSS {before / 2**20:.1f} MB -> {after / 2**20:.1f} MB with "
               f"{DELAYED_N:,} delayed tasks in the broker", file=sys.stderr)
         self.results["delayed"] = result
+
+    def wait_for_empty_queue(self, limit_s: float) -> float:
+        """Seconds until the queue has no ready message (or the limit)."""
+        probe, began = self.probe(), time.monotonic()
+        try:
+            while time.monotonic() - began < limit_s and (probe.ready() or 0) > 0:
+                time.sleep(0.1)
+        finally:
+            probe.close()
+        return time.monotonic() - began
 
     def run(self) -> dict[str, Any]:
         phases = [("publish delay + consume (fast worker)",

@@ -338,7 +338,9 @@ class Celery:
         """The settings a send reads, re-read only after ``conf`` changed."""
         cached = self._send_defaults
         if cached is None or cached.revision != self.conf.revision:
-            self._send_defaults = cached = SendDefaults.read(self.conf)
+            broker = load_class(BROKER_CLASSES, self.broker_url, "broker")
+            self._send_defaults = cached = SendDefaults.read(self.conf,
+                                                             broker.shared_delay_store)
         return cached
 
     def _build_message(self, name: str, args: Any, kwargs: Any, task_type: Any,

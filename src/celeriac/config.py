@@ -51,8 +51,11 @@ SETTINGS: dict[str, Setting] = {
     "broker_heartbeat": Setting(120.0, _OPT_NUM, "AMQP heartbeat in seconds."),
     "broker_pool_limit": Setting(10, (int, type(None)), "Producer connections kept open."),
     "broker_delay_store": Setting(
-        True, bool, "Keep future tasks in the broker's delay store (False: send them to "
-                    "their queue with an eta header, as Celery does, for Celery-only fleets)."),
+        None, (bool, type(None)),
+        "Where sends with a countdown/eta go. None: the broker's delay store where every "
+        "worker gets them when due (RabbitMQ, SQLite, memory), else (Redis) the queue with "
+        "Celery's eta header, parked by the celeriac worker that receives them. True: the "
+        "delay store always (a celeriac-only fleet). False: the queue, retries too."),
     "result_backend": Setting(None, _OPT_STR,
                               "Result URL; none: the broker's file on SQLite/memory."),
     "result_backend_transport_options": Setting({}, dict, "Result backend options."),

@@ -29,10 +29,13 @@ class SendDefaults:
     security_key: Any
     rpc_results: bool
     result_expires: float | None
+    #: countdown/eta sends go to the broker's delay store (else: the queue, eta header)
     delay_store: bool
 
     @classmethod
-    def read(cls, conf: Config) -> SendDefaults:
+    def read(cls, conf: Config, shared_delay_store: bool) -> SendDefaults:
+        """``shared_delay_store``: the broker's ``Broker.shared_delay_store``."""
+        chosen = conf.broker_delay_store
         return cls(
             revision=conf.revision,
             always_eager=bool(conf.task_always_eager),
@@ -47,5 +50,5 @@ class SendDefaults:
             security_key=conf.security_key,
             rpc_results=str(conf.result_backend or "").startswith("rpc://"),
             result_expires=conf.seconds("result_expires"),
-            delay_store=bool(conf.broker_delay_store),
+            delay_store=shared_delay_store if chosen is None else bool(chosen),
         )

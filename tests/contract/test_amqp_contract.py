@@ -62,6 +62,7 @@ async def fresh_queues(broker: AMQPBroker) -> None:
 
 
 class TestAMQPBroker(BrokerContract):
+    atomic_park = False
     priority_order = "higher-first"
 
     @pytest.fixture

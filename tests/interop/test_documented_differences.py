@@ -56,13 +56,14 @@ def test_far_eta_from_celery_waits_in_the_broker_not_the_worker(fleet: Fleet) ->
     assert f"{far.id}] received with eta" in fleet.log(worker)
 
 
-def test_default_countdown_from_celeriac_with_only_celery_workers(fleet: Fleet) -> None:
-    """On Redis celeriac's default delay store is promoted by celeriac workers: a
-    Celery-only fleet must set ``broker_delay_store=False`` (tested in
-    test_celeriac_client_celery_worker). On RabbitMQ the delay queues dead-letter into
-    the target queue, so a Celery worker alone runs it when due."""
+def test_opt_in_delay_store_needs_a_celeriac_worker_on_redis(fleet: Fleet) -> None:
+    """``broker_delay_store = True`` (for celeriac-only fleets): on Redis countdowns wait
+    in ``_celeriac.delayed``, which only celeriac workers promote, so a Celery worker
+    alone never runs them. The default (None) sends them to the queue with an eta
+    header instead (test_countdowns_by_fleet). On RabbitMQ the delay levels deliver to
+    the queue, so a Celery worker alone runs it when due either way."""
     fleet.celery_worker()
-    client = fleet.celeriac_client()
+    client = fleet.celeriac_client(broker_delay_store=True)
     started = time.monotonic()
     result = client.send_task("interop.add", (2, 2), countdown=1)
     if fleet.broker_url.startswith("amqp"):

@@ -218,6 +218,17 @@ def test_without_the_delay_store_countdown_goes_to_the_queue_with_an_eta(app: Ce
     assert 3590 < (eta - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 3600
 
 
+@pytest.mark.parametrize(("url", "default"), [
+    ("redis://127.0.0.1:6379/0", False),  # only celeriac workers promote _celeriac.delayed
+    ("amqp://guest:guest@127.0.0.1//", True),  # RabbitMQ's delay levels reach any worker
+    ("memory://", True), ("sqlite:///x.db", True)])  # no Celery worker reads these
+def test_where_countdowns_go_by_default_and_when_chosen(url: str, default: bool) -> None:
+    app = Celery("where", broker=url, set_as_current=False)
+    assert app.send_defaults().delay_store is default
+    app.conf.broker_delay_store = not default
+    assert app.send_defaults().delay_store is (not default)
+
+
 def test_with_app_closes_its_connections_and_the_app_stays_usable(tmp_path: Path) -> None:
     """Celery's ``app.close()`` and ``with app:`` exist, close, and lose nothing."""
     with Celery("closing", broker=f"sqlite:///{tmp_path}/c.db", set_as_current=False) as app:

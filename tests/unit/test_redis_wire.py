@@ -462,9 +462,11 @@ async def test_bulk_sends_store_each_call_as_its_own_envelope(
 async def test_bulk_sends_with_a_countdown_wait_in_the_delay_store_spliced(
         raw: aioredis.Redis, prefix: str) -> None:
     """delay_many(countdown=...) on Redis: each call's envelope (spliced, DueBatch) in
-    the delayed zset with the batch's due time and its bucket and queue after it."""
+    the delayed zset with the batch's due time and its bucket and queue after it
+    (``broker_delay_store = True``: a celeriac-only fleet's opt-in)."""
     app = Celery("bulk-delay", broker=URL, set_as_current=False)
     app.conf.broker_transport_options = {"global_keyprefix": prefix}
+    app.conf.broker_delay_store = True
 
     @app.task(name="bulk.later")
     def later(x: Any) -> Any:

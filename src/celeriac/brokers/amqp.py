@@ -71,7 +71,6 @@ class AMQPBroker(Broker):
 
     schemes = ("amqp", "amqps", "pyamqp")
     supports_priority = True  # on queues declared with x-max-priority (max_priority option)
-    native_delay = True
     refill_early = True  # fetch takes from the inbox RabbitMQ pushes to; acks free room
     leased = False  # RabbitMQ redelivers only when the consumer's channel closes
 

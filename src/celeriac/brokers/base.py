@@ -65,8 +65,13 @@ class Broker(abc.ABC):
     #: URL schemes this class serves, e.g. ("redis", "rediss")
     schemes: ClassVar[tuple[str, ...]] = ()
     supports_priority: ClassVar[bool] = False
-    #: True when delayed messages are promoted by the broker itself (no worker needed)
-    native_delay: ClassVar[bool] = False
+    #: True when a message put in ``delay`` reaches its queue when due whoever consumes
+    #: that queue: the broker moves it (RabbitMQ), or no Celery worker can share the
+    #: queue (SQLite, memory). False on Redis, where celeriac workers' fetches promote
+    #: ``_celeriac.delayed`` and a Celery worker never would: there clients send
+    #: due-later messages to the queue with Celery's eta header, and a celeriac worker
+    #: that receives one parks it (``park``). See ``broker_delay_store``.
+    shared_delay_store: ClassVar[bool] = True
     #: True when ``fetch`` only takes what the broker already pushed to this process
     #: (RabbitMQ): the worker then acks and refills at half its prefetch window while
     #: the other half runs. False when each fetch is a round trip that costs the broker
@@ -116,6 +121,15 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
         """Renew the lease of deliveries still being worked on."""
+
+    async def park(self, parked: Sequence[tuple[Delivery, float]]) -> None:
+        """Move in-flight deliveries into the delay store until a unix time each, and
+        forget them: a worker that received a message with a future eta. Brokers that can
+        do it in one step do (Redis, SQLite, memory), so a worker dying half way cannot
+        leave one copy in the store and another redelivered. This default (RabbitMQ) is
+        ``delay`` then ``ack``: a crash between the two would run the task twice."""
+        await self.delay([(d.message, due) for d, due in parked])
+        await self.ack([d for d, _ in parked])
 
     @abc.abstractmethod
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:

@@ -54,7 +54,6 @@ class MemoryBroker(Broker):
 
     schemes = ("memory",)
     supports_priority = True
-    native_delay = True
 
     def __init__(self, url: str = "memory://", options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
@@ -154,6 +153,13 @@ class MemoryBroker(Broker):
         times = [s.delayed[0][0]] if s.delayed else []
         times += [deadline for _, deadline in s.in_flight.values()]
         return min(times) - time.time() if times else None
+
+    async def park(self, parked: Sequence[tuple[Delivery, float]]) -> None:
+        with self._s.lock:
+            for d, due in parked:
+                if self._s.in_flight.pop(d.tag, None) is not None:
+                    heapq.heappush(self._s.delayed, (due, next(self._s.seq), d.message))
+            self._wake()
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         with self._s.lock:

@@ -113,7 +113,7 @@ class RedisBroker(Broker):
 
     schemes = ("redis", "rediss", "redis+socket", "sentinel")
     supports_priority = True
-    native_delay = True
+    shared_delay_store = False
     #: as Celery on Redis: priority 0 is served before 9
     priority_order: ClassVar[str] = "lower-first"
 
@@ -317,6 +317,20 @@ class RedisBroker(Broker):
             queue = queues[int(reply[i]) - 1]
             deliveries.append(_delivery(queue, _raw(reply[i + 1]).decode(), reply[i + 2]))
         return deliveries, next_due
+
+    async def park(self, parked: Sequence[tuple[Delivery, float]]) -> None:
+        """One run of park.lua: out of unacked and into the delayed zset, atomically,
+        back to the queue each came from when due."""
+        if not parked:
+            return
+        counts = Counter(d.queue for d, _ in parked)
+        keys = [self.unacked, self.unacked_index, self.leases, self.delayed,
+                *[self._wake_key(q) for q in counts]]
+        args: list[Any] = [_WAKE_CAP, len(parked), *[min(c, _WAKE_CAP) for c in counts.values()]]
+        for d, due in parked:
+            where = f"\n{priority_step(d.message.priority)}{d.queue}".encode()
+            args += [d.tag, repr(float(due)), to_envelope(d.message) + where]
+        await self._eval("park", keys, args)
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:

@@ -88,7 +88,6 @@ class SQLiteBroker(Broker):
 
     schemes = ("sqlite",)
     supports_priority = True
-    native_delay = True
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
@@ -208,6 +207,14 @@ class SQLiteBroker(Broker):
         if deliveries:
             self._write("DELETE FROM messages WHERE id = ? AND delivery_count = ?",
                         [d.tag for d in deliveries])
+
+    async def park(self, parked: Sequence[tuple[Delivery, float]]) -> None:
+        """The row stays, its ``available_at`` set to the due time: one statement."""
+        if parked:
+            self._write(
+                "UPDATE messages SET available_at = ? WHERE id = ? AND delivery_count = ?",
+                [(due, *d.tag) for d, due in parked],
+            )
 
     async def requeue(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:

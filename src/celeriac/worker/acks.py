@@ -1,6 +1,7 @@
 """Batched acks, and the lease keeper that stops running tasks from being redelivered.
 
-Acker: deliveries finished in one turn of the loop are acked in one broker call.
+Acker: deliveries finished in one turn of the loop are acked in one broker call; those
+received with a future eta are parked in the broker's delay store the same way.
 LeaseKeeper: every third of the broker's lease it renews the leases of all deliveries
 the worker holds. It runs on a thread of its own with its own broker client, so a sync
 task that blocks the worker's loop (solo pool) still has its lease renewed. On a broker
@@ -22,15 +23,25 @@ logger = logging.getLogger("celeriac.worker")
 
 
 class Acker:
-    """Collects finished deliveries and acks them in batches."""
+    """Collects finished deliveries and acks them in batches (and parks, the same way,
+    deliveries whose eta is still ahead: ``Broker.park``)."""
 
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
         self._pending: list[Delivery] = []
+        self._parking: list[tuple[Delivery, float]] = []
         self._flushing: asyncio.Task[None] | None = None
 
     def ack(self, delivery: Delivery) -> None:
         self._pending.append(delivery)
+        self._flush_later()
+
+    def park(self, delivery: Delivery, due: float) -> None:
+        """Hand the delivery back to the broker's delay store until ``due`` (unix s)."""
+        self._parking.append((delivery, due))
+        self._flush_later()
+
+    def _flush_later(self) -> None:
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
 
@@ -39,15 +50,24 @@ class Acker:
         await self.flush()
 
     async def flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await self._broker.ack(batch)
-            except Exception:
-                # The lease keeper stops renewing them, so the broker redelivers them:
-                # at-least-once, never lost.
-                logger.exception("ack of %d deliveries failed; they will be redelivered",
-                                 len(batch))
+        while self._pending or self._parking:
+            if self._parking:
+                parked, self._parking = self._parking, []
+                try:
+                    await self._broker.park(parked)
+                except Exception:
+                    # still in flight: redelivered after the lease and parked again then
+                    logger.exception("parking %d deliveries with a future eta failed; they "
+                                     "will be redelivered", len(parked))
+            if self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._broker.ack(batch)
+                except Exception:
+                    # The lease keeper stops renewing them, so the broker redelivers them:
+                    # at-least-once, never lost.
+                    logger.exception("ack of %d deliveries failed; they will be redelivered",
+                                     len(batch))
 
 
 class LeaseKeeper:

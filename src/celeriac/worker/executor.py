@@ -125,10 +125,9 @@ class Executor:
             return await self._expire(delivery, call)
         if eta is not None and now is not None and self.honour_eta \
                 and (eta - now).total_seconds() > 0.01:
-            await self.broker.delay([(delivery.message, eta.timestamp())])
             logger.info("Task %s[%s] received with eta %s: kept in the broker until then",
                         call.name, call.id, eta.isoformat())
-            return self.acker.ack(delivery)
+            return self.acker.park(delivery, eta.timestamp())
 
         acks_late = self.acks_late_default if task.acks_late is None else task.acks_late
         if not acks_late:
@@ -210,7 +209,7 @@ class Executor:
         message = _retried_message(delivery.message, call, eta, retry.options)
         if self.security_key:
             signing.sign(message, self.security_key)
-        if self.app.conf.broker_delay_store:
+        if self.app.conf.broker_delay_store is not False:  # celeriac workers promote it
             await self.broker.delay([(message, eta.timestamp())])
         else:  # a Celery worker may take it: to the queue with its eta header, as Celery
             await self.broker.publish([message])
