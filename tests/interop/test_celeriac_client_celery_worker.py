@@ -31,10 +31,14 @@ def test_rich_arguments_results_and_failures(fleet: Fleet, pool: str) -> None:
     assert failed.state == "FAILURE" and "KeyError" in (failed.traceback or "")
 
 
-def test_countdown_and_eta_in_celery_mode(fleet: Fleet) -> None:
-    """``broker_delay_store=False``: eta tasks go to the queue as Celery sends them."""
+@pytest.mark.parametrize("delay_store", [None, False])
+def test_countdown_and_eta_reach_a_celery_worker(fleet: Fleet, delay_store: bool | None
+                                                 ) -> None:
+    """By default (None) and with ``broker_delay_store=False`` a Celery worker alone runs
+    a celeriac client's countdown and eta tasks when due."""
     fleet.celery_worker()
-    client = fleet.celeriac_client(broker_delay_store=False)
+    client = (fleet.celeriac_client() if delay_store is None
+              else fleet.celeriac_client(broker_delay_store=delay_store))
     started = time.monotonic()
     by_countdown = client.send_task("interop.add", (1, 2), countdown=2)
     eta = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=2)
