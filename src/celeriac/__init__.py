@@ -9,10 +9,21 @@ __version__ = "0.1.0"
 
 from celeriac import states
 from celeriac.app import Celery, current_app, shared_task
-from celeriac.canvas import Signature, chain, signature
+from celeriac.canvas import (
+    Signature,
+    chain,
+    chord,
+    chunks,
+    group,
+    maybe_signature,
+    signature,
+    xmap,
+    xstarmap,
+)
 from celeriac.context import Context
 from celeriac.errors import (
     CeleriacError,
+    ChordError,
     ConfigurationError,
     ImproperlyConfigured,
     MaxRetriesExceededError,
@@ -24,18 +35,22 @@ from celeriac.errors import (
     TimeoutError,
 )
 from celeriac.result import AsyncResult, EagerResult
+from celeriac.result_group import GroupResult, ResultSet, result_from_tuple
 from celeriac.task import Task
 
 __all__ = [
     "AsyncResult",
     "CeleriacError",
     "Celery",
+    "ChordError",
     "ConfigurationError",
     "Context",
     "EagerResult",
+    "GroupResult",
     "ImproperlyConfigured",
     "MaxRetriesExceededError",
     "NotRegistered",
+    "ResultSet",
     "Retry",
     "Signature",
     "SoftTimeLimitExceeded",
@@ -45,8 +60,15 @@ __all__ = [
     "TimeoutError",
     "__version__",
     "chain",
+    "chord",
+    "chunks",
     "current_app",
+    "group",
+    "maybe_signature",
+    "result_from_tuple",
     "shared_task",
     "signature",
     "states",
+    "xmap",
+    "xstarmap",
 ]

@@ -329,6 +329,9 @@ class Celery:
             if self._finalized:
                 return
             self._finalized = True
+            from celeriac.builtins import register_builtins
+
+            register_builtins(self)
             for module in [*self.conf.imports, *self.conf.include]:
                 importlib.import_module(module)
             self._import_discovered()
@@ -382,6 +385,7 @@ class Celery:
             root_id=get("root_id") or parent.root_id,
             parent_id=get("parent_id") or parent.id,
             group_id=get("group_id"),
+            group_index=get("group_index"),
             ignore_result=bool(get("ignore_result") or d.ignore_result),
             reply_to=reply_to,
             shadow=get("shadow"),
@@ -520,8 +524,14 @@ class Celery:
         else:
             await broker.delay(scheduled(messages, due))
 
-    def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
-        return AsyncResult(task_id, app=self)
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
+        return AsyncResult(task_id, app=self, **kwargs)
+
+    def GroupResult(self, id: str | None = None, results: Any = None, **kwargs: Any) -> Any:
+        """``celeriac.result_group.GroupResult`` bound to this app."""
+        from celeriac.result_group import GroupResult
+
+        return GroupResult(id, results, app=self, **kwargs)
 
     # -- running a worker -------------------------------------------------------------
     def Worker(self, **options: Any) -> Any:

@@ -61,6 +61,10 @@ SETTINGS: dict[str, Setting] = {
     "result_backend_transport_options": Setting({}, dict, "Result backend options."),
     "result_expires": Setting(86400.0, _OPT_NUM, "Seconds results are kept (1 day)."),
     "result_serializer": Setting("json", str, "Serializer for results."),
+    "result_chord_join_timeout": Setting(3.0, _NUM, "Seconds a chord's join may take; "
+                                                    "its send claim lasts twice that."),
+    "result_chord_expires": Setting(None, _OPT_NUM, "Seconds a chord's join state is "
+                                                    "kept; none: result_expires."),
     "result_accept_content": Setting(None, (list, tuple, type(None)), "Result content types."),
     "result_extended": Setting(False, bool, "Store name, args, kwargs with results."),
     "result_persistent": Setting(None, (bool, type(None)), "Durable rpc result messages."),

@@ -15,7 +15,8 @@
     ├── MaxRetriesExceededError   retry() past max_retries with no exception to re-raise
     ├── SoftTimeLimitExceeded     raised inside a task at its soft time limit
     ├── TimeLimitExceeded         the result of a task ended at its hard time limit
-    └── TaskRevokedError          the task expired or was revoked before it ran
+    ├── TaskRevokedError          the task expired or was revoked before it ran
+    └── ChordError                a chord's header failed (the body fails with it)
 
 The names match Celery's (``celery.exceptions``), so ``except`` clauses carry over.
 """
@@ -131,3 +132,8 @@ class TimeLimitExceeded(CeleriacError):
 
 class TaskRevokedError(CeleriacError):
     """The task was revoked or expired before it ran."""
+
+
+class ChordError(CeleriacError):
+    """A chord's header task failed, or its body could not be sent: the body's result
+    is this error, and the body's errbacks run once."""

@@ -3,6 +3,9 @@
 ``get()`` blocks until the task is ready and returns its value, or re-raises its
 exception (rebuilt as its own type where that type is a real exception class).
 ``aget()`` is the awaitable twin. ``AsyncResult[R]`` carries the task's return type.
+``parent`` is the result of the step before in a chain (or a chord's header);
+``children`` are the results a task's own calls started (read from the stored result).
+Groups' results (GroupResult, ResultSet) are in ``celeriac.result_group``.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ R = TypeVar("R")
 class AsyncResult(Generic[R]):
     """A task's result, looked up by id in the app's result backend."""
 
-    def __init__(self, id: str, app: Celery | None = None) -> None:
+    def __init__(self, id: str, app: Celery | None = None,
+                 parent: AsyncResult[Any] | Any = None, **_ignored: Any) -> None:
         if app is None:
             from celeriac.app import current_app
 
             app = current_app()
         self.id = id
         self.app = app
+        self.parent = parent
         self._meta: Meta | None = None
 
     task_id = property(lambda self: self.id)
@@ -122,6 +127,43 @@ class AsyncResult(Generic[R]):
     def failed(self) -> bool:
         return self.state == states.FAILURE
 
+    @property
+    def children(self) -> list[Any] | None:
+        """Results of the calls this task made, as stored with its result."""
+        from celeriac.result_group import result_from_tuple
+
+        meta = self._cached_or_fetch()
+        if not meta or not meta.get("children"):
+            return None
+        return [result_from_tuple(child, self.app) for child in meta["children"]]
+
+    def collect(self, intermediate: bool = False, **kwargs: Any) -> Any:
+        """Yield (result, value) for this result and its children, depth first, each
+        waited for (Celery's ``collect``)."""
+        for result in self._walk():
+            value = result.get(**kwargs)
+            yield result, value
+
+    def _walk(self) -> Any:
+        stack: list[Any] = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(getattr(node, "children", None) or []))
+
+    def as_tuple(self) -> tuple[Any, Any]:
+        """Celery's nested-tuple form (``result_from_tuple`` reads it back)."""
+        parent = self.parent
+        return (self.id, parent.as_tuple() if parent is not None else None), None
+
+    def as_list(self) -> list[str]:
+        ids = [self.id]
+        node = self.parent
+        while node is not None:
+            ids.append(node.id)
+            node = getattr(node, "parent", None)
+        return ids
+
     def forget(self) -> None:
         """Delete the stored result."""
         self._meta = None
@@ -167,3 +209,12 @@ class EagerResult(AsyncResult[R]):
 
     def forget(self) -> None:
         return None
+
+
+def __getattr__(name: str) -> Any:
+    """``celeriac.result.GroupResult`` etc., as ``celery.result`` has them."""
+    if name in ("GroupResult", "ResultSet", "result_from_tuple"):
+        from celeriac import result_group
+
+        return getattr(result_group, name)
+    raise AttributeError(name)

@@ -156,7 +156,7 @@ class Task(Generic[P, R]):
         return AsyncResult(task_id, app=self.app)
 
     def s(self, *args: Any, **kwargs: Any) -> Any:
-        """A signature of this task (for link, link_error and chains)."""
+        """A signature of this task (for link, link_error, chains, groups, chords)."""
         from celeriac.canvas import Signature
 
         return Signature.of(self.name, args, kwargs, app=self.app)
@@ -167,7 +167,35 @@ class Task(Generic[P, R]):
 
         return Signature.of(self.name, args, kwargs, app=self.app, immutable=True)
 
-    signature = s
+    def signature(self, args: Any = None, kwargs: Any = None, *starargs: Any,
+                  **options: Any) -> Any:
+        """Celery's ``task.signature(args, kwargs, **options)`` (calling options kept)."""
+        from celeriac.canvas import Signature
+
+        immutable = bool(options.pop("immutable", False))
+        extra = options.pop("options", None) or {}
+        return Signature(self.name, args or (), kwargs, {**extra, **options},
+                         immutable=immutable, app=self.app)
+
+    subtask = signature
+
+    def map(self, it: Iterable[Any]) -> Any:
+        """One ``celery.map`` task that calls this task's function on each item."""
+        from celeriac.canvas import xmap
+
+        return xmap(self.s(), it, app=self.app)
+
+    def starmap(self, it: Iterable[Any]) -> Any:
+        """One ``celery.starmap`` task that calls the function with each item's args."""
+        from celeriac.canvas import xstarmap
+
+        return xstarmap(self.s(), it, app=self.app)
+
+    def chunks(self, it: Iterable[Any], n: int) -> Any:
+        """The items in chunks of ``n``: a group of ``celery.starmap`` tasks when sent."""
+        from celeriac.canvas import chunks
+
+        return chunks(self.s(), it, n, app=self.app)
 
     # -- inside a running task ------------------------------------------------------------
     @property

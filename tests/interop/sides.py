@@ -63,3 +63,15 @@ def register(app: Any) -> None:
         if self.request.retries < fail_times:
             raise self.retry(exc=RuntimeError("flaky"), countdown=1, max_retries=5)
         return {"retries": self.request.retries, "side": SIDE}
+
+    @app.task(name="interop.tsum")
+    def tsum(values: list[Any]) -> int:
+        record(f"tsum {sorted(values)}")
+        return sum(values)
+
+    @app.task(name="interop.fail_on", bind=True)
+    def fail_on(self: Any, x: int, bad: int) -> int:
+        record(f"part {x}")
+        if x == bad:
+            raise ValueError(f"part {x} fails")
+        return x

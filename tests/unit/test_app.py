@@ -138,11 +138,13 @@ def test_retry_and_chain_run_through_drain(app: Celery) -> None:
     def inc(x: int) -> int:
         return x + 1
 
-    first = (flaky.s(5) | inc.s() | inc.s()).apply_async()
+    last = (flaky.s(5) | inc.s() | inc.s()).apply_async()
     drain(app)
     assert tries == [0, 1, 2]
-    assert first.get(timeout=1) == 10
-    # the last step's result is stored under its own id; find it through the backend
+    # as Celery: a chain's result is its last step's, the steps before are its parents
+    assert last.get(timeout=1) == 12
+    assert last.parent.get(timeout=1) == 11
+    assert last.parent.parent.get(timeout=1) == 10
     assert drain(app) == 0
 
 

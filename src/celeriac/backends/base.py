@@ -164,6 +164,7 @@ def decode_meta(raw: bytes | str) -> Meta:
 CELERY_TWINS = frozenset({
     "TaskRevokedError", "SoftTimeLimitExceeded", "TimeLimitExceeded",
     "MaxRetriesExceededError", "Retry", "NotRegistered", "ImproperlyConfigured",
+    "ChordError",
 })
 
 

@@ -19,7 +19,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from celeriac import serialization, signing, states
+from celeriac import chords, serialization, signing, states
 from celeriac.backends.base import (
     ResultBackend,
     exception_to_result,
@@ -174,6 +174,9 @@ class Executor:
                 await self._send_followers(call, outcome.value)
             if type(task).on_success is not Task.on_success:  # the default does nothing
                 _safe_hook(task.on_success, outcome.value, call.id, call.args, call.kwargs)
+            if call.chord:
+                await chords.on_task_done(self.app, self.backend, call, states.SUCCESS,
+                                          outcome.value)
             return False
         if outcome.state == states.RETRY and outcome.retry is not None:
             await self._retry(task, call, delivery, outcome)
@@ -190,6 +193,8 @@ class Executor:
         await self._store(call, make_meta(call.id, states.FAILURE, exception_to_result(exc),
                                           outcome.traceback, parent_id=request.parent_id))
         await self._send_errbacks(call)
+        if call.chord:
+            await chords.on_task_done(self.app, self.backend, call, states.FAILURE, exc)
         _safe_hook(task.on_failure, exc, call.id, call.args, call.kwargs, None)
         if outcome.exhausted:
             await self._dead_letter(delivery, f"max retries exceeded ({call.retries}): {exc!r}",
@@ -284,6 +289,8 @@ class Executor:
             await self._send_signature(sig, None, call)
 
     async def _send_signature(self, sig: dict[str, Any], value: Any, call: TaskCall) -> None:
+        if sig.get("subtask_type"):  # a group, chord or chain: the canvas sends it
+            return await chords.send_signature(self.app, sig, [value], call)
         args = list(sig.get("args") or [])
         if not sig.get("immutable"):
             args = [value, *args]

@@ -1,0 +1,240 @@
+"""Chords: the join that sends a chord's body once its header is done, and saved groups.
+
+The worker calls ``on_task_done`` when a task ends (SUCCESS or FAILURE) — one call, in
+``worker/executor.py``. For a header task (a ``chord`` in its embed and a ``group``
+header) it adds the task's part to its backend's join (``chords/redis.py``,
+``sqlite.py``, ``memory.py``). The part that completes the header claims the body and
+sends it with the header's results in header order; a failed part fails the body with
+ChordError instead (stored as the body's result, its errbacks called once). No task
+polls: there is no ``celery.chord_unlock`` loop on these backends.
+
+rpc:// and a disabled backend cannot join (Celery refuses them too): sending a chord
+raises NotImplementedError there; groups work on every backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from celeriac import states
+from celeriac.backends.base import (
+    DisabledBackend,
+    ResultBackend,
+    exception_to_result,
+    make_meta,
+)
+from celeriac.chords.base import ChordJoin, Claim
+from celeriac.errors import ChordError
+from celeriac.serialization import json_dumps, json_loads
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+    from celeriac.protocol import TaskCall
+
+logger = logging.getLogger("celeriac.chords")
+
+_NO_CHORDS = ("the {} result backend does not support chords (Celery's does not either): "
+              "use redis://, sqlite:// or memory:// results for chords, or a chain")
+
+
+def join_for(backend: ResultBackend, app: Celery) -> ChordJoin | None:
+    """The chord join of this backend (made once per backend), or None."""
+    join: ChordJoin | None = getattr(backend, "_celeriac_chord_join", None)
+    if join is not None:
+        return join
+    conf = app.conf
+    chord_s = conf.seconds("result_chord_expires") or conf.seconds("result_expires")
+    result_s = conf.seconds("result_expires")
+    claim_s = max(5, int((conf.seconds("result_chord_join_timeout") or 5.0) * 2))
+    from celeriac.backends.memory import MemoryBackend
+    from celeriac.backends.redis import RedisBackend
+    from celeriac.backends.sqlite import SQLiteBackend
+
+    if isinstance(backend, RedisBackend):
+        from celeriac.chords.redis import RedisChordJoin
+
+        join = RedisChordJoin(backend, chord_s, result_s, claim_s)
+    elif isinstance(backend, SQLiteBackend):
+        from celeriac.chords.sqlite import SQLiteChordJoin
+
+        join = SQLiteChordJoin(backend, chord_s, result_s, claim_s)
+    elif isinstance(backend, MemoryBackend):
+        from celeriac.chords.memory import MemoryChordJoin
+
+        join = MemoryChordJoin(backend.url, chord_s, result_s, claim_s)
+    else:
+        return None
+    setattr(backend, "_celeriac_chord_join", join)  # noqa: B010 (not a backend attribute)
+    return join
+
+
+def ensure_chords_allowed(app: Celery) -> None:
+    """Refuse a chord at send time on a backend that cannot join it."""
+    url = str(app.conf.result_backend or "")
+    if url.startswith("rpc://"):
+        raise NotImplementedError(_NO_CHORDS.format("rpc://"))
+    if not url and app.broker_url.split("://", 1)[0] not in ("sqlite", "memory", ""):
+        raise NotImplementedError("chords need a result backend: set result_backend")
+
+
+async def _join(app: Celery) -> ChordJoin:
+    backend = await app.clients.backend()
+    join = join_for(backend, app)
+    if join is None:
+        name = "disabled" if isinstance(backend, DisabledBackend) else type(backend).__name__
+        raise NotImplementedError(_NO_CHORDS.format(name))
+    return join
+
+
+async def _set_size(app: Celery, group_id: str, size: int) -> None:
+    await (await _join(app)).set_size(group_id, size)
+
+
+def set_size(app: Celery, group_id: str, size: int) -> None:
+    """Record a chord header's size (the client does, before its last header task)."""
+    app.run_sync(_set_size(app, group_id, size))
+
+
+# -- saved groups (GroupResult.save/restore/delete) -------------------------------------
+async def _save(app: Celery, group_id: str, shape: Any) -> None:
+    await (await _join(app)).save_group(group_id, json_dumps({"result": shape}))
+
+
+async def _restore(app: Celery, group_id: str) -> Any:
+    raw = await (await _join(app)).restore_group(group_id)
+    return None if raw is None else json_loads(raw).get("result")
+
+
+async def _delete(app: Celery, group_id: str) -> None:
+    await (await _join(app)).delete_group(group_id)
+
+
+def save_group(app: Celery, group_id: str, shape: Any) -> None:
+    app.run_sync(_save(app, group_id, shape))
+
+
+def restore_group(app: Celery, group_id: str) -> Any:
+    return app.run_sync(_restore(app, group_id))
+
+
+def delete_group(app: Celery, group_id: str) -> None:
+    app.run_sync(_delete(app, group_id))
+
+
+# -- the worker's side ------------------------------------------------------------------
+async def on_task_done(app: Celery, backend: ResultBackend, call: TaskCall, state: str,
+                       value: Any) -> None:
+    """A task ended with ``state`` (SUCCESS: ``value`` is its result; FAILURE: the
+    exception). A chord header part: add it, and send or fail the body if it was the
+    last. Never raises: the task has run and is recorded."""
+    body_dict = call.chord
+    group_id = call.headers.get("group")
+    if not body_dict or not group_id:
+        return
+    try:
+        join = join_for(backend, app)
+        if join is None:
+            logger.error("Chord %s: the %s result backend cannot join chords; its body "
+                         "will not run", group_id, type(backend).__name__)
+            return
+        result = exception_to_result(value) if state in states.EXCEPTION_STATES else value
+        claim = await join.add_part(group_id, call.id, call.headers.get("group_index"),
+                                    state, result)
+        if claim is not None:
+            await _fire(app, backend, join, group_id, claim, body_dict, call)
+    except Exception:
+        logger.exception("Chord %s: the part of %s[%s] could not be joined", group_id,
+                         call.name, call.id)
+
+
+async def _fire(app: Celery, backend: ResultBackend, join: ChordJoin, group_id: str,
+                claim: Claim, body_dict: dict[str, Any], call: TaskCall) -> None:
+    from celeriac.canvas import maybe_signature
+
+    body = maybe_signature(body_dict, app=app)
+    for task_id, state, result in claim.parts:
+        if state in states.PROPAGATE_STATES:
+            from celeriac.backends.base import rebuild_exception
+
+            exc = rebuild_exception(result)
+            error = ChordError(f"Dependency {task_id} raised {exc!r}")
+            logger.error("Chord %s: %s", group_id, error)
+            try:
+                await fail_body(app, backend, body, error, call)
+            finally:
+                await join.failed(group_id, claim)
+            return
+    values = [result for _, _, result in claim.parts]
+    if not await join.confirm(group_id, claim, app.conf.seconds("broker_connection_timeout")
+                              or 4.0):
+        logger.warning("Chord %s: the body was not sent: another worker holds the claim",
+                       group_id)
+        return
+    try:
+        await send_signature(app, body, [values], call)
+        logger.info("Chord %s: header done (%d parts), body %s[%s] sent", group_id,
+                    len(values), body.get("task"), body.id)
+    except Exception as exc:
+        logger.exception("Chord %s: sending the body failed", group_id)
+        await fail_body(app, backend, body, ChordError(f"Callback error: {exc!r}"), call)
+    finally:
+        await join.done(group_id, claim)
+
+
+async def fail_body(app: Celery, backend: ResultBackend, body: Any, exc: BaseException,
+                    call: TaskCall) -> None:
+    """Fail a chord's body with ``exc`` without running it: its result (every member's
+    for a group body), then its errbacks once, then the rest of its chain."""
+    from celeriac.canvas_group import group
+
+    members = list(body.tasks) if isinstance(body, group) else [body]
+    failure = exception_to_result(exc)
+    expires_s = app.conf.seconds("result_expires")
+    for sig in members:
+        task_id = sig.id
+        if task_id:
+            await backend.store(task_id, make_meta(task_id, states.FAILURE, failure),
+                                expires_s)
+        for errback in _as_list((sig.get("options") or {}).get("link_error")):
+            errback = dict(errback)
+            errback["immutable"] = True
+            errback["args"] = [task_id, *(errback.get("args") or [])]
+            await send_signature(app, errback, [], call)
+        for step in (sig.get("options") or {}).get("chain") or ():
+            step_id = (step.get("options") or {}).get("task_id")
+            if step_id:
+                await backend.store(step_id, make_meta(step_id, states.FAILURE, failure),
+                                    expires_s)
+
+
+async def send_signature(app: Celery, sig: Any, args: list[Any], call: TaskCall) -> None:
+    """Send a signature from the worker, ``args`` before its own (unless immutable). A
+    group, chord or chain is applied with the canvas (in a thread: it is sync code)."""
+    kind = sig.get("subtask_type")
+    parent = {"parent_id": call.id, "root_id": call.headers.get("root_id") or call.id}
+    if kind:
+        from celeriac.canvas import maybe_signature
+
+        canvas = maybe_signature(dict(sig), app=app)
+        await asyncio.to_thread(canvas.apply_async, args, **parent)
+        return
+    options = {k: v for k, v in (sig.get("options") or {}).items()
+               if v is not None and k != "add_to_parent"}
+    for key, value in parent.items():
+        options.setdefault(key, value)
+    call_args = list(sig.get("args") or [])
+    if not sig.get("immutable"):
+        call_args = [*args, *call_args]
+    await app.asend_task(sig["task"], call_args, sig.get("kwargs") or {}, **options)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+__all__ = ["ChordError", "ensure_chords_allowed", "fail_body", "join_for", "on_task_done",
+           "restore_group", "save_group", "send_signature", "set_size"]

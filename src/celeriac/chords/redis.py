@@ -1,0 +1,138 @@
+"""The chord join on the Redis result backend, on Celery 5.7's keys, so Celery and
+celeriac workers may finish the header tasks of one chord together.
+
+Keys, each ``celery-taskset-meta-<group id>`` plus a suffix (and the backend's
+``global_keyprefix`` in front):
+- ``.s``  the header's size (the client writes it before sending the last header task);
+- ``.j``  a sorted set of parts, scored by group index: JSON ``[1, id, state, result]``;
+- ``.d``  a set of ``<task id>:<index>``: a part already counted is not added again;
+- ``.t``  a counter of tasks added to the chord at run time (``Task.add_to_chord``);
+- ``.c``  the claim to send the body (``SET NX`` with a token), then ``done``.
+A part, the check for completion and the claim are one script (``_ADD_PART``), so two
+workers racing on the last parts cannot both claim.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from celeriac.chords.base import ChordJoin, Claim, member
+from celeriac.serialization import json_dumps, json_loads
+
+if TYPE_CHECKING:
+    from celeriac.backends.redis import RedisBackend
+
+GROUP_PREFIX = "celery-taskset-meta-"
+
+# KEYS: j t s d g c   ARGV: member, value, score, expires, group expires, claim s, token
+_ADD_PART = """
+if redis.call('GET', KEYS[6]) == 'done' then return {-1, false, false, 0} end
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+  redis.call('SADD', KEYS[4], ARGV[1])
+end
+local ready = redis.call('ZCARD', KEYS[1])
+local expires = tonumber(ARGV[4])
+if expires > 0 then
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], expires) end
+  if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[5], ARGV[5]) end
+end
+local added = redis.call('GET', KEYS[2])
+local size = redis.call('GET', KEYS[3])
+local claimed = 0
+if size and ready == tonumber(size) + tonumber(added or 0) then
+  if redis.call('SET', KEYS[6], ARGV[7], 'NX', 'EX', ARGV[6]) then claimed = 1 end
+end
+return {ready, added, size, claimed}
+"""
+
+# KEYS: c s   ARGV: token, seconds. Extend our claim (or take an expired one back).
+_CONFIRM = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if not holder and redis.call('EXISTS', KEYS[2]) == 1 then
+  if redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX') then return 1 end
+end
+return 0
+"""
+
+# KEYS: c j t s d   ARGV: token, seconds the 'done' mark lives
+_DONE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], 'done', 'EX', ARGV[2]) end
+return 1
+"""
+
+
+class RedisChordJoin(ChordJoin):
+    """See the module docstring."""
+
+    def __init__(self, backend: RedisBackend, chord_expires_s: float | None,
+                 result_expires_s: float | None, claim_expires_s: int) -> None:
+        super().__init__(chord_expires_s, result_expires_s, claim_expires_s)
+        self.backend = backend
+        self.prefix = backend.prefix + GROUP_PREFIX
+
+    def key(self, group_id: str, suffix: str = "") -> str:
+        return f"{self.prefix}{group_id}{suffix}"
+
+    async def set_size(self, group_id: str, size: int) -> None:
+        ex = int(self.chord_expires_s or 0)
+        size_set = ("SET", self.key(group_id, ".s"), size, *(("EX", ex) if ex else ()))
+        # a frozen chord sent again reuses its group id: a new run, a new claim
+        await self.backend.redis.run(("DEL", self.key(group_id, ".c")), size_set)
+
+    async def add_part(self, group_id: str, task_id: str, group_index: int | None,
+                       state: str, result: Any) -> Claim | None:
+        k = self.key
+        keys = [k(group_id, ".j"), k(group_id, ".t"), k(group_id, ".s"), k(group_id, ".d"),
+                k(group_id), k(group_id, ".c")]
+        token = uuid.uuid4().hex
+        value = json_dumps([1, task_id, state, result])
+        score = "+inf" if group_index is None else str(int(group_index))
+        ready, _, size, claimed = await self.backend.redis.eval(
+            _ADD_PART, keys, [member(task_id, group_index), value, score,
+                              int(self.chord_expires_s or 0),
+                              int(self.group_expires_s or 0), self.claim_expires_s, token])
+        if ready == -1 or not size or not claimed:
+            return None
+        [raw] = await self.backend.redis.run(("ZRANGE", keys[0], 0, -1))
+        parts = []
+        for item in raw:
+            _, tid, part_state, part_result = json_loads(item)
+            parts.append((str(tid), str(part_state), part_result))
+        return Claim(token, parts)
+
+    async def confirm(self, group_id: str, claim: Claim, publish_s: float) -> bool:
+        seconds = max(self.claim_expires_s, int(publish_s) + 1)
+        ok = await self.backend.redis.eval(
+            _CONFIRM, [self.key(group_id, ".c"), self.key(group_id, ".s")],
+            [claim.token, seconds])
+        return bool(ok)
+
+    async def done(self, group_id: str, claim: Claim) -> None:
+        k = self.key
+        done_s = max(self.claim_expires_s * 2, 300)
+        await self.backend.redis.eval(
+            _DONE, [k(group_id, ".c"), k(group_id, ".j"), k(group_id, ".t"),
+                    k(group_id, ".s"), k(group_id, ".d")], [claim.token, done_s])
+
+    async def failed(self, group_id: str, claim: Claim) -> None:
+        await self.backend.redis.run(("DEL", self.key(group_id, ".s")))
+
+    async def save_group(self, group_id: str, encoded: bytes) -> None:
+        ex = int(self.backend_expires() or 0)
+        await self.backend.redis.run(("SET", self.key(group_id), encoded,
+                                      *(("EX", ex) if ex else ())))
+
+    def backend_expires(self) -> float | None:
+        return self.group_expires_s or self.chord_expires_s
+
+    async def restore_group(self, group_id: str) -> bytes | None:
+        [raw] = await self.backend.redis.run(("GET", self.key(group_id)))
+        return None if raw is None else bytes(raw)
+
+    async def delete_group(self, group_id: str) -> None:
+        await self.backend.redis.run(("DEL", self.key(group_id)))

@@ -1,0 +1,131 @@
+"""The chord join of the SQLite result backend: a part, the completion check and the
+claim in one ``BEGIN IMMEDIATE`` transaction, so workers in several processes sharing
+the file count each part once and claim the body once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from celeriac.chords.base import ChordJoin, Claim, member
+from celeriac.serialization import json_dumps, json_loads
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from celeriac.backends.sqlite import SQLiteBackend
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chord_joins (
+    group_id TEXT PRIMARY KEY, size INTEGER, claim TEXT, done INTEGER NOT NULL DEFAULT 0,
+    expires_at REAL);
+CREATE TABLE IF NOT EXISTS chord_parts (
+    group_id TEXT NOT NULL, member TEXT NOT NULL, score REAL NOT NULL, part BLOB NOT NULL,
+    PRIMARY KEY (group_id, member));
+CREATE TABLE IF NOT EXISTS groups (
+    group_id TEXT PRIMARY KEY, meta BLOB NOT NULL, expires_at REAL);
+"""
+
+
+class SQLiteChordJoin(ChordJoin):
+    """See the module docstring."""
+
+    def __init__(self, backend: SQLiteBackend, chord_expires_s: float | None,
+                 result_expires_s: float | None, claim_expires_s: int) -> None:
+        super().__init__(chord_expires_s, result_expires_s, claim_expires_s)
+        self.backend = backend
+        self._ready = False
+
+    def _db(self) -> sqlite3.Connection:
+        db = self.backend._db()
+        if not self._ready:
+            db.executescript(_SCHEMA)
+            self._ready = True
+        return db
+
+    def _expiry(self) -> float | None:
+        return time.time() + self.chord_expires_s if self.chord_expires_s else None
+
+    async def set_size(self, group_id: str, size: int) -> None:
+        with self.backend._lock:
+            self._db().execute(
+                "INSERT INTO chord_joins (group_id, size, expires_at) VALUES (?,?,?) "
+                "ON CONFLICT(group_id) DO UPDATE SET size=excluded.size, claim=NULL, "
+                "done=0, expires_at=excluded.expires_at", (group_id, size, self._expiry()))
+
+    async def add_part(self, group_id: str, task_id: str, group_index: int | None,
+                       state: str, result: Any) -> Claim | None:
+        score = float("inf") if group_index is None else float(group_index)
+        part = json_dumps([1, task_id, state, result])
+        with self.backend._lock:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                claim = self._add_part(db, group_id, member(task_id, group_index), score,
+                                       part)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return claim
+
+    def _add_part(self, db: sqlite3.Connection, group_id: str, key: str, score: float,
+                  part: bytes) -> Claim | None:
+        row = db.execute("SELECT size, claim, done FROM chord_joins WHERE group_id = ?",
+                         (group_id,)).fetchone()
+        if row is not None and row[2]:
+            return None
+        db.execute("INSERT OR IGNORE INTO chord_parts (group_id, member, score, part) "
+                   "VALUES (?,?,?,?)", (group_id, key, score, part))
+        if row is None or row[0] is None or row[1] is not None:
+            return None
+        [ready] = db.execute("SELECT COUNT(*) FROM chord_parts WHERE group_id = ?",
+                             (group_id,)).fetchone()
+        if ready != row[0]:
+            return None
+        token = uuid.uuid4().hex
+        db.execute("UPDATE chord_joins SET claim = ? WHERE group_id = ?", (token, group_id))
+        rows = db.execute("SELECT part FROM chord_parts WHERE group_id = ? ORDER BY score",
+                          (group_id,)).fetchall()
+        parts = []
+        for (raw,) in rows:
+            _, tid, state, result = json_loads(raw)
+            parts.append((str(tid), str(state), result))
+        return Claim(token, parts)
+
+    async def done(self, group_id: str, claim: Claim) -> None:
+        with self.backend._lock:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM chord_parts WHERE group_id = ?", (group_id,))
+                db.execute("UPDATE chord_joins SET done = 1, size = NULL WHERE group_id = ? "
+                           "AND claim = ?", (group_id, claim.token))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    async def failed(self, group_id: str, claim: Claim) -> None:
+        with self.backend._lock:
+            self._db().execute("UPDATE chord_joins SET size = NULL WHERE group_id = ?",
+                               (group_id,))
+
+    async def save_group(self, group_id: str, encoded: bytes) -> None:
+        expires = self.group_expires_s or self.chord_expires_s
+        with self.backend._lock:
+            self._db().execute(
+                "INSERT OR REPLACE INTO groups (group_id, meta, expires_at) VALUES (?,?,?)",
+                (group_id, encoded, time.time() + expires if expires else None))
+
+    async def restore_group(self, group_id: str) -> bytes | None:
+        with self.backend._lock:
+            row = self._db().execute(
+                "SELECT meta FROM groups WHERE group_id = ? AND "
+                "(expires_at IS NULL OR expires_at > ?)", (group_id, time.time())).fetchone()
+        return None if row is None else bytes(row[0])
+
+    async def delete_group(self, group_id: str) -> None:
+        with self.backend._lock:
+            self._db().execute("DELETE FROM groups WHERE group_id = ?", (group_id,))
