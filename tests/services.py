@@ -43,3 +43,12 @@ def need_redis() -> None:
 
 def need_rabbitmq() -> None:
     need_server("RabbitMQ", AMQP_HOST, AMQP_PORT)
+
+
+POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
+#: the role every PostgreSQL install has; the machines here trust local TCP connections
+POSTGRES_ADMIN_URL = f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres"
+
+
+def need_postgres() -> None:
+    need_server("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)

@@ -15,6 +15,12 @@ BACKEND_CLASSES = {
     "redis+socket": "celeriac.backends.redis:RedisBackend",
     "sentinel": "celeriac.backends.redis:RedisBackend",
     "rpc": "celeriac.backends.rpc:RPCBackend",
+    # Celery's SQLAlchemy URLs: celeriac's own table, no SQLAlchemy (backends/postgres.py)
+    "db+sqlite": "celeriac.backends.sqlite:SQLiteBackend",
+    "db+postgresql": "celeriac.backends.postgres:PostgresBackend",
+    "db+postgres": "celeriac.backends.postgres:PostgresBackend",
+    "db+postgresql+psycopg": "celeriac.backends.postgres:PostgresBackend",
+    "db+postgresql+psycopg2": "celeriac.backends.postgres:PostgresBackend",
 }
 
 

@@ -1,4 +1,5 @@
 """Result backend in a SQLite file (``sqlite:///path``), by default the broker's own file.
+Celery's SQLAlchemy form ``db+sqlite:///path`` names the same thing.
 
 One ``results`` table keyed by task id, WAL mode, safe for several processes. A stored
 SUCCESS is never replaced (the UPSERT's WHERE clause). Expired rows are ignored on read
@@ -36,11 +37,11 @@ _UPSERT = (
 class SQLiteBackend(ResultBackend):
     """See the module docstring."""
 
-    schemes = ("sqlite",)
+    schemes = ("sqlite", "db+sqlite")
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
-        self.path = sqlite_path(url)
+        self.path = sqlite_path(url.removeprefix("db+"))
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._writes = 0

@@ -27,6 +27,7 @@ _EXTRAS = {
     "celeriac.backends.redis": "redis",
     "celeriac.brokers.amqp": "amqp",
     "celeriac.backends.rpc": "amqp",
+    "celeriac.backends.postgres": "postgres",
 }
 
 
