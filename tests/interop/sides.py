@@ -63,3 +63,8 @@ def register(app: Any) -> None:
         if self.request.retries < fail_times:
             raise self.retry(exc=RuntimeError("flaky"), countdown=1, max_retries=5)
         return {"retries": self.request.retries, "side": SIDE}
+
+    @app.task(name="interop.unencodable")
+    def unencodable() -> object:
+        record("unencodable")
+        return object()  # JSON cannot carry it: both sides store EncodeError
