@@ -10,6 +10,8 @@
     │   ├── ContentDisallowed     content type outside accept_content
     │   ├── NotRegistered         no task by that name in this worker
     │   └── InvalidTaskArguments  the arguments do not fit the task's signature
+    ├── EncodeError               a task's result cannot be serialized (kombu's, on the wire)
+    ├── BackendStoreError         the result backend refused to store a result
     ├── TimeoutError              AsyncResult.get() waited longer than its timeout
     ├── Retry                     raised by Task.retry(); the worker republishes the task
     ├── MaxRetriesExceededError   retry() past max_retries with no exception to re-raise
@@ -18,7 +20,8 @@
     ├── TaskRevokedError          the task expired or was revoked before it ran
     └── ChordError                a chord's header failed (the body fails with it)
 
-The names match Celery's (``celery.exceptions``), so ``except`` clauses carry over.
+The names match Celery's (``celery.exceptions``; EncodeError is kombu's), so ``except``
+clauses carry over.
 """
 
 from __future__ import annotations
@@ -78,6 +81,16 @@ class NotRegistered(TaskMessageError, KeyError):
 
 class InvalidTaskArguments(TaskMessageError, TypeError):
     """The message's args/kwargs do not fit the task's signature."""
+
+
+class EncodeError(CeleriacError):
+    """A value cannot be serialized: a task's result the result backend cannot encode.
+    Stored as ``kombu.exceptions.EncodeError``, the type a Celery worker stores."""
+
+
+class BackendStoreError(CeleriacError):
+    """The result backend refused to store a result (too large, an error reply).
+    Celery's ``celery.exceptions.BackendStoreError``."""
 
 
 class TimeoutError(CeleriacError):

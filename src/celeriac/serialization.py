@@ -30,6 +30,14 @@ CONTENT_TYPES = {"json": JSON, "pickle": PICKLE}
 _NAMES_BY_TYPE = {v: k for k, v in CONTENT_TYPES.items()}
 
 
+class UnencodableType(TypeError):
+    """A value of a type JSON cannot carry, even with kombu's wrappers (``value_type``)."""
+
+    def __init__(self, value_type: type) -> None:
+        self.value_type = value_type
+        super().__init__(f"Object of type {value_type.__name__} is not JSON serializable")
+
+
 def _encode_extra(value: Any) -> Any:
     """orjson ``default`` hook: wrap values JSON cannot carry the way kombu does."""
     if isinstance(value, dt.datetime):
@@ -52,7 +60,7 @@ def _encode_extra(value: Any) -> Any:
         return list(value)
     if hasattr(value, "__json__"):
         return value.__json__()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    raise UnencodableType(type(value))
 
 
 _DECODERS: dict[str, Callable[[Any], Any]] = {

@@ -7,8 +7,11 @@ import datetime as dt
 import decimal
 import uuid
 
+import pytest
+
 from celeriac import states
 from celeriac.backends.base import ResultBackend, make_meta
+from celeriac.errors import EncodeError
 
 
 def tid() -> str:
@@ -82,3 +85,14 @@ class BackendContract:
         assert {k: v["result"] for k, v in found.items()} == {a: "a", b: "b"}
         await backend.forget(a)
         assert await backend.get(a) is None
+
+    async def test_unencodable_result_raises_encode_error_and_stores_nothing(
+            self, backend: ResultBackend) -> None:
+        task_id = tid()
+        meta = make_meta(task_id, states.SUCCESS, {"rows": [1, object()]})
+        with pytest.raises(EncodeError, match="cannot be serialized as json: <class 'object'>"):
+            await backend.store(task_id, meta, 60)
+        assert await backend.get(task_id) is None
+        await backend.store(task_id, make_meta(task_id, states.SUCCESS, [1, 2]), 60)
+        stored = await backend.get(task_id)
+        assert stored is not None and stored["result"] == [1, 2]

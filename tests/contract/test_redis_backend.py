@@ -124,3 +124,16 @@ async def test_fractional_and_no_expiry(backend: RedisBackend, raw: aioredis.Red
     await backend.store(b, make_meta(b, states.SUCCESS, 1), None)
     assert 1000 < await raw.pttl(backend.key(a)) <= 1500
     assert await raw.ttl(backend.key(b)) == -1
+
+
+async def test_a_value_over_the_limit_is_refused_before_it_is_sent(
+        backend: RedisBackend, raw: aioredis.Redis) -> None:
+    from celeriac.errors import BackendStoreError
+
+    task_id = str(uuid.uuid4())
+    backend.max_value_bytes = 1000  # Redis's default is 512 MiB; the rule is the same
+    with pytest.raises(BackendStoreError, match="value too large for Redis backend"):
+        await backend.store(task_id, make_meta(task_id, states.SUCCESS, "x" * 2000), 60)
+    assert await raw.get(backend.key(task_id)) is None
+    await backend.store(task_id, make_meta(task_id, states.SUCCESS, "small"), 60)
+    assert await raw.get(backend.key(task_id)) is not None

@@ -117,3 +117,44 @@ def early(seconds: float, tag: str) -> str:
 @app.task(name="note", ignore_result=True)
 def note(tag: str) -> None:
     record(f"note {tag}")
+
+
+class RecordsFailures(Task):
+    """Records each on_failure call, so a test can count them across processes."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict,
+                   einfo: object) -> None:
+        record(f"on_failure {task_id} {type(exc).__name__}")
+
+
+@app.task(name="unencodable", base=RecordsFailures)
+def unencodable() -> object:
+    """A result JSON cannot carry (and pickle can: prefork sends it to the parent)."""
+    return object()
+
+
+@app.task(name="unpicklable", base=RecordsFailures)
+def unpicklable() -> object:
+    """A result that cannot leave a prefork child (a local function does not pickle)."""
+    return lambda: None
+
+
+def _refuse_to_load() -> None:
+    raise RuntimeError("this value does not load")
+
+
+class LoadsBadly:
+    """Pickles, but cannot be unpickled: the prefork parent cannot read it."""
+
+    def __reduce__(self) -> tuple:
+        return (_refuse_to_load, ())
+
+
+@app.task(name="unloadable", base=RecordsFailures)
+def unloadable() -> object:
+    return LoadsBadly()
+
+
+@app.task(name="errback")
+def errback(task_id: str) -> None:
+    record(f"errback {task_id}")

@@ -24,6 +24,12 @@ RESULT_DB = 7
 RECORD_URL = f"redis://127.0.0.1:6379/{RESULT_DB}"
 
 
+def _pythonpath() -> str:
+    """This checkout's src first, so the workers run the celeriac under test (not the one
+    the venv has installed), then the repository (tests.interop.*)."""
+    return os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+
+
 @dataclass
 class Fleet:
     """One test's broker, queue, record list and processes."""
@@ -49,8 +55,7 @@ class Fleet:
                     self.backend_url, "INTEROP_RECORD": self.record_key,
                     "INTEROP_RECORD_URL": RECORD_URL, "INTEROP_SIDE": side,
                     "INTEROP_QUEUE": self.queue, "INTEROP_KEYPREFIX": self.prefix,
-                    "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-                    "PYTHONUNBUFFERED": "1", **extra})
+                    "PYTHONPATH": _pythonpath(), "PYTHONUNBUFFERED": "1", **extra})
         for key in ("CELERIAC_BROKER_URL", "CELERIAC_RESULT_BACKEND", "CELERY_BROKER_URL",
                     "CELERY_RESULT_BACKEND"):
             env.pop(key, None)

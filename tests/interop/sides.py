@@ -64,6 +64,15 @@ def register(app: Any) -> None:
             raise self.retry(exc=RuntimeError("flaky"), countdown=1, max_retries=5)
         return {"retries": self.request.retries, "side": SIDE}
 
+    _register_canvas_tasks(app)
+
+    @app.task(name="interop.unencodable")
+    def unencodable() -> object:
+        record("unencodable")
+        return object()  # JSON cannot carry it: both sides store EncodeError
+
+
+def _register_canvas_tasks(app: Any) -> None:
     @app.task(name="interop.tsum")
     def tsum(values: list[Any]) -> int:
         record(f"tsum {sorted(values)}")

@@ -77,3 +77,16 @@ def test_retries_started_on_celeriac_finish_on_celery(fleet: Fleet) -> None:
     assert result.get(timeout=30) == {"retries": 2, "side": "celery"}
     lines = fleet.records("flaky r2")
     assert lines == ["flaky r2 0 celeriac", "flaky r2 1 celery", "flaky r2 2 celery"]
+
+
+def test_unencodable_result_stored_by_celery_raises_encode_error(fleet: Fleet) -> None:
+    """What a Celery worker records for a result JSON cannot carry is what celeriac
+    records: FAILURE with kombu's EncodeError, raised here as celeriac's."""
+    from celeriac.errors import EncodeError
+
+    fleet.celery_worker()
+    client = fleet.celeriac_client()
+    result = client.send_task("interop.unencodable")
+    with pytest.raises(EncodeError, match="not JSON serializable"):
+        result.get(timeout=20)
+    assert result.state == "FAILURE"

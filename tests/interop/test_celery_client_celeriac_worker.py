@@ -104,3 +104,17 @@ def test_retries_started_on_celery_finish_on_celeriac(fleet: Fleet) -> None:
     lines = fleet.records("flaky r1")
     assert lines[0] == "flaky r1 0 celery"
     assert lines[-1] == "flaky r1 2 celeriac"
+
+
+def test_unencodable_result_raises_kombus_encode_error_in_celery(fleet: Fleet) -> None:
+    from celery import signature
+    from kombu.exceptions import EncodeError
+
+    fleet.celeriac_worker()
+    client = fleet.celery_client()
+    result = client.send_task("interop.unencodable",
+                              link_error=signature("interop.errback", app=client))
+    with pytest.raises(EncodeError, match=r"returned a value that cannot be serialized"):
+        result.get(timeout=20)
+    assert result.state == "FAILURE"
+    assert fleet.wait_records("errback", 1) == [f"errback {result.id} celeriac"]

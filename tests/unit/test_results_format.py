@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celeriac import TaskRevokedError, TimeLimitExceeded
 from celeriac.backends.base import RemoteError, exception_to_result, rebuild_exception
+from celeriac.errors import BackendStoreError, EncodeError
 
 
 def test_builtin_exception_roundtrip() -> None:
@@ -30,3 +31,23 @@ def test_only_real_exception_classes_are_rebuilt() -> None:
         rebuilt = rebuild_exception(data)
         assert isinstance(rebuilt, RemoteError)
         assert data["exc_type"] in str(rebuilt)
+
+
+def test_result_errors_travel_under_kombus_and_celerys_names() -> None:
+    """What a Celery worker stores for a result it cannot encode or store: a Celery
+    client rebuilds kombu's EncodeError / Celery's BackendStoreError, celeriac its own."""
+    data = exception_to_result(EncodeError("Task t[1] returned a value that ..."))
+    assert data == {"exc_type": "EncodeError", "exc_module": "kombu.exceptions",
+                    "exc_message": ["Task t[1] returned a value that ..."]}
+    assert type(rebuild_exception(data)) is EncodeError
+    stored = exception_to_result(BackendStoreError("too large"))
+    assert stored["exc_module"] == "celery.exceptions"
+    assert type(rebuild_exception(stored)) is BackendStoreError
+
+
+def test_unencodable_exception_arguments_travel_as_their_repr() -> None:
+    loop: list[object] = []
+    loop.append(loop)  # JSON refuses a cycle with ValueError, not TypeError
+    data = exception_to_result(ValueError(object(), loop))
+    assert data["exc_message"][0].startswith("<object object at")
+    assert data["exc_message"][1] == "[[...]]"

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from celeriac import states
-from celeriac.serialization import json_dumps, json_loads
+from celeriac.errors import EncodeError
+from celeriac.serialization import UnencodableType, json_dumps, json_loads
 
 Meta = dict[str, Any]
 
@@ -148,8 +149,21 @@ def make_meta(
     return meta
 
 
+#: what a JSON encoder raises for a value it cannot write: a type, a cycle, too deep
+ENCODE_ERRORS = (TypeError, ValueError, OverflowError, RecursionError)
+
+
 def encode_meta(meta: Meta) -> bytes:
-    return json_dumps(meta)
+    """The bytes a backend stores. A result JSON cannot carry raises EncodeError naming
+    its type, before anything is written: the worker then records a FAILURE instead."""
+    try:
+        return json_dumps(meta)
+    except ENCODE_ERRORS as exc:
+        if isinstance(exc, UnencodableType):
+            detail = repr(exc.value_type)
+        else:
+            detail = f"{type(meta.get('result'))!r} ({type(exc).__name__}: {exc})"
+        raise EncodeError(f"a value that cannot be serialized as json: {detail}") from None
 
 
 def decode_meta(raw: bytes | str) -> Meta:
@@ -165,7 +179,11 @@ CELERY_TWINS = frozenset({
     "TaskRevokedError", "SoftTimeLimitExceeded", "TimeLimitExceeded",
     "MaxRetriesExceededError", "Retry", "NotRegistered", "ImproperlyConfigured",
     "ChordError",
+    "BackendStoreError",
 })
+#: the same for the kombu exceptions Celery stores: an unencodable result is a FAILURE
+#: with ``kombu.exceptions.EncodeError``, which a Celery client raises as kombu's own
+KOMBU_TWINS = frozenset({"EncodeError"})
 
 
 def exception_to_result(exc: BaseException) -> dict[str, Any]:
@@ -174,11 +192,14 @@ def exception_to_result(exc: BaseException) -> dict[str, Any]:
     args = list(exc.args)
     try:
         json_dumps(args)
-    except TypeError:
+    except ENCODE_ERRORS:
         args = [repr(a) for a in args]
     module = cls.__module__
-    if module == "celeriac.errors" and cls.__name__ in CELERY_TWINS:
-        module = "celery.exceptions"
+    if module == "celeriac.errors":
+        if cls.__name__ in CELERY_TWINS:
+            module = "celery.exceptions"
+        elif cls.__name__ in KOMBU_TWINS:
+            module = "kombu.exceptions"
     return {"exc_type": cls.__qualname__, "exc_message": args, "exc_module": module}
 
 
@@ -210,7 +231,8 @@ def rebuild_exception(result: Any) -> BaseException:
     message = result.get("exc_message")
     args = tuple(message) if isinstance(message, (list, tuple)) else (message,)
     cls: Any = None
-    if module_name == "celery.exceptions" and name in CELERY_TWINS:
+    if (module_name == "celery.exceptions" and name in CELERY_TWINS) or (
+            module_name == "kombu.exceptions" and name in KOMBU_TWINS):
         module_name = "celeriac.errors"
     if module_name == "builtins":
         cls = getattr(builtins, name, None)

@@ -34,10 +34,14 @@ from celeriac.backends.base import Meta, ResultBackend, decode_meta, encode_meta
 from celeriac.backends.redis_wait import BlockingResultWaiter
 from celeriac.brokers.base import mask_url
 from celeriac.brokers.redis_connection import RedisConnection, blocking_redis_client
+from celeriac.errors import BackendStoreError
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "celery-task-meta-"
+#: the largest result stored: Redis's default proto-max-bulk-len, Celery's limit too.
+#: Refused here (BackendStoreError) rather than by the server, which drops the connection
+MAX_VALUE_BYTES = 512 * 1024 * 1024
 
 # Keep a stored SUCCESS. Celery and celeriac both write "status" first, so the anchored
 # match settles it without parsing; anything else is decoded.
@@ -179,6 +183,7 @@ class RedisBackend(ResultBackend):
         self._listener: _Listener | None = None
         self._blocking: BlockingResultWaiter | None = None
         self._blocking_lock = threading.Lock()
+        self.max_value_bytes = MAX_VALUE_BYTES
 
     def key(self, task_id: str) -> str:
         return f"{self.prefix}{KEY_PREFIX}{task_id}"
@@ -199,7 +204,11 @@ class RedisBackend(ResultBackend):
             mode, ttl = "ex", max(1, int(expires_s))  # SETEX, exactly as Celery
         else:
             mode, ttl = "px", max(1, round(expires_s * 1000))
-        await self.redis.eval(_STORE, [self.key(task_id)], [encode_meta(meta), mode, ttl])
+        raw = encode_meta(meta)
+        if len(raw) > self.max_value_bytes:
+            raise BackendStoreError(f"value too large for Redis backend: {len(raw):,} bytes "
+                                    f"(the limit is {self.max_value_bytes:,})")
+        await self.redis.eval(_STORE, [self.key(task_id)], [raw, mode, ttl])
 
     async def get(self, task_id: str) -> Meta | None:
         [raw] = await self.redis.run(("GET", self.key(task_id)))

@@ -29,7 +29,13 @@ from celeriac.backends.base import (
 )
 from celeriac.brokers.base import Broker, Delivery
 from celeriac.context import Context, WorkerRequest
-from celeriac.errors import DecodeError, TaskMessageError, TaskRevokedError
+from celeriac.errors import (
+    BackendStoreError,
+    DecodeError,
+    EncodeError,
+    TaskMessageError,
+    TaskRevokedError,
+)
 from celeriac.execution import Outcome, check_arguments
 from celeriac.protocol import Message, TaskCall, parse_task, utcnow
 from celeriac.task import Task
@@ -163,21 +169,27 @@ class Executor:
     # -- outcomes ------------------------------------------------------------------------
     async def _record(self, task: Task[Any, Any], call: TaskCall, request: Context,
                       delivery: Delivery, outcome: Outcome) -> bool:
-        """Store and log the outcome; True when the delivery was settled here (no ack)."""
+        """Store and log the outcome; True when the delivery was settled here (no ack).
+        A result the backend cannot encode or store is a FAILURE (EncodeError or
+        BackendStoreError), logged, stored and followed (errbacks) as one, never a
+        "succeeded" line and a caller left waiting."""
         if outcome.state == states.SUCCESS:
-            logger.info("Task %s[%s] succeeded in %.6fs: %r", call.name, call.id,
-                        outcome.runtime_s, outcome.value)
-            if not request.ignore_result:
-                await self._store(call, make_meta(call.id, states.SUCCESS, outcome.value,
-                                                  parent_id=request.parent_id))
-            if call.callbacks or call.chain:
-                await self._send_followers(call, outcome.value)
-            if type(task).on_success is not Task.on_success:  # the default does nothing
-                _safe_hook(task.on_success, outcome.value, call.id, call.args, call.kwargs)
-            if call.chord:
-                await chords.on_task_done(self.app, self.backend, call, states.SUCCESS,
-                                          outcome.value)
-            return False
+            refused = None if request.ignore_result else \
+                await self._store_success(call, request, outcome.value)
+            if refused is None:
+                logger.info("Task %s[%s] succeeded in %.6fs: %r", call.name, call.id,
+                            outcome.runtime_s, outcome.value)
+                if call.callbacks or call.chain:
+                    await self._send_followers(call, outcome.value)
+                if type(task).on_success is not Task.on_success:  # the default: nothing
+                    _safe_hook(task.on_success, outcome.value, call.id, call.args,
+                               call.kwargs)
+                if call.chord:
+                    await chords.on_task_done(self.app, self.backend, call, states.SUCCESS,
+                                              outcome.value)
+                return False
+            outcome = Outcome(states.FAILURE, refused, format_traceback(refused),
+                              runtime_s=outcome.runtime_s)
         if outcome.state == states.RETRY and outcome.retry is not None:
             await self._retry(task, call, delivery, outcome)
             return False
@@ -246,6 +258,26 @@ class Executor:
             logger.exception("dead-lettering failed; returning the message to the queue")
             await self.broker.requeue([delivery])
 
+    async def _store_success(self, call: TaskCall, request: Context,
+                             value: Any) -> Exception | None:
+        """Store a SUCCESS (the backend encodes it once, here, before anything is logged);
+        when it cannot, the exception to record instead, naming the task and the type."""
+        meta = make_meta(call.id, states.SUCCESS, value, parent_id=request.parent_id)
+        try:
+            await self.backend.store(call.id, meta, self.result_expires_s)
+            return None
+        except NotImplementedError:
+            return None
+        except EncodeError as exc:
+            refused: Exception = EncodeError(f"Task {call.name}[{call.id}] returned {exc}")
+            refused.__cause__ = exc
+        except Exception as exc:
+            refused = BackendStoreError(
+                f"Task {call.name}[{call.id}] returned a value the result backend could not "
+                f"store ({type(value)!r}): {_brief(exc)}")
+            refused.__cause__ = exc
+        return refused
+
     async def _store(self, call: TaskCall, meta: dict[str, Any]) -> None:
         if call.headers.get("ignore_result") and meta["status"] == states.SUCCESS:
             return
@@ -253,8 +285,33 @@ class Executor:
             await self.backend.store(call.id, meta, self.result_expires_s)
         except NotImplementedError:
             pass
-        except Exception:
-            logger.exception("storing the result of %s[%s] failed", call.name, call.id)
+        except Exception as exc:
+            if meta["status"] == states.FAILURE:
+                await self._store_small_failure(call, meta, exc)
+            else:
+                logger.exception("storing the result of %s[%s] failed", call.name, call.id)
+
+    async def _store_small_failure(self, call: TaskCall, meta: dict[str, Any],
+                                   exc: Exception) -> None:
+        """The backend refused a FAILURE (too large: a huge message or traceback; an error
+        reply): store a small one that says why, so the caller does not wait for ever."""
+        failed = meta.get("result") or {}
+        name = f"{failed.get('exc_module')}.{failed.get('exc_type')}" \
+            if isinstance(failed, dict) else type(failed).__name__
+        refused = BackendStoreError(
+            f"the result backend could not store the failure of Task {call.name}[{call.id}] "
+            f"({name}): {_brief(exc)}")
+        small = make_meta(call.id, states.FAILURE, exception_to_result(refused),
+                          parent_id=meta.get("parent_id"))
+        try:
+            await self.backend.store(call.id, small, self.result_expires_s)
+        except Exception as again:
+            logger.error("storing the result of %s[%s] failed (%s), and so did storing a "
+                         "small FAILURE in its place (%s): its state stays as it was",
+                         call.name, call.id, _brief(exc), _brief(again))
+        else:
+            logger.error("storing the result of %s[%s] failed (%s); stored a FAILURE "
+                         "saying so instead", call.name, call.id, _brief(exc))
 
     # -- canvas --------------------------------------------------------------------------
     async def _send_followers(self, call: TaskCall, value: Any) -> None:
@@ -334,6 +391,12 @@ def _retried_message(message: Message, call: TaskCall, eta: dt.datetime,
             "pickle" if message.content_type == serialization.PICKLE else "json")
     return replace(message, headers=headers, body=body,
                    properties=dict(message.properties))
+
+
+def _brief(exc: BaseException, limit: int = 500) -> str:
+    """``Type: message``, cut short: a backend's error may quote the whole value."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[:limit - 15] + "... (truncated)"
 
 
 def _safe_hook(hook: Any, *args: Any) -> None:

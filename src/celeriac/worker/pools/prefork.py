@@ -24,7 +24,12 @@ from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
 from celeriac.context import Context
-from celeriac.errors import CeleriacError, SoftTimeLimitExceeded, TimeLimitExceeded
+from celeriac.errors import (
+    CeleriacError,
+    EncodeError,
+    SoftTimeLimitExceeded,
+    TimeLimitExceeded,
+)
 from celeriac.execution import Outcome, run_anywhere
 from celeriac.states import FAILURE
 from celeriac.task import Task
@@ -105,7 +110,13 @@ class PreforkPool(Pool):
             code = self._reap(child)
             return Outcome(FAILURE, WorkerLostError(
                 f"child {child.pid} exited ({code}) while running {task.name}[{request.id}]"))
-        outcome, retiring = pickle.loads(raw)
+        try:
+            outcome, retiring = pickle.loads(raw)
+        except Exception as exc:  # pickled in the child, yet will not load here
+            self._replace(child)  # whether it meant to retire is in the bytes: start anew
+            return Outcome(FAILURE, EncodeError(
+                f"Task {task.name}[{request.id}] returned a value that cannot be unpickled "
+                f"from the pool's child process: {type(exc).__name__}: {exc}"))
         child.jobs += 1
         if retiring:
             self._reap(child)
@@ -224,13 +235,15 @@ def _child_main(conn: Connection, max_tasks: int | None, max_memory_kib: int | N
         done += 1
         retiring = bool(max_tasks and done >= max_tasks) or bool(
             max_memory_kib and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > max_memory_kib)
-        conn.send_bytes(_pickle_outcome(outcome, retiring))
+        conn.send_bytes(_pickle_outcome(outcome, retiring, request))
         if retiring:
             return
 
 
-def _pickle_outcome(outcome: Outcome, retiring: bool) -> bytes:
-    """Pickle an Outcome; a result or exception that will not pickle becomes a repr."""
+def _pickle_outcome(outcome: Outcome, retiring: bool, request: Context) -> bytes:
+    """Pickle an Outcome. An exception that will not pickle becomes its text; a result
+    that will not is an EncodeError failure naming the task and the type (the child
+    lives on, and the task is recorded as failed, as for a result JSON cannot carry)."""
     try:
         return pickle.dumps((outcome, retiring), protocol=5)
     except Exception as exc:
@@ -239,7 +252,10 @@ def _pickle_outcome(outcome: Outcome, retiring: bool) -> bytes:
             outcome.value = CeleriacError(f"{type(value).__name__}: {value}")
         else:
             outcome.state = FAILURE
-            outcome.value = CeleriacError(f"result cannot be sent back: {exc}")
+            outcome.value = EncodeError(
+                f"Task {request.task}[{request.id}] returned a value that cannot be "
+                f"pickled to leave the pool's child process: {type(value)!r} "
+                f"({type(exc).__name__}: {exc})")
             outcome.traceback = traceback.format_exc()
         if outcome.retry is not None:
             outcome.retry = None
