@@ -24,6 +24,7 @@ from celeriac.brokers import BROKER_CLASSES, Broker, create_broker, load_class
 from celeriac.clients import Clients
 from celeriac.config import Config, default_sqlite_path, import_object, to_seconds
 from celeriac.context import current_request
+from celeriac.contrib.django.fixup import maybe_install as maybe_install_django_fixup
 from celeriac.protocol import (
     CallBatch,
     Message,
@@ -125,6 +126,8 @@ class Celery:
         #: when it cannot: they wait on the bridge loop); None until the first get()
         self._waiter: tuple[str | None, BlockingWaiter | None] | None = None
         self._send_defaults: SendDefaults | None = None
+        #: what changes inside a Django project (celeriac/contrib/django/fixup.py)
+        self.django_fixup = maybe_install_django_fixup(self)
         on_fork(self._forget_producer)
         if set_as_current:
             _current = self
@@ -303,10 +306,11 @@ class Celery:
         self.finalize()
         return self._tasks
 
-    def autodiscover_tasks(self, packages: Iterable[str] | Callable[[], Iterable[str]] = (),
-                           related_name: str = "tasks", force: bool = False) -> None:
+    def autodiscover_tasks(self, packages: Iterable[str] | Callable[[], Iterable[str]] | None
+                           = None, related_name: str = "tasks", force: bool = False) -> None:
         """Import ``<package>.<related_name>`` for each package when tasks are needed
-        (at once with ``force=True``), as Celery does."""
+        (at once with ``force=True``), as Celery does. No packages inside Django: every
+        app in INSTALLED_APPS."""
         self._autodiscover.append((packages, related_name))
         if force or self._finalized:
             self._import_discovered()
@@ -314,6 +318,9 @@ class Celery:
     def _import_discovered(self) -> None:
         pending, self._autodiscover = self._autodiscover, []
         for packages, related_name in pending:
+            if packages is None:
+                fixup = self.django_fixup
+                packages = fixup.app_packages if fixup is not None else ()
             names = packages() if callable(packages) else packages
             for package in names:
                 module = f"{package}.{related_name}" if related_name else package
@@ -332,6 +339,8 @@ class Celery:
             from celeriac.builtins import register_builtins
 
             register_builtins(self)
+            if self.django_fixup is not None:
+                self.django_fixup.setup()  # task modules may import models
             for module in [*self.conf.imports, *self.conf.include]:
                 importlib.import_module(module)
             self._import_discovered()

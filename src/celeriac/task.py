@@ -81,6 +81,22 @@ class Task(Generic[P, R]):
         """Send the task to a worker: ``apply_async(args, kwargs)``."""
         return self.apply_async(args, kwargs)
 
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """``delay`` once the current Django database transaction commits (at once
+        outside one; never if it rolls back). Returns None: nothing is sent yet."""
+        _on_commit(lambda: self.apply_async(args, kwargs))
+
+    def apply_async_on_commit(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        using: str | None = None,
+        **options: Any,
+    ) -> None:
+        """``apply_async`` once the current Django transaction (on database ``using``)
+        commits. Returns None: nothing is sent yet."""
+        _on_commit(lambda: self.apply_async(args, kwargs, **options), using)
+
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Awaitable ``delay`` for async applications."""
         return await self.aapply_async(args, kwargs)
@@ -304,3 +320,13 @@ def make_task_class(
         if key in attrs:
             attrs[key] = tuple(attrs[key])
     return type(fun.__name__, (base,), attrs)
+
+
+def _on_commit(send: Callable[[], Any], using: str | None = None) -> None:
+    """Run ``send`` when Django's current transaction commits (Celery's DjangoTask)."""
+    try:
+        from django.db import transaction
+    except ImportError:
+        raise RuntimeError("delay_on_commit/apply_async_on_commit need Django "
+                           "(they wait for a Django database transaction)") from None
+    transaction.on_commit(send, using=using)

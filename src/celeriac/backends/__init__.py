@@ -21,6 +21,8 @@ BACKEND_CLASSES = {
     "db+postgres": "celeriac.backends.postgres:PostgresBackend",
     "db+postgresql+psycopg": "celeriac.backends.postgres:PostgresBackend",
     "db+postgresql+psycopg2": "celeriac.backends.postgres:PostgresBackend",
+    # results in the Django project's database (celeriac/contrib/django/backend.py)
+    "django-db": "celeriac.contrib.django.backend:DjangoBackend",
 }
 
 

@@ -33,7 +33,7 @@ _EXTRAS = {
 
 def load_class(table: dict[str, str], url: str, what: str) -> Any:
     """Import the class serving the URL's scheme, or say clearly what is wrong."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else url.lower()  # django-db
     target = table.get(scheme)
     if target is None:
         known = ", ".join(sorted(f"{s}://" for s in table))

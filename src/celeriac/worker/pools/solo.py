@@ -1,7 +1,8 @@
 """solo: one task at a time, inline on the worker's event loop (Celery's ``-P solo``).
 
-The fastest pool for short tasks: no thread hop, no process hop. A long sync task
-blocks the loop while it runs; the lease keeper runs on its own thread so the task's
+The fastest pool for short tasks: no thread hop, no process hop. A sync task runs with
+the loop hidden (it sees no running loop, as under Celery: Django's ORM works). A long
+sync task blocks the loop while it runs; the lease keeper runs on its own thread so the task's
 message is not redelivered meanwhile.
 
 Time limits: a sync task runs in the worker's own thread, which cannot be killed, so
@@ -14,6 +15,7 @@ bytecode. ``async def`` tasks get the soft limit as a timeout and the hard one c
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
@@ -39,10 +41,25 @@ class SoloPool(Pool):
         if task.is_coroutine:
             return await _run_coroutine_task(task, args, kwargs, request)
         hard_s, soft_s = request.timelimit
-        if not hard_s and not soft_s:
-            return run_sync(task, args, kwargs, request)
-        with _time_limits(hard_s, soft_s):
-            return run_sync(task, args, kwargs, request)
+        with _loop_hidden():
+            if not hard_s and not soft_s:
+                return run_sync(task, args, kwargs, request)
+            with _time_limits(hard_s, soft_s):
+                return run_sync(task, args, kwargs, request)
+
+
+@contextlib.contextmanager
+def _loop_hidden() -> Iterator[None]:
+    """A sync task sees no running event loop, as under Celery's solo pool: Django's ORM
+    refuses to run where a loop runs (SynchronousOnlyOperation), asgiref's async_to_sync
+    and ``asyncio.run`` inside the task too. The loop is blocked while the task runs
+    either way; this only stops libraries from mistaking the task for async code."""
+    loop = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(loop)
 
 
 def _limit_steps(hard_s: float | None, soft_s: float | None
