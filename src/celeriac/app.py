@@ -520,6 +520,18 @@ class Celery:
         else:
             await broker.delay(scheduled(messages, due))
 
+    # -- time -------------------------------------------------------------------------
+    @property
+    def timezone(self) -> dt.tzinfo:
+        """``conf.timezone`` as a tzinfo (UTC when unset)."""
+        from celeriac.schedules import zone
+
+        return zone(self.conf.timezone)
+
+    def now(self) -> dt.datetime:
+        """The current time, aware, in the app's time zone (Celery's ``app.now()``)."""
+        return dt.datetime.now(self.timezone)
+
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         return AsyncResult(task_id, app=self)
 
