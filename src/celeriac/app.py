@@ -39,6 +39,7 @@ from celeriac.send_defaults import SendDefaults
 from celeriac.serialization import PICKLE
 from celeriac.signing import sign
 from celeriac.task import Task, make_task_class
+from celeriac.utils.dispatch import Signal
 
 logger = logging.getLogger("celeriac.app")
 
@@ -128,6 +129,11 @@ class Celery:
         self._send_defaults: SendDefaults | None = None
         #: what changes inside a Django project (celeriac/contrib/django/fixup.py)
         self.django_fixup = maybe_install_django_fixup(self)
+        #: Celery's app hooks: ``@app.on_after_configure.connect`` and friends
+        self.on_configure = Signal("app.on_configure")
+        self.on_after_configure = Signal("app.on_after_configure")
+        self.on_after_finalize = Signal("app.on_after_finalize")
+        self.on_after_fork = Signal("app.on_after_fork")
         on_fork(self._forget_producer)
         if set_as_current:
             _current = self
@@ -331,7 +337,9 @@ class Celery:
                         raise  # the tasks module exists but imports something missing
 
     def finalize(self) -> None:
-        """Import ``imports``/``include`` modules and autodiscovered task modules."""
+        """Import ``imports``/``include`` modules and autodiscovered task modules. The
+        configuration is complete here, so ``on_configure``/``on_after_configure`` fire
+        first, then ``on_after_finalize`` once the tasks are registered."""
         with self._finalize_lock:
             if self._finalized:
                 return
@@ -341,9 +349,33 @@ class Celery:
             register_builtins(self)
             if self.django_fixup is not None:
                 self.django_fixup.setup()  # task modules may import models
+            self.on_configure.send(sender=self)
+            self.on_after_configure.send(sender=self, source=self.conf)
             for module in [*self.conf.imports, *self.conf.include]:
                 importlib.import_module(module)
             self._import_discovered()
+            self.on_after_finalize.send(sender=self)
+
+    def add_periodic_task(self, schedule: Any, sig: Any, args: Any = (), kwargs: Any = None,
+                          name: str | None = None, **options: Any) -> str:
+        """Add a ``beat_schedule`` entry for a signature (``add.s(2, 2)``) or task, as
+        Celery's: the entry is named ``name`` or after the call; returns the name."""
+        from celeriac.canvas import Signature
+
+        if isinstance(sig, Signature):
+            task = sig["task"]
+            call_args = [*args, *sig.get("args", ())]
+            call_kwargs = {**sig.get("kwargs", {}), **(kwargs or {})}
+            call_options = {**sig.get("options", {}), **options}
+        else:
+            task = getattr(sig, "name", sig)
+            call_args, call_kwargs, call_options = list(args), dict(kwargs or {}), options
+        key = name or _call_repr(task, call_args, call_kwargs)
+        entries = dict(self.conf.beat_schedule or {})
+        entries[key] = {"schedule": schedule, "task": task, "args": tuple(call_args),
+                        "kwargs": call_kwargs, "options": call_options}
+        self.conf.beat_schedule = entries
+        return key
 
     # -- sending ----------------------------------------------------------------------
     def send_defaults(self) -> SendDefaults:
@@ -533,6 +565,18 @@ class Celery:
         else:
             await broker.delay(scheduled(messages, due))
 
+    # -- time -------------------------------------------------------------------------
+    @property
+    def timezone(self) -> dt.tzinfo:
+        """``conf.timezone`` as a tzinfo (UTC when unset)."""
+        from celeriac.schedules import zone
+
+        return zone(self.conf.timezone)
+
+    def now(self) -> dt.datetime:
+        """The current time, aware, in the app's time zone (Celery's ``app.now()``)."""
+        return dt.datetime.now(self.timezone)
+
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
         return AsyncResult(task_id, app=self, **kwargs)
 
@@ -594,6 +638,12 @@ def _when(value: Any, countdown: float | None, now: dt.datetime) -> dt.datetime 
     if isinstance(value, dt.datetime) and value.tzinfo is None:
         return value.replace(tzinfo=dt.timezone.utc)
     return value if isinstance(value, dt.datetime) else None
+
+
+def _call_repr(task: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """``tasks.add(2, 2)``: how Celery names an entry added without a name."""
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{task}({', '.join(parts)})"
 
 
 def _signatures(value: Any) -> list[dict[str, Any]] | None:

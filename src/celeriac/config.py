@@ -123,7 +123,19 @@ SETTINGS: dict[str, Setting] = {
     "include": Setting((), _LIST, "Same as imports."),
     "timezone": Setting("UTC", str, "Time zone of naive datetimes."),
     "enable_utc": Setting(True, bool, "Dates in messages are UTC."),
-    "beat_schedule": Setting({}, dict, "Periodic tasks (not yet run by celeriac)."),
+    "beat_schedule": Setting({}, dict, "Periodic tasks: name -> {task, schedule, args, "
+                             "kwargs, options, relative} (celeriac beat, worker -B)."),
+    "beat_max_loop_interval": Setting(300.0, _NUM, "Longest beat sleeps between checks."),
+    "beat_leader_timeout": Setting(
+        5.0, _NUM, "Seconds a beat's leadership outlives its last renewal: when the "
+        "sending beat dies, another sends within about this long (renewed every third)."),
+    "beat_cron_starting_deadline": Setting(
+        None, _OPT_NUM, "Seconds: a crontab run missed by more is skipped, not sent late."),
+    "beat_scheduler": Setting("celeriac.beat:Scheduler", str,
+                              "Accepted; celeriac keeps beat's state in the broker."),
+    "beat_schedule_filename": Setting("celerybeat-schedule", str,
+                                      "Accepted; beat's state lives in the broker."),
+    "beat_sync_every": Setting(0, int, "Accepted; every run's state is written at once."),
     "security_key": Setting(None, _OPT_STR, "Shared key for message signing."),
 }
 
