@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
+from celeriac import signals
 from celeriac.backends import BACKEND_CLASSES, ResultBackend, create_backend
 from celeriac.backends.base import BlockingWaiter, BlockingWaitUnsupported, Meta
 from celeriac.bridge import BRIDGE, BlockingProducer, on_fork
@@ -36,7 +37,7 @@ from celeriac.protocol import (
 from celeriac.result import AsyncResult
 from celeriac.routing import Router
 from celeriac.send_defaults import SendDefaults
-from celeriac.serialization import PICKLE
+from celeriac.serialization import PICKLE, loads
 from celeriac.signing import sign
 from celeriac.task import Task, make_task_class
 from celeriac.utils.dispatch import Signal
@@ -354,6 +355,7 @@ class Celery:
             for module in [*self.conf.imports, *self.conf.include]:
                 importlib.import_module(module)
             self._import_discovered()
+            signals.send(signals.import_modules, self)
             self.on_after_finalize.send(sender=self)
 
     def add_periodic_task(self, schedule: Any, sig: Any, args: Any = (), kwargs: Any = None,
@@ -436,6 +438,9 @@ class Celery:
             chain=get("chain"),
             chord=get("chord"),
         )
+        if signals.before_task_publish._receivers:  # before signing: it may add headers
+            _signal_publish(signals.before_task_publish, message, declare=[],
+                            retry_policy=None)
         if d.security_key:  # workers with the key dead-letter what is not signed
             sign(message, d.security_key)
         due = None
@@ -449,6 +454,8 @@ class Celery:
         task_type = options.pop("task_type", None)
         message, due = self._build_message(name, args, kwargs, task_type, options)
         self.publish_blocking(message, due)
+        if signals.after_task_publish._receivers:
+            _signal_publish(signals.after_task_publish, message)
         return AsyncResult(message.task_id, app=self)
 
     def send_many(self, name: str, calls: Iterable[Call], *, batch_size: int = 1000,
@@ -551,6 +558,8 @@ class Celery:
         task_type = options.pop("task_type", None)
         message, due = self._build_message(name, args, kwargs, task_type, options)
         await self.publish(message, due)
+        if signals.after_task_publish._receivers:
+            _signal_publish(signals.after_task_publish, message)
         return AsyncResult(message.task_id, app=self)
 
     async def publish(self, message: Message, due: float | None = None) -> None:
@@ -600,6 +609,18 @@ class Celery:
         run_cli_for_app(self, argv or ["worker"])
 
     start = worker_main
+
+
+def _signal_publish(signal: Any, message: Message, **extra: Any) -> None:
+    """before/after_task_publish as Celery sends them: sender the task name, the body
+    as (args, kwargs, embed), the headers dict itself (receivers may add to it)."""
+    try:
+        body = loads(message.body, message.content_type, frozenset({message.content_type}))
+    except Exception:  # a receiver still learns of the publish
+        body = message.body
+    signal.send(message.task_name, body=body, exchange=message.exchange,
+                routing_key=message.routing_key, headers=message.headers,
+                properties=message.properties, **extra)
 
 
 def _batches(calls: Iterable[Call], size: int) -> Iterator[list[Call]]:

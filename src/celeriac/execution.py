@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from celeriac import states
+from celeriac import signals, states
 from celeriac.backends.base import format_traceback
 from celeriac.context import Context, current_request
 from celeriac.errors import InvalidTaskArguments, Retry, SoftTimeLimitExceeded
@@ -125,21 +125,65 @@ def _finished(outcome: Outcome, started: float, request: Context) -> Outcome:
     return outcome
 
 
+class ExceptionInfo:
+    """What Celery's ``einfo`` gives signal receivers: type, exception, tb, traceback."""
+
+    def __init__(self, exc: BaseException, traceback: str | None) -> None:
+        self.type = type(exc)
+        self.exception = exc
+        self.tb = exc.__traceback__
+        self.traceback = traceback or format_traceback(exc)
+
+    def __str__(self) -> str:
+        return self.traceback
+
+
+def _prerun(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+            request: Context) -> None:
+    if signals.task_prerun._receivers:
+        signals.task_prerun.send(task, task_id=request.id, task=task, args=args,
+                                 kwargs=kwargs)
+
+
+def _postrun(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+             request: Context, outcome: Outcome) -> None:
+    """The signals Celery sends after a run, in its order: success, failure or retry,
+    then postrun."""
+    if outcome.state == states.SUCCESS:
+        if signals.task_success._receivers:
+            signals.task_success.send(task, result=outcome.value, runtime=outcome.runtime_s)
+    elif outcome.state == states.RETRY:
+        if signals.task_retry._receivers and outcome.retry is not None:
+            reason = outcome.value if outcome.value is not None else outcome.retry
+            signals.task_retry.send(task, request=request, reason=reason,
+                                    einfo=ExceptionInfo(outcome.retry, None))
+    elif signals.task_failure._receivers and isinstance(outcome.value, BaseException):
+        einfo = ExceptionInfo(outcome.value, outcome.traceback)
+        signals.task_failure.send(task, task_id=request.id, exception=outcome.value,
+                                  args=args, kwargs=kwargs, traceback=einfo.tb, einfo=einfo)
+    if signals.task_postrun._receivers:
+        signals.task_postrun.send(task, task_id=request.id, task=task, args=args,
+                                  kwargs=kwargs, retval=outcome.value, state=outcome.state)
+
+
 def run_sync(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
              request: Context) -> Outcome:
     """Run a plain (non-async) task function in this thread."""
     token = current_request.set(request)
     started = time.perf_counter()
     try:
+        _prerun(task, args, kwargs, request)
         try:
             value = task.run(*args, **kwargs)
         except Exception as exc:
             outcome = _failure_or_autoretry(task, exc)
         else:
             outcome = Outcome(states.SUCCESS, value)
+        _finished(outcome, started, request)
+        _postrun(task, args, kwargs, request, outcome)
     finally:
         current_request.reset(token)
-    return _finished(outcome, started, request)
+    return outcome
 
 
 async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
@@ -148,6 +192,7 @@ async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
     token = current_request.set(request)
     started = time.perf_counter()
     try:
+        _prerun(task, args, kwargs, request)
         try:
             coro = task.run(*args, **kwargs)
             if soft_time_limit_s:
@@ -162,9 +207,11 @@ async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
             outcome = _failure_or_autoretry(task, exc)
         else:
             outcome = Outcome(states.SUCCESS, value)
+        _finished(outcome, started, request)
+        _postrun(task, args, kwargs, request, outcome)
     finally:
         current_request.reset(token)
-    return _finished(outcome, started, request)
+    return outcome
 
 
 def run_coroutine_blocking(coro: Coroutine[Any, Any, T]) -> T:

@@ -19,7 +19,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from celeriac import chords, serialization, signing, states
+from celeriac import chords, serialization, signals, signing, states
 from celeriac.backends.base import (
     ResultBackend,
     exception_to_result,
@@ -33,6 +33,7 @@ from celeriac.errors import (
     BackendStoreError,
     DecodeError,
     EncodeError,
+    NotRegistered,
     TaskMessageError,
     TaskRevokedError,
 )
@@ -113,6 +114,8 @@ class Executor:
             call = parse_task(delivery.message, self.accept)
             task = self.tasks.get(call.name)
             if task is None:
+                signals.send(signals.task_unknown, self, name=call.name, id=call.id,
+                             message=delivery.message, exc=NotRegistered(call.name))
                 return await self._dead_letter(
                     delivery, f"unregistered task {call.name!r}: no task by that name is "
                               f"registered in this worker", call)
@@ -120,25 +123,20 @@ class Executor:
             _check_canvas(call)
             request = self._request(call, delivery, task)
         except TaskMessageError as exc:
+            signals.send(signals.task_rejected, self, message=delivery.message, exc=exc)
             return await self._dead_letter(delivery, f"{type(exc).__name__}: {exc}")
         except (TypeError, ValueError, OverflowError) as exc:  # a header of the wrong type
             return await self._dead_letter(delivery, f"bad header: {type(exc).__name__}: "
                                                      f"{exc}", call)
 
-        expires, eta = call.expires, call.eta
-        now = utcnow() if expires is not None or eta is not None else None
-        if expires is not None and now is not None and expires <= now:
-            return await self._expire(delivery, call)
-        if eta is not None and now is not None and self.honour_eta \
-                and (eta - now).total_seconds() > 0.01:
-            logger.info("Task %s[%s] received with eta %s: kept in the broker until then",
-                        call.name, call.id, eta.isoformat())
-            return self.acker.park(delivery, eta.timestamp())
-
+        if (call.expires is not None or call.eta is not None) \
+                and await self._expired_or_early(delivery, call):
+            return
         acks_late = self.acks_late_default if task.acks_late is None else task.acks_late
         if not acks_late:
             self.acker.ack(delivery)
         logger.info("Task %s[%s] received", call.name, call.id)
+        signals.send(signals.task_received, self, request=request)
         if self.track_started and not request.ignore_result:
             started = {"pid": None, "hostname": self.hostname}
             await self._store(call, make_meta(call.id, states.STARTED, started))
@@ -146,6 +144,20 @@ class Executor:
         settled = await self._record(task, call, request, delivery, outcome)
         if acks_late and not settled:
             self.acker.ack(delivery)
+
+    async def _expired_or_early(self, delivery: Delivery, call: TaskCall) -> bool:
+        """Settle a delivery past its expiry (REVOKED) or before its eta (parked in the
+        broker's delay store); True when it was."""
+        expires, eta, now = call.expires, call.eta, utcnow()
+        if expires is not None and expires <= now:
+            await self._expire(delivery, call)
+            return True
+        if eta is not None and self.honour_eta and (eta - now).total_seconds() > 0.01:
+            logger.info("Task %s[%s] received with eta %s: kept in the broker until then",
+                        call.name, call.id, eta.isoformat())
+            self.acker.park(delivery, eta.timestamp())
+            return True
+        return False
 
     def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
         """``task.request``: what the worker reads itself now, the rest when the task
@@ -241,6 +253,11 @@ class Executor:
         logger.warning("Discarding revoked task: %s[%s] (expired at %s)", call.name, call.id,
                        call.expires)
         exc = TaskRevokedError("expired")
+        if signals.task_revoked._receivers:
+            task = self.tasks.get(call.name)
+            signals.task_revoked.send(task, request=self._request(call, delivery, task)
+                                      if task is not None else None, terminated=False,
+                                      signum=None, expired=True)
         await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
         self.acker.ack(delivery)
 

@@ -2,13 +2,14 @@
 
 ``Worker.run`` is the whole life of a worker, top to bottom:
 
-    1. import the app's task modules (autodiscovery, imports/include)
+    1. import the app's task modules (autodiscovery, imports/include); the signals
+       celeryd_init before, import_modules and worker_init after (celeriac/signals.py)
     2. connect to the broker and the result backend (fail fast, URL masked)
     3. start the pool (prefork forks its children here, after the tasks are imported)
     4. start the lease keeper (on brokers with leases, not RabbitMQ) and the acker
-    5. print the banner
+    5. celeryd_after_setup; print the banner
     6. install signal handlers: first SIGTERM/SIGINT = warm, second = cold shutdown
-    7. consume until asked to stop
+    7. worker_ready; consume until asked to stop
     8. shut down: stop fetching, return reserved messages, let running tasks finish
        (up to worker_shutdown_timeout), flush acks, stop the pool, close connections
 
@@ -25,7 +26,7 @@ import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from celeriac import __version__, loops
+from celeriac import __version__, loops, signals
 from celeriac.brokers.base import mask_url
 from celeriac.errors import BrokerConnectionError
 from celeriac.worker.acks import Acker, LeaseKeeper
@@ -82,6 +83,9 @@ class Worker:
         self.shutdown_timeout_s = (shutdown_timeout_s if shutdown_timeout_s is not None
                                    else conf.seconds("worker_shutdown_timeout") or 0.0)
         self.print_banner = print_banner
+        #: the options it was made with (Celery's ``celeryd_init`` passes them on)
+        self.options = {"concurrency": concurrency, "pool": pool, "queues": queues,
+                        "hostname": hostname, "prefetch_multiplier": prefetch_multiplier}
         self.consumer: Consumer | None = None
         self._stop = asyncio.Event()
         self._cold = asyncio.Event()
@@ -98,7 +102,10 @@ class Worker:
         """The start-up order (see the module docstring), then the shutdown order."""
         app = self.app
         self._stop, self._cold = asyncio.Event(), asyncio.Event()
+        signals.send(signals.celeryd_init, self.hostname, instance=self, conf=app.conf,
+                     options=self.options)
         app.finalize()                                                    # 1
+        signals.send(signals.worker_init, self)
         broker = await self._connect(app.clients.broker, app.broker_url)  # 2
         backend = await self._connect(app.clients.backend, app.result_backend_url or "")
         if self.pool_notice:
@@ -113,11 +120,14 @@ class Worker:
         self.consumer = consumer = Consumer(
             broker, executor, leases, self.queues, pool.capacity,
             pool.capacity * max(1, self.prefetch_multiplier))
+        signals.send(signals.celeryd_after_setup, self.hostname, instance=self,
+                     conf=app.conf)
         if self.print_banner:                                             # 5
             print(banner(app, self.hostname, __version__, pool.describe(), self.queues,
                          app.result_backend_url, self.send_events), flush=True)
         self._install_signal_handlers()                                   # 6
         logger.info("%s ready.", self.hostname)
+        signals.send(signals.worker_ready, consumer)
         consuming = asyncio.create_task(consumer.run())                   # 7
         await self._stop.wait()
         await self._shutdown(consuming, consumer, acker, pool, leases)    # 8
@@ -149,6 +159,7 @@ class Worker:
         if not cold:
             await pool.stop()
         leases.stop()
+        signals.send(signals.worker_shutdown, self)
         await self.app.clients.close()
         logger.info("%s stopped.", self.hostname)
 
@@ -165,6 +176,9 @@ class Worker:
         self._signals += 1
         if signum == signal.SIGQUIT:
             self._signals = 2
+        how = "Warm" if self._signals == 1 else "Cold"
+        signals.send(signals.worker_shutting_down, self.hostname,
+                     sig=signal.Signals(signum).name, how=how, exitcode=self.exit_code)
         if self._signals == 1:
             logger.warning("worker: Warm shutdown (MainProcess)")
             self.stop()

@@ -23,6 +23,7 @@ import traceback
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
+from celeriac import signals
 from celeriac.context import Context
 from celeriac.errors import (
     CeleriacError,
@@ -212,9 +213,18 @@ def _on_soft_limit(signum: int, frame: Any) -> None:
 
 
 def _child_main(conn: Connection, max_tasks: int | None, max_memory_kib: int | None) -> None:
+    _reset_inherited_state()
+    signals.send(signals.worker_process_init, None)
+    try:
+        _serve(conn, max_tasks, max_memory_kib)
+    finally:
+        signals.send(signals.worker_process_shutdown, None, pid=os.getpid(), exitcode=0)
+
+
+def _serve(conn: Connection, max_tasks: int | None, max_memory_kib: int | None) -> None:
+    """The child's loop: a job in, its outcome out, until told to stop or retiring."""
     from celeriac.app import _all_apps
 
-    _reset_inherited_state()
     done = 0
     while True:
         try:
