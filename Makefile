@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit bench bench-pipeline bench-roundtrip chaos chaos-soak clean
+.PHONY: demo test lint typecheck unit deps-matrix bench bench-pipeline bench-roundtrip chaos chaos-soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# `make deps-matrix`: the Redis and RabbitMQ suites against the lowest and the newest
+# redis-py and aiormq inside pyproject's ranges, each set in its own venv under
+# .deps-envs/ (.ci/deps_matrix.py says how); prints the versions tested. CI runs it.
+deps-matrix:
+	$(PYTHON) .ci/deps_matrix.py
 
 # `make bench`: celeriac, Celery and Dramatiq on this machine (docs/benchmarks.md). Each
 # system gets its own venv under .bench-envs/ from bench/requirements/<system>.txt.
@@ -64,4 +70,4 @@ chaos-soak: $(STAMP)  ## minutes: repeated kills and link faults over thousands 
 	@echo; cat $(CHAOS_TABLE)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .deps-envs .pytest_cache .mypy_cache .ruff_cache

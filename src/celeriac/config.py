@@ -333,16 +333,22 @@ def import_object(path: str) -> Any:
     return getattr(module, attr) if attr else module
 
 
-def default_sqlite_path(app_name: str) -> Path:
-    """Where the embedded broker lives when none is configured.
-
-    Keyed by the app's name so a worker and a client started from different folders of
-    one project find the same file: ``$CELERIAC_HOME`` or ``$XDG_DATA_HOME/celeriac`` or
-    ``~/.local/share/celeriac``, then ``<app name>.sqlite3``.
-    """
+def default_sqlite_dir() -> Path:
+    """The folder of the embedded stores celeriac places itself: ``$CELERIAC_HOME``, else
+    ``$XDG_DATA_HOME/celeriac`` or ``~/.local/share/celeriac``. Private: see
+    ``celeriac.brokers.sqlite_files``."""
     base = os.environ.get("CELERIAC_HOME")
     if not base:
         xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
         base = os.path.join(xdg, "celeriac")
+    return Path(base)
+
+
+def default_sqlite_path(app_name: str) -> Path:
+    """Where the embedded broker lives when none is configured.
+
+    Keyed by the app's name so a worker and a client started from different folders of
+    one project find the same file: ``<default_sqlite_dir()>/<app name>.sqlite3``.
+    """
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in app_name) or "default"
-    return Path(base) / f"{safe}.sqlite3"
+    return default_sqlite_dir() / f"{safe}.sqlite3"

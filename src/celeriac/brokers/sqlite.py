@@ -20,13 +20,13 @@ polls with a backoff capped at ``polling_interval`` (transport option, default 0
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from celeriac.brokers import sqlite_files
 from celeriac.brokers.base import Broker, DeadLetter, Delivery
 from celeriac.errors import BrokerConnectionError, ConfigurationError, DecodeError
 from celeriac.protocol import DueBatch, Message, from_envelope, scheduled, to_envelope
@@ -66,13 +66,13 @@ def sqlite_path(url: str) -> str:
 
 
 def connect_sqlite(path: str) -> sqlite3.Connection:
-    """Open a WAL-mode connection shared by threads (callers hold their own lock)."""
+    """Open a WAL-mode connection shared by threads (callers hold their own lock).
+    The default store's folder and files are made private first (``sqlite_files``)."""
     if path != ":memory:":
-        directory = os.path.dirname(os.path.abspath(path))
         try:
-            os.makedirs(directory, exist_ok=True)
+            sqlite_files.prepare(path)
         except OSError as exc:
-            raise BrokerConnectionError(f"cannot create {directory}: {exc}") from exc
+            raise BrokerConnectionError(f"cannot prepare {path}: {exc}") from exc
     try:
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None,
                                check_same_thread=False)

@@ -4,7 +4,8 @@
 
     1. import the app's task modules (autodiscovery, imports/include); the signals
        celeryd_init before, import_modules and worker_init after (celeriac/signals.py)
-    2. connect to the broker and the result backend (fail fast, URL masked)
+    2. connect to the broker and the result backend (fail fast, URL masked); warn when
+       an embedded store the user placed can be read by other users (sqlite_files)
     3. start the pool (prefork forks its children here, after the tasks are imported)
     4. start the lease keeper (on brokers with leases, not RabbitMQ) and the acker
     5. celeryd_after_setup; print the banner
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import __version__, loops, signals
 from celeriac.brokers.base import mask_url
+from celeriac.brokers.sqlite_files import store_warnings
 from celeriac.errors import BrokerConnectionError
 from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.banner import banner
@@ -47,6 +49,13 @@ def expand_hostname(template: str | None) -> str:
     name, _, domain = host.partition(".")
     template = template or "celeriac@%h"
     return template.replace("%h", host).replace("%n", name).replace("%d", domain)
+
+
+def _sqlite_paths(*urls: str | None) -> list[str]:
+    """The files of the embedded stores among these URLs."""
+    from celeriac.brokers.sqlite import sqlite_path
+
+    return [sqlite_path(u) for u in urls if u and u.startswith("sqlite://")]
 
 
 class Worker:
@@ -108,6 +117,8 @@ class Worker:
         signals.send(signals.worker_init, self)
         broker = await self._connect(app.clients.broker, app.broker_url)  # 2
         backend = await self._connect(app.clients.backend, app.result_backend_url or "")
+        for warning in store_warnings(_sqlite_paths(app.broker_url, app.result_backend_url)):
+            logger.warning("%s", warning)
         if self.pool_notice:
             logger.warning("%s", self.pool_notice)
         pool = create_pool(self.pool_name, self.concurrency, self.max_tasks_per_child,
