@@ -189,8 +189,7 @@ class _Consumer(Subscription):
         self._closed = True
         channel, self._channel = self._channel, None
         if channel is not None and not channel.is_closed:
-            try:
-                await channel.queue_delete(self.queue)
+            try:  # exclusive and auto-deleted: the queue goes with the channel
                 await channel.close()
             except Exception:  # the connection is going away anyway
                 pass

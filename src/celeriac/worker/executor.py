@@ -14,8 +14,11 @@ Nothing here raises into the consumer: every path ends in ack, requeue or dead l
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+from collections import Counter
+from collections.abc import Container
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +73,13 @@ class Executor:
         self.processed = 0
         #: False only in celeriac.testing.drain, which runs delayed tasks at once
         self.honour_eta = True
+        #: revoked ids, refused on receipt (celeriac.control.revoked sets it)
+        self.revoked: Container[str] = frozenset()
+        #: tasks run, by name (inspect stats: "total")
+        self.totals: Counter[str] = Counter()
+        #: running task id -> the asyncio task awaiting it; ids being terminated
+        self.running: dict[str, asyncio.Task[Any] | None] = {}
+        self.terminating: set[str] = set()
 
     async def process(self, delivery: Delivery) -> None:
         try:
@@ -105,6 +115,8 @@ class Executor:
                 return await self._dead_letter(delivery, problem)
         try:
             call = parse_task(delivery.message, self.accept)
+            if call.id in self.revoked:
+                return await self._discard_revoked(delivery, call)
             task = self.tasks.get(call.name)
             if task is None:
                 return await self._dead_letter(
@@ -136,7 +148,21 @@ class Executor:
         if self.track_started and not request.ignore_result:
             started = {"pid": None, "hostname": self.hostname}
             await self._store(call, make_meta(call.id, states.STARTED, started))
-        outcome = await self.pool.run(task, call.args, call.kwargs, request)
+        self.totals[call.name] += 1
+        self.running[call.id] = asyncio.current_task()
+        try:
+            outcome = await self.pool.run(task, call.args, call.kwargs, request)
+        except asyncio.CancelledError:  # control's terminate on an async task
+            if call.id not in self.terminating:
+                raise
+            uncancel = getattr(asyncio.current_task(), "uncancel", None)
+            if uncancel is not None:  # Python 3.11+: this task goes on
+                uncancel()
+        finally:
+            self.running.pop(call.id, None)
+        if self.terminating and call.id in self.terminating:
+            self.terminating.discard(call.id)
+            return await self._terminated(delivery, call, acks_late)
         settled = await self._record(task, call, request, delivery, outcome)
         if acks_late and not settled:
             self.acker.ack(delivery)
@@ -226,6 +252,19 @@ class Executor:
         exc = TaskRevokedError("expired")
         await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
         self.acker.ack(delivery)
+
+    async def _discard_revoked(self, delivery: Delivery, call: TaskCall) -> None:
+        logger.warning("Discarding revoked task: %s[%s]", call.name, call.id)
+        exc = TaskRevokedError("revoked")
+        await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
+        self.acker.ack(delivery)
+
+    async def _terminated(self, delivery: Delivery, call: TaskCall, acks_late: bool) -> None:
+        logger.warning("Task %s[%s] terminated (revoked)", call.name, call.id)
+        exc = TaskRevokedError("terminated")
+        await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
+        if acks_late:
+            self.acker.ack(delivery)
 
     async def _dead_letter(self, delivery: Delivery, reason: str,
                            call: TaskCall | None = None, quiet: bool = False) -> None:
