@@ -24,6 +24,7 @@ from celeriac.brokers import BROKER_CLASSES, Broker, create_broker, load_class
 from celeriac.clients import Clients
 from celeriac.config import Config, default_sqlite_path, import_object, to_seconds
 from celeriac.context import current_request
+from celeriac.control.client import Control
 from celeriac.protocol import (
     CallBatch,
     Message,
@@ -522,6 +523,14 @@ class Celery:
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         return AsyncResult(task_id, app=self)
+
+    @property
+    def control(self) -> Control:
+        """Remote control of the workers (``celeriac.control.client``)."""
+        control: Control | None = self.__dict__.get("_control")
+        if control is None:
+            control = self.__dict__["_control"] = Control(self)
+        return control
 
     # -- running a worker -------------------------------------------------------------
     def Worker(self, **options: Any) -> Any:

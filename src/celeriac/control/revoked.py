@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from celeriac.brokers.base import Broker, BroadcastNotSupported
+from celeriac.brokers.base import BroadcastNotSupported, Broker
 
 if TYPE_CHECKING:
     from celeriac.app import Celery

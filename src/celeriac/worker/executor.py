@@ -115,8 +115,6 @@ class Executor:
                 return await self._dead_letter(delivery, problem)
         try:
             call = parse_task(delivery.message, self.accept)
-            if call.id in self.revoked:
-                return await self._discard_revoked(delivery, call)
             task = self.tasks.get(call.name)
             if task is None:
                 return await self._dead_letter(
@@ -133,7 +131,8 @@ class Executor:
 
         expires, eta = call.expires, call.eta
         now = utcnow() if expires is not None or eta is not None else None
-        if expires is not None and now is not None and expires <= now:
+        if call.id in self.revoked or (expires is not None and now is not None
+                                       and expires <= now):
             return await self._expire(delivery, call)
         if eta is not None and now is not None and self.honour_eta \
                 and (eta - now).total_seconds() > 0.01:
@@ -148,8 +147,17 @@ class Executor:
         if self.track_started and not request.ignore_result:
             started = {"pid": None, "hostname": self.hostname}
             await self._store(call, make_meta(call.id, states.STARTED, started))
+        outcome = await self._run(task, call, request)
+        settled = await self._record(task, call, request, delivery, outcome)
+        if acks_late and not settled:
+            self.acker.ack(delivery)
+
+    async def _run(self, task: Task[Any, Any], call: TaskCall, request: Context
+                   ) -> Outcome:
+        """Run it in the pool; REVOKED when remote control terminated it."""
         self.totals[call.name] += 1
         self.running[call.id] = asyncio.current_task()
+        outcome = None
         try:
             outcome = await self.pool.run(task, call.args, call.kwargs, request)
         except asyncio.CancelledError:  # control's terminate on an async task
@@ -162,10 +170,9 @@ class Executor:
             self.running.pop(call.id, None)
         if self.terminating and call.id in self.terminating:
             self.terminating.discard(call.id)
-            return await self._terminated(delivery, call, acks_late)
-        settled = await self._record(task, call, request, delivery, outcome)
-        if acks_late and not settled:
-            self.acker.ack(delivery)
+            return Outcome(states.REVOKED, TaskRevokedError("terminated"))
+        assert outcome is not None
+        return outcome
 
     def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
         """``task.request``: what the worker reads itself now, the rest when the task
@@ -200,6 +207,11 @@ class Executor:
                 await self._send_followers(call, outcome.value)
             if type(task).on_success is not Task.on_success:  # the default does nothing
                 _safe_hook(task.on_success, outcome.value, call.id, call.args, call.kwargs)
+            return False
+        if outcome.state == states.REVOKED:  # terminated by remote control
+            logger.warning("Task %s[%s] terminated (revoked)", call.name, call.id)
+            await self._store(call, make_meta(call.id, states.REVOKED,
+                                              exception_to_result(outcome.value)))
             return False
         if outcome.state == states.RETRY and outcome.retry is not None:
             await self._retry(task, call, delivery, outcome)
@@ -247,24 +259,16 @@ class Executor:
         _safe_hook(task.on_retry, exc, call.id, call.args, call.kwargs, None)
 
     async def _expire(self, delivery: Delivery, call: TaskCall) -> None:
-        logger.warning("Discarding revoked task: %s[%s] (expired at %s)", call.name, call.id,
-                       call.expires)
-        exc = TaskRevokedError("expired")
+        """Expired, or revoked (celeriac.control.revoked): REVOKED, never run."""
+        if call.id in self.revoked:
+            logger.warning("Discarding revoked task: %s[%s]", call.name, call.id)
+            exc = TaskRevokedError("revoked")
+        else:
+            logger.warning("Discarding revoked task: %s[%s] (expired at %s)", call.name,
+                           call.id, call.expires)
+            exc = TaskRevokedError("expired")
         await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
         self.acker.ack(delivery)
-
-    async def _discard_revoked(self, delivery: Delivery, call: TaskCall) -> None:
-        logger.warning("Discarding revoked task: %s[%s]", call.name, call.id)
-        exc = TaskRevokedError("revoked")
-        await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
-        self.acker.ack(delivery)
-
-    async def _terminated(self, delivery: Delivery, call: TaskCall, acks_late: bool) -> None:
-        logger.warning("Task %s[%s] terminated (revoked)", call.name, call.id)
-        exc = TaskRevokedError("terminated")
-        await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
-        if acks_late:
-            self.acker.ack(delivery)
 
     async def _dead_letter(self, delivery: Delivery, reason: str,
                            call: TaskCall | None = None, quiet: bool = False) -> None:
