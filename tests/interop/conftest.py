@@ -49,7 +49,8 @@ class Fleet:
                     self.backend_url, "INTEROP_RECORD": self.record_key,
                     "INTEROP_RECORD_URL": RECORD_URL, "INTEROP_SIDE": side,
                     "INTEROP_QUEUE": self.queue, "INTEROP_KEYPREFIX": self.prefix,
-                    "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **extra})
+                    "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
+                    "PYTHONUNBUFFERED": "1", **extra})
         for key in ("CELERIAC_BROKER_URL", "CELERIAC_RESULT_BACKEND", "CELERY_BROKER_URL",
                     "CELERY_RESULT_BACKEND"):
             env.pop(key, None)
