@@ -84,3 +84,30 @@ def test_celeriac_control_reaches_celery_and_celeriac_workers(fleet: Fleet) -> N
     registered = client.control.inspect(timeout=2.0).registered() or {}
     assert "interop.add" in " ".join(registered["celery-x@interop"])
     assert "interop.add" in registered[ours]
+
+
+def celeriac_cli(fleet: Fleet, *argv: str, timeout_s: float = 60) -> tuple[int, str]:
+    done = subprocess.run([sys.executable, "-m", "celeriac", "-A",
+                           "tests.interop.celeriac_side", *argv], cwd=ROOT,
+                          env=fleet.env("cli"), capture_output=True, timeout=timeout_s,
+                          check=False)
+    return done.returncode, done.stdout.decode(errors="replace")
+
+
+def test_celeriac_cli_against_celery_and_celeriac_workers(fleet: Fleet) -> None:
+    ours = celeriac_node(fleet)
+    fleet.celery_worker("solo", "-n", "celery-y@interop")
+    code, out = 0, ""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "2 nodes online." not in out:
+        code, out = celeriac_cli(fleet, "status", "-t", "2")
+    assert code == 0 and f"->  {ours}: OK" in out and "->  celery-y@interop: OK" in out
+    code, out = celeriac_cli(fleet, "inspect", "ping", "--json", "-t", "2")
+    assert json.loads(out) == {ours: {"ok": "pong"}, "celery-y@interop": {"ok": "pong"}}
+    code, out = celeriac_cli(fleet, "control", "rate_limit", "interop.add", "5/s",
+                             "-d", "celery-y@interop", "-t", "3", "--json")
+    assert json.loads(out) == {"celery-y@interop": {"ok": "new rate limit set successfully"}}
+    code, out = celeriac_cli(fleet, "inspect", "stats", "-d", ours, "-t", "3", "--json")
+    assert json.loads(out)[ours]["pool"]["implementation"].endswith(":threads")
+    code, out = celeriac_cli(fleet, "inspect", "ping", "-d", "nobody@nowhere", "-t", "0.5")
+    assert code == 69
