@@ -111,3 +111,33 @@ def test_celeriac_cli_against_celery_and_celeriac_workers(fleet: Fleet) -> None:
     assert json.loads(out)[ours]["pool"]["implementation"].endswith(":threads")
     code, out = celeriac_cli(fleet, "inspect", "ping", "-d", "nobody@nowhere", "-t", "0.5")
     assert code == 69
+
+
+def test_celery_events_dump_shows_a_celeriac_worker_and_its_tasks(fleet: Fleet) -> None:
+    log = fleet.tmp_path / "events.log"
+    with open(log, "wb") as out:
+        dump = subprocess.Popen([sys.executable, "-m", "celery", "-A",
+                                 "tests.interop.celery_side", "events", "--dump"], cwd=ROOT,
+                                env=fleet.env("events"), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while "starting capture" not in log.read_text(errors="replace"):
+            assert dump.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(1.0)  # its queue is bound
+        name = celeriac_node(fleet, "-E")
+        client = fleet.celeriac_client()
+        assert client.send_task("interop.add", (2, 3)).get(timeout=20) == 5
+        deadline = time.monotonic() + 20
+        text = ""
+        while "heartbeat:" not in text or "task succeeded: interop.add" not in text:
+            assert time.monotonic() < deadline, text
+            time.sleep(0.2)
+            text = log.read_text(errors="replace")
+    finally:
+        dump.terminate()
+        dump.wait(10)
+    assert f"{name} [" in text
+    assert "started: active=0" in text and "sw_ident=celeriac" in text
+    assert "task received: interop.add" in text and "task started: interop.add" in text
+    assert "result=5" in text

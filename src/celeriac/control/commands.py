@@ -330,6 +330,7 @@ async def enable_events(state: WorkerState, **_: Any) -> Any:
     if state.events is None:
         return nok("events are not available on this worker")
     state.events.task_events = True
+    state.executor.events = state.events
     return ok("task events enabled")
 
 
@@ -338,6 +339,7 @@ async def disable_events(state: WorkerState, **_: Any) -> Any:
     if state.events is None:
         return ok("task events already disabled")
     state.events.task_events = False
+    state.executor.events = None
     return ok("task events disabled")
 
 

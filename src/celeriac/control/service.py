@@ -63,4 +63,14 @@ async def start_control(worker: Any, broker: Broker, pool: Pool, executor: Execu
     except Exception as exc:
         logger.error("could not load the revoked ids from the broker: %s", exc)
     store.start()
+    task_events = bool(getattr(worker, "events_enabled", False))
+    if broker.supports_broadcast and (task_events or app.conf.worker_heartbeat_interval):
+        from celeriac.events.dispatcher import start_worker_events
+
+        try:
+            state.events = await start_worker_events(state, task_events)
+        except Exception as exc:
+            logger.error("events could not start: %s", exc)
+        if task_events:
+            executor.events = state.events
     return WorkerControl(state, node)

@@ -80,6 +80,8 @@ class Executor:
         #: running task id -> the asyncio task awaiting it; ids being terminated
         self.running: dict[str, asyncio.Task[Any] | None] = {}
         self.terminating: set[str] = set()
+        #: the event dispatcher while task events are on (-E), else None
+        self.events: Any = None
 
     async def process(self, delivery: Delivery) -> None:
         try:
@@ -157,6 +159,10 @@ class Executor:
         """Run it in the pool; REVOKED when remote control terminated it."""
         self.totals[call.name] += 1
         self.running[call.id] = asyncio.current_task()
+        events = self.events
+        if events is not None:
+            events.task_received(call)
+            events.task_started(call)
         outcome = None
         try:
             outcome = await self.pool.run(task, call.args, call.kwargs, request)
@@ -170,8 +176,10 @@ class Executor:
             self.running.pop(call.id, None)
         if self.terminating and call.id in self.terminating:
             self.terminating.discard(call.id)
-            return Outcome(states.REVOKED, TaskRevokedError("terminated"))
+            outcome = Outcome(states.REVOKED, TaskRevokedError("terminated"))
         assert outcome is not None
+        if events is not None:
+            events.task_finished(call, outcome)
         return outcome
 
     def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
@@ -267,6 +275,8 @@ class Executor:
             logger.warning("Discarding revoked task: %s[%s] (expired at %s)", call.name,
                            call.id, call.expires)
             exc = TaskRevokedError("expired")
+        if self.events is not None:
+            self.events.task_revoked(call, expired=exc.args == ("expired",))
         await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
         self.acker.ack(delivery)
 
