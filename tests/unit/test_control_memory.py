@@ -74,7 +74,9 @@ def test_ping_inspect_and_reply_shapes() -> None:
         assert mine["total"] == {"t.add": 1}
         assert mine["pool"]["max-concurrency"] >= 1
         assert {"pid", "clock", "uptime", "broker", "prefetch_count", "rusage"} <= set(mine)
-        assert inspect.registered() == {HOST: ["t.add", "t.mark", "t.nap"]}
+        registered = (inspect.registered() or {})[HOST]
+        assert {"t.add", "t.mark", "t.nap"} <= set(registered)
+        assert registered == sorted(registered)
         [queue] = (inspect.active_queues() or {})[HOST]
         assert queue["name"] == "celery" and queue["exchange"]["type"] == "direct"
         sleeper = app.tasks["t.nap"].delay(30)
