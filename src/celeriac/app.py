@@ -26,6 +26,7 @@ from celeriac.clients import Clients
 from celeriac.config import Config, default_sqlite_path, import_object, to_seconds
 from celeriac.context import current_request
 from celeriac.contrib.django.fixup import maybe_install as maybe_install_django_fixup
+from celeriac.control.client import Control
 from celeriac.protocol import (
     CallBatch,
     Message,
@@ -594,6 +595,14 @@ class Celery:
         from celeriac.result_group import GroupResult
 
         return GroupResult(id, results, app=self, **kwargs)
+
+    @property
+    def control(self) -> Control:
+        """Remote control of the workers (``celeriac.control.client``)."""
+        control: Control | None = self.__dict__.get("_control")
+        if control is None:
+            control = self.__dict__["_control"] = Control(self)
+        return control
 
     # -- running a worker -------------------------------------------------------------
     def Worker(self, **options: Any) -> Any:

@@ -118,6 +118,11 @@ SETTINGS: dict[str, Setting] = {
                                        "Seconds a warm shutdown waits for running tasks."),
     "worker_lost_wait": Setting(10.0, _NUM, "Seconds to wait for a lost child's result."),
     "worker_enable_remote_control": Setting(True, bool, "Answer remote control."),
+    "worker_revoked_ttl": Setting(None, _OPT_NUM,
+                                  "Seconds a revoked id is refused; none: result_expires."),
+    "worker_heartbeat_interval": Setting(2.0, _NUM, "Seconds between worker-heartbeat events."),
+    "control_exchange": Setting("celery", str, "Remote control namespace (celery.pidbox)."),
+    "event_exchange": Setting("celeryev", str, "Exchange events are sent to."),
     # app
     "imports": Setting((), _LIST, "Modules imported when the worker starts."),
     "include": Setting((), _LIST, "Same as imports."),

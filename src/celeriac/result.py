@@ -38,6 +38,14 @@ class AsyncResult(Generic[R]):
 
     task_id = property(lambda self: self.id)
 
+    def revoke(self, connection: Any = None, terminate: bool = False,
+               signal: str | None = None, wait: bool = False,
+               timeout: float | None = None) -> None:
+        """Revoke this task on every worker (and those started later: see
+        ``celeriac.control``); ``terminate`` stops it if it is running."""
+        self.app.control.revoke(self.id, terminate=terminate, signal=signal or "SIGTERM",
+                                reply=wait, timeout=timeout or 1.0)
+
     # -- reading ----------------------------------------------------------------------
     def _cached_or_fetch(self) -> Meta | None:
         if self._meta is not None and self._meta.get("status") in states.READY_STATES:

@@ -111,13 +111,16 @@ def app_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register_commands() -> None:
-    from celeriac.cli import calls, dlq, purge, worker
+    from celeriac.cli import calls, dlq, purge, remote, worker
 
     cli.add_command(worker.worker)
     cli.add_command(purge.purge)
     cli.add_command(calls.call)
     cli.add_command(calls.result)
     cli.add_command(dlq.dlq)
+    cli.add_command(remote.inspect)
+    cli.add_command(remote.control)
+    cli.add_command(remote.status)
 
 
 _register_commands()

@@ -37,9 +37,11 @@ _POOL_CHOICES = click.Choice([*POOL_NAMES, *ALIASES], case_sensitive=False)
 @click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log to this file.")
 @click.option("--shutdown-timeout", type=float,
               help="Seconds a warm shutdown waits for running tasks (default 60).")
-@click.option("--without-gossip", is_flag=True, help="Accepted for Celery compatibility.")
-@click.option("--without-mingle", is_flag=True, help="Accepted for Celery compatibility.")
-@click.option("--without-heartbeat", is_flag=True, help="Accepted for Celery compatibility.")
+@click.option("--without-gossip", is_flag=True,
+              help="Accepted for Celery compatibility (celeriac has no gossip).")
+@click.option("--without-mingle", is_flag=True, help="Accepted for Celery compatibility "
+              "(celeriac does not mingle: revoked ids are kept in the broker instead).")
+@click.option("--without-heartbeat", is_flag=True, help="Send no worker-heartbeat events.")
 @click.option("-O", "optimization", help="Accepted for Celery compatibility (fair is default).")
 @click.pass_obj
 def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str | None,
@@ -50,6 +52,8 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
     """Start a worker that runs the app's tasks."""
     app = ctx.app
     conf = app.conf
+    if _celery_only.get("without_heartbeat"):
+        conf.worker_heartbeat_interval = 0
     try:
         setup_logging(loglevel, conf.worker_log_format)
     except ValueError as exc:

@@ -14,8 +14,11 @@ Nothing here raises into the consumer: every path ends in ack, requeue or dead l
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+from collections import Counter
+from collections.abc import Container
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +80,15 @@ class Executor:
         self.processed = 0
         #: False only in celeriac.testing.drain, which runs delayed tasks at once
         self.honour_eta = True
+        #: revoked ids, refused on receipt (celeriac.control.revoked sets it)
+        self.revoked: Container[str] = frozenset()
+        #: tasks run, by name (inspect stats: "total")
+        self.totals: Counter[str] = Counter()
+        #: running task id -> the asyncio task awaiting it; ids being terminated
+        self.running: dict[str, asyncio.Task[Any] | None] = {}
+        self.terminating: set[str] = set()
+        #: the event dispatcher while task events are on (-E), else None
+        self.events: Any = None
 
     async def process(self, delivery: Delivery) -> None:
         try:
@@ -129,7 +141,7 @@ class Executor:
             return await self._dead_letter(delivery, f"bad header: {type(exc).__name__}: "
                                                      f"{exc}", call)
 
-        if (call.expires is not None or call.eta is not None) \
+        if (call.expires is not None or call.eta is not None or call.id in self.revoked) \
                 and await self._expired_or_early(delivery, call):
             return
         acks_late = self.acks_late_default if task.acks_late is None else task.acks_late
@@ -140,16 +152,16 @@ class Executor:
         if self.track_started and not request.ignore_result:
             started = {"pid": None, "hostname": self.hostname}
             await self._store(call, make_meta(call.id, states.STARTED, started))
-        outcome = await self.pool.run(task, call.args, call.kwargs, request)
+        outcome = await self._run(task, call, request)
         settled = await self._record(task, call, request, delivery, outcome)
         if acks_late and not settled:
             self.acker.ack(delivery)
 
     async def _expired_or_early(self, delivery: Delivery, call: TaskCall) -> bool:
-        """Settle a delivery past its expiry (REVOKED) or before its eta (parked in the
-        broker's delay store); True when it was."""
+        """Settle a delivery revoked or past its expiry (REVOKED) or before its eta
+        (parked in the broker's delay store); True when it was."""
         expires, eta, now = call.expires, call.eta, utcnow()
-        if expires is not None and expires <= now:
+        if call.id in self.revoked or (expires is not None and expires <= now):
             await self._expire(delivery, call)
             return True
         if eta is not None and self.honour_eta and (eta - now).total_seconds() > 0.01:
@@ -158,6 +170,34 @@ class Executor:
             self.acker.park(delivery, eta.timestamp())
             return True
         return False
+
+    async def _run(self, task: Task[Any, Any], call: TaskCall, request: Context
+                   ) -> Outcome:
+        """Run it in the pool; REVOKED when remote control terminated it."""
+        self.totals[call.name] += 1
+        self.running[call.id] = asyncio.current_task()
+        events = self.events
+        if events is not None:
+            events.task_received(call)
+            events.task_started(call)
+        outcome = None
+        try:
+            outcome = await self.pool.run(task, call.args, call.kwargs, request)
+        except asyncio.CancelledError:  # control's terminate on an async task
+            if call.id not in self.terminating:
+                raise
+            uncancel = getattr(asyncio.current_task(), "uncancel", None)
+            if uncancel is not None:  # Python 3.11+: this task goes on
+                uncancel()
+        finally:
+            self.running.pop(call.id, None)
+        if self.terminating and call.id in self.terminating:
+            self.terminating.discard(call.id)
+            outcome = Outcome(states.REVOKED, TaskRevokedError("terminated"))
+        assert outcome is not None
+        if events is not None:
+            events.task_finished(call, outcome)
+        return outcome
 
     def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
         """``task.request``: what the worker reads itself now, the rest when the task
@@ -202,6 +242,11 @@ class Executor:
                 return False
             outcome = Outcome(states.FAILURE, refused, format_traceback(refused),
                               runtime_s=outcome.runtime_s)
+        if outcome.state == states.REVOKED:  # terminated by remote control
+            logger.warning("Task %s[%s] terminated (revoked)", call.name, call.id)
+            await self._store(call, make_meta(call.id, states.REVOKED,
+                                              exception_to_result(outcome.value)))
+            return False
         if outcome.state == states.RETRY and outcome.retry is not None:
             await self._retry(task, call, delivery, outcome)
             return False
@@ -250,14 +295,21 @@ class Executor:
         _safe_hook(task.on_retry, exc, call.id, call.args, call.kwargs, None)
 
     async def _expire(self, delivery: Delivery, call: TaskCall) -> None:
-        logger.warning("Discarding revoked task: %s[%s] (expired at %s)", call.name, call.id,
-                       call.expires)
-        exc = TaskRevokedError("expired")
+        """Expired, or revoked (celeriac.control.revoked): REVOKED, never run."""
+        if call.id in self.revoked:
+            logger.warning("Discarding revoked task: %s[%s]", call.name, call.id)
+            exc = TaskRevokedError("revoked")
+        else:
+            logger.warning("Discarding revoked task: %s[%s] (expired at %s)", call.name,
+                           call.id, call.expires)
+            exc = TaskRevokedError("expired")
+        if self.events is not None:
+            self.events.task_revoked(call, expired=exc.args == ("expired",))
         if signals.task_revoked._receivers:
             task = self.tasks.get(call.name)
             signals.task_revoked.send(task, request=self._request(call, delivery, task)
                                       if task is not None else None, terminated=False,
-                                      signum=None, expired=True)
+                                      signum=None, expired=exc.args == ("expired",))
         await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
         self.acker.ack(delivery)
 

@@ -7,12 +7,15 @@
     2. connect to the broker and the result backend (fail fast, URL masked); warn when
        an embedded store the user placed can be read by other users (sqlite_files)
     3. start the pool (prefork forks its children here, after the tasks are imported)
-    4. start the lease keeper (on brokers with leases, not RabbitMQ) and the acker
+    4. start the lease keeper (on brokers with leases, not RabbitMQ) and the acker;
+       then the control plane (celeriac.control.service): the mailbox, the revoked ids
+       loaded from the broker before the first fetch, events with -E
     5. celeryd_after_setup; print the banner
     6. install signal handlers: first SIGTERM/SIGINT = warm, second = cold shutdown
     7. worker_ready; consume until asked to stop
     8. shut down: stop fetching, return reserved messages, let running tasks finish
-       (up to worker_shutdown_timeout), flush acks, stop the pool, close connections
+       (up to worker_shutdown_timeout), flush acks, stop the pool, stop the control
+       plane, close connections
 
 Where a message goes from here: consumer.py (fetch) -> executor.py (run, ack).
 """
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac import __version__, loops, signals
 from celeriac.brokers.base import mask_url
 from celeriac.brokers.sqlite_files import store_warnings
+from celeriac.control.service import WorkerControl, start_control
 from celeriac.errors import BrokerConnectionError
 from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.banner import banner
@@ -96,6 +100,9 @@ class Worker:
         self.options = {"concurrency": concurrency, "pool": pool, "queues": queues,
                         "hostname": hostname, "prefetch_multiplier": prefetch_multiplier}
         self.consumer: Consumer | None = None
+        self.control: WorkerControl | None = None
+        #: send worker events (heartbeats; task events with -E); see celeriac.events
+        self.events_enabled = self.send_events
         self._stop = asyncio.Event()
         self._cold = asyncio.Event()
         self._signals = 0
@@ -131,6 +138,7 @@ class Worker:
         self.consumer = consumer = Consumer(
             broker, executor, leases, self.queues, pool.capacity,
             pool.capacity * max(1, self.prefetch_multiplier))
+        self.control = await start_control(self, broker, pool, executor, consumer)
         signals.send(signals.celeryd_after_setup, self.hostname, instance=self,
                      conf=app.conf)
         if self.print_banner:                                             # 5
@@ -170,6 +178,8 @@ class Worker:
         if not cold:
             await pool.stop()
         leases.stop()
+        if self.control is not None:
+            await self.control.stop()
         signals.send(signals.worker_shutdown, self)
         await self.app.clients.close()
         logger.info("%s stopped.", self.hostname)

@@ -48,6 +48,7 @@ class _Child:
         self.pid = pid
         self.conn = conn
         self.jobs = 0
+        self.task_id: str | None = None  # the call it runs (terminate_job)
 
 
 class PreforkPool(Pool):
@@ -92,6 +93,7 @@ class PreforkPool(Pool):
     async def run(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
                   request: Context) -> Outcome:
         child = await self._idle.get()
+        child.task_id = request.id
         try:
             child.conn.send_bytes(pickle.dumps((task.name, args, kwargs, request), protocol=5))
         except (OSError, pickle.PicklingError, TypeError) as exc:
@@ -122,6 +124,7 @@ class PreforkPool(Pool):
         if retiring:
             self._reap(child)
         else:
+            child.task_id = None
             self._idle.put_nowait(child)
         result: Outcome = outcome
         return result
@@ -140,6 +143,17 @@ class PreforkPool(Pool):
         finally:
             loop.remove_reader(fd)
         return child.conn.recv_bytes()
+
+    def terminate_job(self, task_id: str, signum: int) -> str | None:
+        """Signal the child running task_id (it dies; run() reports it lost)."""
+        for child in self._children.values():
+            if child.task_id == task_id:
+                try:
+                    os.kill(child.pid, signum)
+                except ProcessLookupError:
+                    pass
+                return None
+        return "not running in this pool"
 
     def _kill(self, child: _Child) -> None:
         try:
