@@ -93,7 +93,7 @@ class Executor:
         except Exception:
             logger.error("requeue failed too (%s); the lease will bring it back", exc)
 
-    async def _process(self, delivery: Delivery) -> None:
+    async def _process(self, delivery: Delivery) -> None:  # noqa: C901 (the pipeline, in order)
         props = delivery.message.properties
         result_route.set((props.get("reply_to"), props.get("correlation_id")))
         if delivery.envelope_error:
@@ -118,6 +118,13 @@ class Executor:
         except (TypeError, ValueError, OverflowError) as exc:  # a header of the wrong type
             return await self._dead_letter(delivery, f"bad header: {type(exc).__name__}: "
                                                      f"{exc}", call)
+
+        if chords.CLAIM_HEADER in call.headers \
+                and not await chords.accept_body(self.app, self.backend, call):
+            logger.warning("Task %s[%s] dropped: a second copy of a chord's body, sent "
+                           "again by a worker that took over the claim", call.name, call.id)
+            self.acker.ack(delivery)
+            return None
 
         expires, eta = call.expires, call.eta
         now = utcnow() if expires is not None or eta is not None else None
