@@ -97,7 +97,7 @@ def _unlock_chord(self: Any, group_id: str, callback: Any, interval: float | Non
                          max_retries=max_retries)
     body = maybe_signature(callback, app=app)
     try:
-        values = deps.join(propagate=True)
+        values = deps.join(propagate=True, disable_sync_subtasks=False)
     except Exception as exc:
         culprit = next((r for r in deps.results if r.failed()), None)
         reason = f"Dependency {culprit.id} raised {exc!r}" if culprit else repr(exc)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import states
 from celeriac.errors import TimeoutError
-from celeriac.result import AsyncResult
+from celeriac.result import AsyncResult, EagerResult, assert_will_not_block
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -84,15 +84,21 @@ class ResultSet:
 
     def join(self, timeout: float | None = None, propagate: bool = True,
              interval: float = 0.5, callback: Any = None, no_ack: bool = True,
-             **_ignored: Any) -> list[Any]:
-        """Wait for each member in turn; a member's failure is raised (``propagate``)."""
+             disable_sync_subtasks: bool = True, **_ignored: Any) -> list[Any]:
+        """Wait for each member in turn; a member's failure is raised (``propagate``).
+        Inside a worker's task: RuntimeError unless ``allow_join_result()`` or
+        ``disable_sync_subtasks=False`` (as ``AsyncResult.get``)."""
+        if disable_sync_subtasks and not all(isinstance(r, EagerResult)
+                                             for r in self.results):
+            assert_will_not_block()
         deadline = None if timeout is None else time.monotonic() + timeout
         values = []
         for result in self.results:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError("the operation timed out")
-            value = result.get(timeout=remaining, propagate=propagate)
+            value = result.get(timeout=remaining, propagate=propagate,
+                               disable_sync_subtasks=False)
             if callback is not None:
                 callback(result.id, value)
             else:
@@ -100,9 +106,11 @@ class ResultSet:
         return values
 
     def join_native(self, timeout: float | None = None, propagate: bool = True,
-                    interval: float = 0.5, callback: Any = None, **_ignored: Any
-                    ) -> list[Any]:
+                    interval: float = 0.5, callback: Any = None,
+                    disable_sync_subtasks: bool = True, **_ignored: Any) -> list[Any]:
         """``join`` that reads every plain member in one backend round trip first."""
+        if disable_sync_subtasks:
+            assert_will_not_block()
         plain = [r for r in self.results if type(r) is AsyncResult and not r.ready_cached]
         if plain:
             found = self.app.run_sync(_get_many(self.app, [r.id for r in plain]))
@@ -110,7 +118,8 @@ class ResultSet:
                 meta = found.get(r.id)
                 if meta is not None and meta.get("status") in states.READY_STATES:
                     r._meta = meta
-        return self.join(timeout=timeout, propagate=propagate, callback=callback)
+        return self.join(timeout=timeout, propagate=propagate, callback=callback,
+                         disable_sync_subtasks=False)
 
     def iter_native(self, timeout: float | None = None, **kwargs: Any
                     ) -> Iterator[tuple[str, Any]]:

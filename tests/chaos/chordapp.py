@@ -18,12 +18,13 @@ test counts executions from outside the workers.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from typing import Any
 
-from celeriac import Celery, chords
+from celeriac import Celery, chords, group
 
 app = Celery("chordchaos")
 _prefix = os.environ.get("CHAOS_KEYPREFIX", "")
@@ -70,11 +71,22 @@ def flaky(self: Any, tag: str, index: int) -> int:
     return index * 10
 
 
+@app.task(name="chord.replaced", bind=True, acks_late=True)
+def replaced(self: Any, tag: str, index: int) -> Any:
+    """A header task that adds ``part(tag, 100 + index)`` to its chord, then replaces
+    itself: index 0 with a group of two parts (its result: their list), the others with
+    a chain of two parts (its result: the last one's)."""
+    self.add_to_chord(part.s(tag, 100 + index))
+    if index == 0:
+        return self.replace(group(part.s(tag, 10), part.s(tag, 20)))
+    return self.replace(part.s(tag, 10 + index) | part.si(tag, 20 + index))
+
+
 @app.task(name="chord.body", acks_late=True)
 def body(results: list[int], tag: str) -> int:
     """The chord's body: records one line per execution (what the tests count)."""
-    record(f"body {tag} {os.getpid()} {','.join(map(str, results))}")
-    return sum(results)
+    record(f"body {tag} {os.getpid()} {json.dumps(results, separators=(',', ':'))}")
+    return sum(r if isinstance(r, int) else sum(r) for r in results)
 
 
 @app.task(name="chord.errback")

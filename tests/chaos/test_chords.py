@@ -17,6 +17,7 @@ Brokers: SQLite (SQLite results), Redis and RabbitMQ (Redis results).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -156,7 +157,7 @@ def test_header_worker_killed_before_ack(cs: ChordScenario, point: str) -> None:
                "the killed part to run again")  # after its lease, maybe after the body
     row = tally(cs, f"chord: header worker killed {point.replace('_', ' ')}", [tag])
     assert row.completed == 1 and row.duplicates == 0
-    assert cs.lines("body")[0][2] == "0,10,20,30"
+    assert cs.lines("body")[0][2] == "[0,10,20,30]"
 
 
 @pytest.mark.parametrize("point", ["before_body_send", "after_body_send"])
@@ -239,3 +240,24 @@ def test_failed_header_errback_once_when_its_sender_dies(cs: ChordScenario) -> N
     time.sleep(2.0)
     assert len(cs.lines("errback")) == 1
     assert not cs.lines("body")
+
+
+def test_replace_and_add_to_chord_on_real_workers(cs: ChordScenario) -> None:
+    """Header tasks that add a task to their chord and replace themselves (with a group,
+    with a chain), on two workers: the body runs once, with every part in order."""
+    if cs.broker_name == "sqlite":
+        pytest.skip("Redis and RabbitMQ are enough for the API path")
+    cs.worker("-P", "threads", "-c", "4")
+    cs.worker("-P", "threads", "-c", "4")
+    tag = f"replace-{uuid.uuid4().hex[:6]}"
+    header = group(Signature.of("chord.replaced", (tag, i), app=cs.client)
+                   for i in range(2))
+    result = chord(header, Signature.of("chord.body", (tag,), app=cs.client))()
+    # index 0 -> [100, 200] (the group) and 1000 (added), in either order (equal scores
+    # are ordered by task id, as in Celery); then index 1 -> 210 and 1010 (added)
+    assert result.get(timeout=60) == 300 + 1000 + 210 + 1010
+    values = json.loads(cs.lines("body")[0][2])
+    assert sorted(map(str, values[:2])) == ["1000", "[100, 200]"]
+    assert sorted(values[2:]) == [210, 1010]
+    row = tally(cs, "chord: header tasks replace themselves", [tag])
+    assert row.completed == 1 and row.duplicates == 0

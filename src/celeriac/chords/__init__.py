@@ -110,6 +110,15 @@ def set_size(app: Celery, group_id: str, size: int) -> None:
     app.run_sync(_set_size(app, group_id, size))
 
 
+async def _add_to_chord(app: Celery, group_id: str) -> None:
+    await (await _join(app)).add_to_chord(group_id)
+
+
+def add_to_chord(app: Celery, group_id: str) -> None:
+    """One more part to wait for (``Task.add_to_chord``, before the task is sent)."""
+    app.run_sync(_add_to_chord(app, group_id))
+
+
 # -- saved groups (GroupResult.save/restore/delete) -------------------------------------
 async def _save(app: Celery, group_id: str, shape: Any) -> None:
     await (await _join(app)).save_group(group_id, json_dumps({"result": shape}))
@@ -303,6 +312,6 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-__all__ = ["CLAIM_HEADER", "ChordError", "accept_body", "ensure_chords_allowed",
+__all__ = ["CLAIM_HEADER", "ChordError", "accept_body", "add_to_chord", "ensure_chords_allowed",
            "fail_body", "join_for", "on_task_done", "restore_group", "save_group",
            "send_signature", "set_size"]

@@ -59,6 +59,10 @@ class ChordJoin(abc.ABC):
         """Record how many parts complete the header (sent before its last task)."""
 
     @abc.abstractmethod
+    async def add_to_chord(self, group_id: str) -> None:
+        """One more part completes the header (a task added at run time)."""
+
+    @abc.abstractmethod
     async def add_part(self, group_id: str, task_id: str, group_index: int | None,
                        state: str, result: Any) -> Claim | Held | None:
         """Add one part (idempotent); the claim when this part completes the header

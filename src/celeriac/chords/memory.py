@@ -44,6 +44,11 @@ class MemoryChordJoin(ChordJoin):
             state.size, state.claim, state.done = size, None, False
             state.claim_until = 0.0
 
+    async def add_to_chord(self, group_id: str) -> None:
+        with _LOCK:
+            join = self._joins.setdefault(group_id, _State())
+            join.size = (join.size or 0) + 1
+
     async def add_part(self, group_id: str, task_id: str, group_index: int | None,
                        state: str, result: Any) -> Claim | Held | None:
         score = float("inf") if group_index is None else float(group_index)

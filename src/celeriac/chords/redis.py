@@ -108,6 +108,11 @@ class RedisChordJoin(ChordJoin):
         # a frozen chord sent again reuses its group id: a new run, a new claim
         await self.backend.redis.run(("DEL", self.key(group_id, ".c")), size_set)
 
+    async def add_to_chord(self, group_id: str) -> None:
+        key = self.key(group_id, ".t")
+        ex = int(self.chord_expires_s or 0)
+        await self.backend.redis.run(("INCR", key), *([("EXPIRE", key, ex)] if ex else []))
+
     async def add_part(self, group_id: str, task_id: str, group_index: int | None,
                        state: str, result: Any) -> Claim | Held | None:
         k = self.key

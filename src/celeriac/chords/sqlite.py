@@ -63,6 +63,11 @@ class SQLiteChordJoin(ChordJoin):
                 "claim_until=NULL, done=0, expires_at=excluded.expires_at",
                 (group_id, size, self._expiry()))
 
+    async def add_to_chord(self, group_id: str) -> None:
+        with self.backend._lock:
+            self._db().execute("UPDATE chord_joins SET size = size + 1 WHERE group_id = ?",
+                               (group_id,))
+
     async def add_part(self, group_id: str, task_id: str, group_index: int | None,
                        state: str, result: Any) -> Claim | Held | None:
         score = float("inf") if group_index is None else float(group_index)

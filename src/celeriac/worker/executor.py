@@ -188,6 +188,9 @@ class Executor:
         if outcome.state == states.RETRY and outcome.retry is not None:
             await self._retry(task, call, delivery, outcome)
             return False
+        if outcome.state == states.IGNORED:  # Task.replace: nothing to record here
+            logger.info("Task %s[%s] ignored: %s", call.name, call.id, outcome.value)
+            return False
         exc = outcome.value
         if type(exc).__name__ == "WorkerLostError" and self.reject_on_worker_lost \
                 and not delivery.redelivered:
