@@ -4,9 +4,11 @@ Sent exactly as Celery 5.7 sends them: each member of a group is its own message
 the ``group`` header (the group id) and ``group_index``; a chord's header tasks also
 carry the body signature in the ``chord`` field of their embed, the body frozen with
 its task id and ``group_id``. The header's size is written to the result backend
-before the last member is sent (``celeriac.chords.set_size``: Redis
+before its members are sent (``celeriac.chords.set_size``: Redis
 ``celery-taskset-meta-<gid>.s``), and the task that completes the header sends the
-body (``celeriac.chords``). Import these from ``celeriac`` or ``celeriac.canvas``.
+body (``celeriac.chords``). Bad input fails at send time with TypeError (a header that
+is not signatures) or ValueError (a group id a saved group has). Import these from
+``celeriac`` or ``celeriac.canvas``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,33 @@ from celeriac.protocol import new_id
 if TYPE_CHECKING:
     from celeriac.app import Celery
     from celeriac.result_group import GroupResult
+
+
+def _member(task: Any, app: Celery | None, kind: str) -> Signature:
+    """One member of a group or chord header as a signature, or a clear TypeError."""
+    sig = maybe_signature(task, app=app)
+    if not isinstance(sig, Signature):
+        raise TypeError(f"{kind} members must be signatures (task.s(...)), got "
+                        f"{type(task).__name__}: {task!r}")
+    return sig
+
+
+def _header(header: Any, app: Celery | None) -> group:
+    """A chord's header as a group, as Celery reads it: a group, a list (or any
+    iterable) of signatures, one signature, or a chain (its steps)."""
+    if isinstance(header, dict) and not isinstance(header, Signature):
+        header = maybe_signature(header, app=app)
+    if isinstance(header, group):
+        return header
+    if isinstance(header, chain):
+        return group(list(header.tasks), app=app)
+    if isinstance(header, Signature):
+        return group([header], app=app)
+    if header is None or isinstance(header, (str, bytes)) \
+            or not isinstance(header, Iterable):
+        raise TypeError(f"a chord's header must be a group or a list of signatures, got "
+                        f"{type(header).__name__}: {header!r}")
+    return group([_member(t, app, "chord header") for t in header], app=app)
 
 
 def maybe_unroll_group(g: Any) -> Any:
@@ -54,9 +83,12 @@ class group(Signature):
                 tasks = tuple(only.tasks)
             elif isinstance(only, Signature):
                 tasks = (only.clone(),)
+            elif isinstance(only, (str, bytes)):
+                raise TypeError(f"group() takes signatures (task.s(...)), not a string: "
+                                f"{only!r}")
             elif isinstance(only, Iterable) and not isinstance(only, dict):
                 tasks = tuple(only)
-        members = [maybe_signature(t, app=app) for t in tasks]
+        members = [_member(t, app, "group") for t in tasks]
         super().__init__("celery.group", (), {"tasks": members}, options,
                          subtask_type="group", app=app)
 
@@ -113,6 +145,11 @@ class group(Signature):
             return self.apply(args, kwargs, **options)
         if not self.tasks:
             return self.freeze()
+        if options.get("task_id") and options.get("chord") is None \
+                and not any((t.get("options") or {}).get("chord") for t in self.tasks):
+            from celeriac.chords import check_group_id
+
+            check_group_id(app, options["task_id"])  # a chord checks in set_size
         options = {**(self.get("options") or {}), **{k: v for k, v in options.items()
                                                      if v is not None}}
         group_id = options.pop("task_id", None) or new_id()
@@ -143,18 +180,19 @@ class group(Signature):
 
     def _send(self, members: list[tuple[Signature, Any]], app: Celery, kwargs: Any,
               options: dict[str, Any]) -> list[Any]:
-        """Send every member; with a chord, the header's size goes to the backend first."""
+        """Send every member; with a chord, the header's size goes to the backend first
+        (Celery writes it before the last member: first is as safe, and a collision
+        with a saved group's id is refused before anything is sent)."""
         from celeriac.chords import set_size
 
         chord_obj = options.pop("chord", None)
         options.pop("group_index", None)
-        size = 0
+        bodies = [chord_obj if chord_obj is not None else sig["options"].get("chord")
+                  for sig, _ in members]
+        if any(body is not None for body in bodies):
+            set_size(app, options["group_id"], sum(_chord.descend(sig) for sig, _ in members))
         results = []
-        for position, (sig, res) in enumerate(members):
-            body = chord_obj if chord_obj is not None else sig["options"].get("chord")
-            size += _chord.descend(sig)
-            if body is not None and position == len(members) - 1:
-                set_size(app, options["group_id"], size)
+        for (sig, res), body in zip(members, bodies, strict=True):
             sig.apply_async(kwargs=kwargs, chord=body, add_to_parent=False, **options)
             results.append(res)
         return results
@@ -232,11 +270,7 @@ class _chord(Signature):
                  **options: Any) -> None:
         kwargs = dict(kwargs) if kwargs else {"kwargs": {}}
         kwargs.setdefault("kwargs", {})
-        if isinstance(header, dict) and not isinstance(header, group):
-            header = maybe_signature(header, app=app)
-        if not isinstance(header, group):
-            header = group(list(header or ()), app=app)
-        kwargs["header"] = header
+        kwargs["header"] = _header(header, app)
         kwargs["body"] = maybe_signature(body, app=app)
         super().__init__(task, args or (), kwargs, options, subtask_type="chord", app=app)
 
@@ -350,6 +384,9 @@ class _chord(Signature):
             else tuple(self["args"])
         kwargs = dict(kwargs or {})
         body = kwargs.pop("body", None) or self.body
+        if body is None:
+            raise TypeError("a chord needs a body: chord(header, body)() or "
+                            "chord(header)(body)")
         call_kwargs = {**self["kwargs"].get("kwargs", {}), **kwargs}
         header_delay = {k: options.pop(k) for k in ("countdown", "eta")
                         if options.get(k) is not None}

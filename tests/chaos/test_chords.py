@@ -261,3 +261,23 @@ def test_replace_and_add_to_chord_on_real_workers(cs: ChordScenario) -> None:
     assert sorted(values[2:]) == [210, 1010]
     row = tally(cs, "chord: header tasks replace themselves", [tag])
     assert row.completed == 1 and row.duplicates == 0
+
+
+def test_bad_chords_end_in_a_log_line_not_silence(cs: ChordScenario) -> None:
+    """What the client cannot know: a body naming a task no worker has is dead-lettered
+    with its reason; header parts whose chord size never comes are logged after
+    result_chord_join_timeout."""
+    if cs.broker_name == "sqlite":
+        pytest.skip("Redis and RabbitMQ are enough for the log lines")
+    worker = cs.worker("-P", "threads", "-c", "2")
+    tag = f"bad-{uuid.uuid4().hex[:6]}"
+    header = group(Signature.of("chord.part", (tag, i), app=cs.client) for i in range(2))
+    chord(header, Signature.of("chord.nope", (tag,), app=cs.client))()
+    worker.wait_for_log("unregistered task 'chord.nope'")
+    body = Signature.of("chord.body", (tag,), app=cs.client)
+    body.freeze(group_id="never-sized")
+    cs.client.send_task("chord.part", (tag, 0), group_id="never-sized", group_index=0,
+                        chord=dict(body))
+    worker.wait_for_log("Chord never-sized: header parts arrived but the header's size "
+                        "was not recorded")
+    assert not cs.lines("body")

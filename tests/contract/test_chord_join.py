@@ -14,7 +14,7 @@ import pytest
 
 from celeriac.backends.memory import MemoryBackend
 from celeriac.backends.sqlite import SQLiteBackend
-from celeriac.chords.base import HELD, ChordJoin, Claim
+from celeriac.chords.base import HELD, NO_SIZE, ChordJoin, Claim
 from celeriac.chords.memory import MemoryChordJoin
 from celeriac.chords.sqlite import SQLiteChordJoin
 
@@ -130,3 +130,28 @@ async def test_accept_keeps_the_first_token_per_task(join: ChordJoin) -> None:
     assert await join.accept("h", "body", "t2")
     results = await asyncio.gather(*(join.accept("g", "raced", f"t{i}") for i in range(8)))
     assert sum(results) == 1
+
+
+async def test_size_recorded_late_and_saved_group_ids(join: ChordJoin) -> None:
+    """A part before the size says NO_SIZE (the worker watches for it); a saved group's
+    id cannot become a chord's; a done join counts as a known size."""
+    assert not await join.size_known("g")
+    assert await join.add_part("g", "a", 0, "SUCCESS", 1) is NO_SIZE
+    assert await join.set_size("g", 2)
+    assert await join.size_known("g")
+    claim = await join.add_part("g", "b", 1, "SUCCESS", 2)
+    assert isinstance(claim, Claim) and [p[2] for p in claim.parts] == [1, 2]
+    await join.done("g", claim)
+    assert await join.size_known("g")
+    await join.save_group("saved", b'{"result": 1}')
+    assert await join.group_exists("saved") and not await join.group_exists("g")
+    assert not await join.set_size("saved", 3)
+    assert not await join.size_known("saved")
+
+
+async def test_add_to_chord_waits_for_one_more(join: ChordJoin) -> None:
+    await join.set_size("g", 1)
+    await join.add_to_chord("g")
+    assert await join.add_part("g", "a", 0, "SUCCESS", 1) is None
+    claim = await join.add_part("g", "added", 0, "SUCCESS", 2)
+    assert isinstance(claim, Claim) and sorted(p[2] for p in claim.parts) == [1, 2]

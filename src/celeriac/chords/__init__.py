@@ -33,7 +33,7 @@ from celeriac.backends.base import (
     exception_to_result,
     make_meta,
 )
-from celeriac.chords.base import HELD, ChordJoin, Claim, Held, claim_header
+from celeriac.chords.base import HELD, ChordJoin, Claim, Held, NoSize, claim_header
 from celeriac.errors import ChordError
 from celeriac.serialization import json_dumps, json_loads
 
@@ -101,13 +101,31 @@ async def _join(app: Celery) -> ChordJoin:
     return join
 
 
+_IN_USE = ("group id {!r} is already in use by a saved group (GroupResult.save): "
+           "give this {} another id, or delete the saved group first")
+
+
 async def _set_size(app: Celery, group_id: str, size: int) -> None:
-    await (await _join(app)).set_size(group_id, size)
+    if not await (await _join(app)).set_size(group_id, size):
+        raise ValueError(_IN_USE.format(group_id, "chord"))
 
 
 def set_size(app: Celery, group_id: str, size: int) -> None:
-    """Record a chord header's size (the client does, before its last header task)."""
+    """Record a chord header's size (the client does, before it sends the header).
+    Raises ValueError when a saved group has the chord's group id."""
     app.run_sync(_set_size(app, group_id, size))
+
+
+async def _check_group_id(app: Celery, group_id: str) -> None:
+    backend = await app.clients.backend()
+    join = join_for(backend, app)
+    if join is not None and await join.group_exists(group_id):
+        raise ValueError(_IN_USE.format(group_id, "group"))
+
+
+def check_group_id(app: Celery, group_id: str) -> None:
+    """Raise ValueError when a saved group has this id (a group sent with its own id)."""
+    app.run_sync(_check_group_id(app, group_id))
 
 
 async def _add_to_chord(app: Celery, group_id: str) -> None:
@@ -164,6 +182,9 @@ async def on_task_done(app: Celery, backend: ResultBackend, call: TaskCall, stat
         result = exception_to_result(value) if state in states.EXCEPTION_STATES else value
         claim = await join.add_part(group_id, call.id, call.headers.get("group_index"),
                                     state, result)
+        if isinstance(claim, NoSize):
+            _watch_size(app, join, group_id)
+            return
         if isinstance(claim, Held):
             claim = await _wait_for_claim(join, group_id)
         if claim is not None:
@@ -171,6 +192,41 @@ async def on_task_done(app: Celery, backend: ResultBackend, call: TaskCall, stat
     except Exception:
         logger.exception("Chord %s: the part of %s[%s] could not be joined", group_id,
                          call.name, call.id)
+
+
+#: chords whose size this worker is waiting to see recorded (see ``_watch_size``)
+_WATCHED: set[str] = set()
+
+
+def _watch_size(app: Celery, join: ChordJoin, group_id: str) -> None:
+    """A part arrived before the header's size: log an error if the size is still not
+    recorded after ``result_chord_join_timeout`` (the sender died, or sent the header
+    without it), so a chord never waits forever without a word."""
+    if group_id in _WATCHED:
+        return
+    _WATCHED.add(group_id)
+    timeout_s = app.conf.seconds("result_chord_join_timeout") or 3.0
+
+    async def check() -> None:
+        try:
+            await asyncio.sleep(timeout_s)
+            if not await join.size_known(group_id):
+                logger.error("Chord %s: header parts arrived but the header's size was "
+                             "not recorded after %ss (result_chord_join_timeout): the "
+                             "client died before sending it, or sent the header tasks "
+                             "without their chord; the body will not run until it is",
+                             group_id, timeout_s)
+        except Exception:
+            logger.exception("Chord %s: checking the header's size failed", group_id)
+        finally:
+            _WATCHED.discard(group_id)
+
+    task = asyncio.ensure_future(check())
+    _PENDING.add(task)
+    task.add_done_callback(_PENDING.discard)
+
+
+_PENDING: set[asyncio.Future[None]] = set()
 
 
 async def _wait_for_claim(join: ChordJoin, group_id: str) -> Claim | None:
@@ -312,6 +368,6 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-__all__ = ["CLAIM_HEADER", "ChordError", "accept_body", "add_to_chord", "ensure_chords_allowed",
-           "fail_body", "join_for", "on_task_done", "restore_group", "save_group",
-           "send_signature", "set_size"]
+__all__ = ["CLAIM_HEADER", "ChordError", "accept_body", "add_to_chord", "check_group_id",
+           "ensure_chords_allowed", "fail_body", "join_for", "on_task_done",
+           "restore_group", "save_group", "send_signature", "set_size"]

@@ -43,6 +43,17 @@ class Held:
 HELD = Held()
 
 
+class NoSize:
+    """The part was added, but the header's size is not recorded (yet): the client
+    writes it before it sends the header; a size that never comes is logged."""
+
+    def __repr__(self) -> str:
+        return "NO_SIZE"
+
+
+NO_SIZE = NoSize()
+
+
 class ChordJoin(abc.ABC):
     """One backend's chord join state and saved groups."""
 
@@ -55,8 +66,17 @@ class ChordJoin(abc.ABC):
         self.claim_expires_s = claim_expires_s
 
     @abc.abstractmethod
-    async def set_size(self, group_id: str, size: int) -> None:
-        """Record how many parts complete the header (sent before its last task)."""
+    async def set_size(self, group_id: str, size: int) -> bool:
+        """Record how many parts complete the header (before its tasks are sent);
+        False, recording nothing, when a saved group already has this id."""
+
+    @abc.abstractmethod
+    async def size_known(self, group_id: str) -> bool:
+        """The header's size is recorded, or the join is done."""
+
+    @abc.abstractmethod
+    async def group_exists(self, group_id: str) -> bool:
+        """A group was saved under this id (``GroupResult.save``)."""
 
     @abc.abstractmethod
     async def add_to_chord(self, group_id: str) -> None:
@@ -64,10 +84,11 @@ class ChordJoin(abc.ABC):
 
     @abc.abstractmethod
     async def add_part(self, group_id: str, task_id: str, group_index: int | None,
-                       state: str, result: Any) -> Claim | Held | None:
+                       state: str, result: Any) -> Claim | Held | NoSize | None:
         """Add one part (idempotent); the claim when this part completes the header
         and nobody holds the claim yet; HELD when the header is complete and someone
-        else holds it; else None (not complete yet, or already done)."""
+        else holds it; NO_SIZE when the header's size is not recorded; else None (not
+        complete yet, or already done)."""
 
     @abc.abstractmethod
     async def reclaim(self, group_id: str) -> Claim | Held | None:

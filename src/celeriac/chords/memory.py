@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from celeriac.chords.base import HELD, ChordJoin, Claim, Held, member
+from celeriac.chords.base import HELD, NO_SIZE, ChordJoin, Claim, Held, NoSize, member
 
 
 @dataclass
@@ -38,11 +38,22 @@ class MemoryChordJoin(ChordJoin):
             self._groups = _GROUPS.setdefault(url, {})
             self._sends = _SENDS.setdefault(url, {})
 
-    async def set_size(self, group_id: str, size: int) -> None:
+    async def size_known(self, group_id: str) -> bool:
+        with _LOCK:
+            join = self._joins.get(group_id)
+            return join is not None and (join.size is not None or join.done)
+
+    async def group_exists(self, group_id: str) -> bool:
+        return await self.restore_group(group_id) is not None
+
+    async def set_size(self, group_id: str, size: int) -> bool:
+        if await self.group_exists(group_id):
+            return False
         with _LOCK:
             state = self._joins.setdefault(group_id, _State())
             state.size, state.claim, state.done = size, None, False
             state.claim_until = 0.0
+        return True
 
     async def add_to_chord(self, group_id: str) -> None:
         with _LOCK:
@@ -50,7 +61,7 @@ class MemoryChordJoin(ChordJoin):
             join.size = (join.size or 0) + 1
 
     async def add_part(self, group_id: str, task_id: str, group_index: int | None,
-                       state: str, result: Any) -> Claim | Held | None:
+                       state: str, result: Any) -> Claim | Held | NoSize | None:
         score = float("inf") if group_index is None else float(group_index)
         with _LOCK:
             join = self._joins.setdefault(group_id, _State())
@@ -58,6 +69,8 @@ class MemoryChordJoin(ChordJoin):
                 return None
             join.parts.setdefault(member(task_id, group_index),
                                   (score, task_id, state, result))
+            if join.size is None:
+                return NO_SIZE
             return self._try_claim(join)
 
     async def reclaim(self, group_id: str) -> Claim | Held | None:

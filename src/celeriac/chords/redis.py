@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from celeriac.chords.base import HELD, ChordJoin, Claim, Held, member
+from celeriac.chords.base import HELD, NO_SIZE, ChordJoin, Claim, Held, NoSize, member
 from celeriac.serialization import json_dumps, json_loads
 
 if TYPE_CHECKING:
@@ -71,6 +71,15 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 1 end
 return 0
 """
 
+# KEYS: g c s   ARGV: size, seconds the size lives. A saved group has this id: 0.
+_SET_SIZE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2])
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+else redis.call('SET', KEYS[3], ARGV[1]) end
+return 1
+"""
+
 # KEYS: c s   ARGV: token, seconds. Extend our claim (or take an expired one back).
 _CONFIRM = """
 local holder = redis.call('GET', KEYS[1])
@@ -102,11 +111,22 @@ class RedisChordJoin(ChordJoin):
     def key(self, group_id: str, suffix: str = "") -> str:
         return f"{self.prefix}{group_id}{suffix}"
 
-    async def set_size(self, group_id: str, size: int) -> None:
-        ex = int(self.chord_expires_s or 0)
-        size_set = ("SET", self.key(group_id, ".s"), size, *(("EX", ex) if ex else ()))
+    async def set_size(self, group_id: str, size: int) -> bool:
         # a frozen chord sent again reuses its group id: a new run, a new claim
-        await self.backend.redis.run(("DEL", self.key(group_id, ".c")), size_set)
+        k = self.key
+        ok = await self.backend.redis.eval(
+            _SET_SIZE, [k(group_id), k(group_id, ".c"), k(group_id, ".s")],
+            [size, int(self.chord_expires_s or 0)])
+        return bool(ok)
+
+    async def size_known(self, group_id: str) -> bool:
+        size, claim = await self.backend.redis.run(("EXISTS", self.key(group_id, ".s")),
+                                                   ("GET", self.key(group_id, ".c")))
+        return bool(size) or claim == b"done"
+
+    async def group_exists(self, group_id: str) -> bool:
+        [found] = await self.backend.redis.run(("EXISTS", self.key(group_id)))
+        return bool(found)
 
     async def add_to_chord(self, group_id: str) -> None:
         key = self.key(group_id, ".t")
@@ -114,7 +134,7 @@ class RedisChordJoin(ChordJoin):
         await self.backend.redis.run(("INCR", key), *([("EXPIRE", key, ex)] if ex else []))
 
     async def add_part(self, group_id: str, task_id: str, group_index: int | None,
-                       state: str, result: Any) -> Claim | Held | None:
+                       state: str, result: Any) -> Claim | Held | NoSize | None:
         k = self.key
         keys = [k(group_id, ".j"), k(group_id, ".t"), k(group_id, ".s"), k(group_id, ".d"),
                 k(group_id), k(group_id, ".c")]
@@ -125,7 +145,11 @@ class RedisChordJoin(ChordJoin):
             _ADD_PART, keys, [member(task_id, group_index), value, score,
                               int(self.chord_expires_s or 0),
                               int(self.group_expires_s or 0), self.claim_expires_s, token])
-        if ready == -1 or not size or not claimed:
+        if ready == -1:
+            return None
+        if not size:
+            return NO_SIZE
+        if not claimed:
             return None
         if claimed == 2:
             return HELD

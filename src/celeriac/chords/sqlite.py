@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from celeriac.chords.base import HELD, ChordJoin, Claim, Held, member
+from celeriac.chords.base import HELD, NO_SIZE, ChordJoin, Claim, Held, NoSize, member
 from celeriac.serialization import json_dumps, json_loads
 
 if TYPE_CHECKING:
@@ -55,13 +55,33 @@ class SQLiteChordJoin(ChordJoin):
     def _expiry(self) -> float | None:
         return time.time() + self.chord_expires_s if self.chord_expires_s else None
 
-    async def set_size(self, group_id: str, size: int) -> None:
-        with self.backend._lock:
-            self._db().execute(
+    async def set_size(self, group_id: str, size: int) -> bool:
+        def run(db: sqlite3.Connection) -> bool:
+            if self._group_exists(db, group_id):
+                return False
+            db.execute(
                 "INSERT INTO chord_joins (group_id, size, expires_at) VALUES (?,?,?) "
                 "ON CONFLICT(group_id) DO UPDATE SET size=excluded.size, claim=NULL, "
                 "claim_until=NULL, done=0, expires_at=excluded.expires_at",
                 (group_id, size, self._expiry()))
+            return True
+
+        return self._transaction(run)
+
+    async def size_known(self, group_id: str) -> bool:
+        with self.backend._lock:
+            row = self._db().execute("SELECT size, done FROM chord_joins WHERE group_id = ?",
+                                     (group_id,)).fetchone()
+        return row is not None and (row[0] is not None or bool(row[1]))
+
+    async def group_exists(self, group_id: str) -> bool:
+        with self.backend._lock:
+            return self._group_exists(self._db(), group_id)
+
+    @staticmethod
+    def _group_exists(db: sqlite3.Connection, group_id: str) -> bool:
+        return db.execute("SELECT 1 FROM groups WHERE group_id = ? AND (expires_at IS NULL "
+                          "OR expires_at > ?)", (group_id, time.time())).fetchone() is not None
 
     async def add_to_chord(self, group_id: str) -> None:
         with self.backend._lock:
@@ -69,7 +89,7 @@ class SQLiteChordJoin(ChordJoin):
                                (group_id,))
 
     async def add_part(self, group_id: str, task_id: str, group_index: int | None,
-                       state: str, result: Any) -> Claim | Held | None:
+                       state: str, result: Any) -> Claim | Held | NoSize | None:
         score = float("inf") if group_index is None else float(group_index)
         part = json_dumps([1, task_id, state, result])
         return self._transaction(lambda db: self._add_part(
@@ -110,13 +130,15 @@ class SQLiteChordJoin(ChordJoin):
         return out
 
     def _add_part(self, db: sqlite3.Connection, group_id: str, key: str, score: float,
-                  part: bytes) -> Claim | Held | None:
-        row = db.execute("SELECT done FROM chord_joins WHERE group_id = ?",
+                  part: bytes) -> Claim | Held | NoSize | None:
+        row = db.execute("SELECT done, size FROM chord_joins WHERE group_id = ?",
                          (group_id,)).fetchone()
         if row is not None and row[0]:
             return None
         db.execute("INSERT OR IGNORE INTO chord_parts (group_id, member, score, part) "
                    "VALUES (?,?,?,?)", (group_id, key, score, part))
+        if row is None or row[1] is None:
+            return NO_SIZE
         return self._try_claim(db, group_id)
 
     def _try_claim(self, db: sqlite3.Connection, group_id: str) -> Claim | Held | None:
