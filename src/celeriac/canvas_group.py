@@ -23,11 +23,42 @@ from celeriac.canvas import (
     chain,
     maybe_signature,
 )
-from celeriac.protocol import new_id
+from celeriac.protocol import Message, new_id
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
     from celeriac.result_group import GroupResult
+
+
+#: a group's members are published this many per broker round trip
+_BATCH = 1000
+
+
+def _member_message(app: Celery, sig: Signature, kwargs: Any, body: Any,
+                    options: dict[str, Any]) -> tuple[Message, float | None] | None:
+    """The message ``sig.apply_async(kwargs=kwargs, chord=body, **options)`` would
+    publish, built the same way (routing, the task's options, signing); None for a
+    canvas or a task class with its own ``apply_async`` (sent as themselves)."""
+    from celeriac.task import Task
+
+    if sig.get("subtask_type"):
+        return None
+    task = app.tasks.get(sig["task"])
+    if task is not None and type(task).apply_async is not Task.apply_async:
+        return None
+    call_options = {k: v for k, v in options.items() if v is not None}
+    if body is not None:
+        call_options["chord"] = body
+    args, call_kwargs, merged = sig._merge(None, kwargs, call_options)
+    merged.pop("add_to_parent", None)
+    return app._build_message(sig["task"], args, call_kwargs, task, merged)
+
+
+def _publish(app: Celery, batch: list[Message]) -> None:
+    """Publish the batch in one call (one broker round trip) and empty it."""
+    if batch:
+        app.publish_many_blocking(list(batch), None)
+        batch.clear()
 
 
 def _member(task: Any, app: Celery | None, kind: str) -> Signature:
@@ -191,11 +222,22 @@ class group(Signature):
                   for sig, _ in members]
         if any(body is not None for body in bodies):
             set_size(app, options["group_id"], sum(_chord.descend(sig) for sig, _ in members))
-        results = []
-        for (sig, res), body in zip(members, bodies, strict=True):
-            sig.apply_async(kwargs=kwargs, chord=body, add_to_parent=False, **options)
-            results.append(res)
-        return results
+        batch: list[Message] = []
+        for (sig, _), body in zip(members, bodies, strict=True):
+            built = _member_message(app, sig, kwargs, body, options)
+            if built is None or built[1] is not None:  # a canvas, or due later
+                _publish(app, batch)
+                if built is None:
+                    sig.apply_async(kwargs=kwargs, chord=body, add_to_parent=False,
+                                    **options)
+                else:
+                    app.publish_many_blocking([built[0]], built[1])
+                continue
+            batch.append(built[0])
+            if len(batch) >= _BATCH:
+                _publish(app, batch)
+        _publish(app, batch)
+        return [res for _, res in members]
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Run every member here, now; a GroupResult of their eager results."""

@@ -131,3 +131,43 @@ def test_a_recorded_size_is_not_logged(app: Celery, caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.ERROR, logger="celeriac.chords"):
         app.run_sync(run())
     assert "not recorded" not in caplog.text
+
+
+def test_a_group_is_published_in_batches(app: Celery, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group of 2,500 goes to the broker in three publishes (1,000 per round trip),
+    each member with its own id and group_index; a chord's header likewise."""
+    from celeriac.brokers.memory import MemoryBroker
+
+    sizes: list[int] = []
+    publish = MemoryBroker.publish
+
+    async def counting(self: MemoryBroker, messages: Any) -> Any:
+        sizes.append(len(list(messages)))
+        return await publish(self, messages)
+
+    monkeypatch.setattr(MemoryBroker, "publish", counting)
+    result = group(_add(app, i, i) for i in range(2500))()
+    assert sizes == [1000, 1000, 500]
+    calls = sorted((c.headers["group_index"], c.args) for c in _parsed(app))
+    assert calls == [(i, [i, i]) for i in range(2500)]
+    assert {c.headers["group"] for c in _parsed(app)} == {result.id}
+    drain(app)
+    assert result.get(timeout=5) == [2 * i for i in range(2500)]
+    sizes.clear()
+    total = chord([_add(app, i, i) for i in range(1500)], signature("t.tsum", app=app))()
+    assert sizes == [1000, 500]
+    drain(app)
+    assert total.get(timeout=5) == sum(2 * i for i in range(1500))
+
+
+def _parsed(app: Celery) -> list[Any]:
+    from celeriac.brokers.memory import MemoryBroker
+
+    async def peek() -> list[Any]:
+        broker = await app.clients.broker()
+        assert isinstance(broker, MemoryBroker)
+        deliveries = await broker.fetch([app.conf.task_default_queue], 10_000, 0)
+        await broker.requeue(deliveries)
+        return [parse_task(d.message, accepted_types(["json"])) for d in deliveries]
+
+    return app.run_sync(peek())
