@@ -91,7 +91,8 @@ def _unlock_chord(self: Any, group_id: str, callback: Any, interval: float | Non
     from celeriac.result_group import GroupResult, result_from_tuple
 
     app = self.app
-    deps = GroupResult(group_id, [result_from_tuple(r, app) for r in result or []], app=app)
+    deps: GroupResult[Any] = GroupResult(
+        group_id, [result_from_tuple(r, app) for r in result or []], app=app)
     if not deps.ready():
         raise self.retry(countdown=1.0 if interval is None else interval,
                          max_retries=max_retries)

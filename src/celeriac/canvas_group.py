@@ -14,7 +14,7 @@ is not signatures) or ValueError (a group id a saved group has). Import these fr
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from celeriac.canvas import (
     Signature,
@@ -27,14 +27,17 @@ from celeriac.protocol import Message, new_id
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
+    from celeriac.result import AsyncResult
     from celeriac.result_group import GroupResult
+
+R = TypeVar("R")
 
 
 #: a group's members are published this many per broker round trip
 _BATCH = 1000
 
 
-def _member_message(app: Celery, sig: Signature, kwargs: Any, body: Any,
+def _member_message(app: Celery, sig: Signature[Any], kwargs: Any, body: Any,
                     options: dict[str, Any]) -> tuple[Message, float | None] | None:
     """The message ``sig.apply_async(kwargs=kwargs, chord=body, **options)`` would
     publish, built the same way (routing, the task's options, signing); None for a
@@ -61,7 +64,7 @@ def _publish(app: Celery, batch: list[Message]) -> None:
         batch.clear()
 
 
-def _member(task: Any, app: Celery | None, kind: str) -> Signature:
+def _member(task: Any, app: Celery | None, kind: str) -> Signature[Any]:
     """One member of a group or chord header as a signature, or a clear TypeError."""
     sig = maybe_signature(task, app=app)
     if not isinstance(sig, Signature):
@@ -70,7 +73,7 @@ def _member(task: Any, app: Celery | None, kind: str) -> Signature:
     return sig
 
 
-def _header(header: Any, app: Celery | None) -> group:
+def _header(header: Any, app: Celery | None) -> group[Any]:
     """A chord's header as a group, as Celery reads it: a group, a list (or any
     iterable) of signatures, one signature, or a chain (its steps)."""
     if isinstance(header, dict) and not isinstance(header, Signature):
@@ -95,17 +98,31 @@ def maybe_unroll_group(g: Any) -> Any:
     return g
 
 
-class group(Signature):
-    """``group(a.s(1), a.s(2))``: call them all at once; returns a GroupResult."""
+class group(Signature[Any], Generic[R]):
+    """``group(a.s(1), a.s(2))``: call them all at once; returns a GroupResult.
+    ``group[R]``: of signatures of tasks that return R (``GroupResult[R]``,
+    ``get()`` is ``list[R]``)."""
 
     tasks = _kwarg("tasks")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature:
+    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature[Any]:
         tasks = [maybe_signature(t, app=app) for t in (d.get("kwargs") or {}).get("tasks", ())]
         sig = cls(tasks, app=app, **(d.get("options") or {}))
         sig["immutable"] = bool(d.get("immutable"))
         return sig
+
+    @overload
+    def __init__(self, __tasks: Iterable[Signature[R]], *, app: Celery | None = None,
+                 **options: Any) -> None: ...
+
+    @overload
+    def __init__(self, *tasks: Signature[R], app: Celery | None = None,
+                 **options: Any) -> None: ...
+
+    @overload
+    def __init__(self: group[Any], *tasks: Any, app: Celery | None = None,
+                 **options: Any) -> None: ...
 
     def __init__(self, *tasks: Any, app: Celery | None = None, **options: Any) -> None:
         if len(tasks) == 1:
@@ -141,7 +158,7 @@ class group(Signature):
                                   for t in self["kwargs"]["tasks"]]
         return sig
 
-    def __call__(self, *partial_args: Any, **options: Any) -> Any:
+    def __call__(self, *partial_args: Any, **options: Any) -> GroupResult[R]:
         return self.apply_async(partial_args, **options)
 
     def __or__(self, other: Any) -> Any:
@@ -165,15 +182,16 @@ class group(Signature):
         return tuple(task.link_error(sig.clone()) for task in self.tasks)
 
     # -- sending -------------------------------------------------------------------
-    def apply_async(self, args: Any = None, kwargs: Any = None, add_to_parent: bool = True,
-                    link: Any = None, link_error: Any = None, **options: Any) -> Any:
+    def apply_async(  # type: ignore[override]  # a GroupResult, not an AsyncResult
+            self, args: Any = None, kwargs: Any = None, add_to_parent: bool = True,
+            link: Any = None, link_error: Any = None, **options: Any) -> GroupResult[R]:
         if link is not None:
             raise TypeError("Cannot add link to group: use a chord")
         if link_error is not None:
             raise TypeError("Cannot add link to group: do that on individual tasks")
         app = self.app
         if app.send_defaults().always_eager:
-            return self.apply(args, kwargs, **options)
+            return self.apply(args, kwargs, **options)  # type: ignore[no-any-return]
         if not self.tasks:
             return self.freeze()
         if options.get("task_id") and options.get("chord") is None \
@@ -188,15 +206,14 @@ class group(Signature):
         members = list(self._prepared(self.tasks, list(args or ()), group_id,
                                       options.get("root_id"), app))
         results = self._send(members, app, kwargs, options)
-        from celeriac.result import GroupResult
+        from celeriac.result_group import GroupResult
 
-        result = GroupResult(group_id, results, app=app)
-        if len(result.results) == 1 and isinstance(result.results[0], GroupResult):
-            return result.results[0]
-        return result
+        result: GroupResult[R] = GroupResult(group_id, results, app=app)
+        only = result.results[0] if len(result.results) == 1 else None
+        return only if isinstance(only, GroupResult) else result
 
     def _prepared(self, tasks: list[Any], partial_args: list[Any], group_id: str,
-                  root_id: str | None, app: Celery) -> Iterable[tuple[Signature, Any]]:
+                  root_id: str | None, app: Celery) -> Iterable[tuple[Signature[Any], Any]]:
         """Each member cloned and frozen in the group (nested groups flattened into it)."""
         for index, task in enumerate(tasks):
             sig = maybe_signature(task, app=app).clone()
@@ -209,7 +226,7 @@ class group(Signature):
                 sig["args"] = [*partial_args, *sig["args"]]
             yield sig, sig.freeze(group_id=group_id, root_id=root_id, group_index=index)
 
-    def _send(self, members: list[tuple[Signature, Any]], app: Celery, kwargs: Any,
+    def _send(self, members: list[tuple[Signature[Any], Any]], app: Celery, kwargs: Any,
               options: dict[str, Any]) -> list[Any]:
         """Send every member; with a chord, the header's size goes to the backend first
         (Celery writes it before the last member: first is as safe, and a collision
@@ -241,7 +258,7 @@ class group(Signature):
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Run every member here, now; a GroupResult of their eager results."""
-        from celeriac.result import GroupResult
+        from celeriac.result_group import GroupResult
 
         app = self.app
         group_id = options.pop("task_id", None) or new_id()
@@ -251,12 +268,12 @@ class group(Signature):
 
     def freeze(self, _id: str | None = None, group_id: str | None = None,
                chord: Any = None, root_id: str | None = None, parent_id: str | None = None,
-               group_index: int | None = None) -> GroupResult:
-        from celeriac.result import GroupResult
+               group_index: int | None = None) -> GroupResult[R]:
+        from celeriac.result_group import GroupResult
 
         gid, results = self.freeze_members(_id, group_id, chord, root_id, parent_id,
                                            group_index)
-        return GroupResult(gid, results, app=self.app)  # type: ignore[no-any-return]
+        return GroupResult(gid, results, app=self.app)
 
     def freeze_members(self, _id: str | None = None, group_id: str | None = None,
                        chord: Any = None, root_id: str | None = None,
@@ -274,7 +291,7 @@ class group(Signature):
             opts["group_index"] = group_index
         root_id = opts.setdefault("root_id", root_id)
         parent_id = opts.setdefault("parent_id", parent_id)
-        flat: list[Signature] = []
+        flat: list[Signature[Any]] = []
         results = []
         pending = list(self.tasks)
         while pending:
@@ -294,18 +311,33 @@ class group(Signature):
         return f"group({list(self.tasks)!r})" if self.tasks else "group(<empty>)"
 
 
-class _chord(Signature):
+class _chord(Signature[R]):
     """``chord(header, body)``: run the header's tasks in parallel, then the body with
     the list of their results (in header order). The body runs exactly once; see
-    ``celeriac.chords``."""
+    ``celeriac.chords``. ``chord[R]``: its body returns R (``AsyncResult[R]``)."""
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature:
+    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature[Any]:
         kwargs = dict(d.get("kwargs") or {})
         header, body = kwargs.pop("header", None), kwargs.pop("body", None)
         sig = cls(header, body, app=app, kwargs=kwargs, **(d.get("options") or {}))
         sig["args"], sig["immutable"] = list(d.get("args") or ()), bool(d.get("immutable"))
         return sig
+
+    @overload
+    def __init__(self: _chord[Any], header: Any, body: None = None,
+                 task: str = "celery.chord", args: Any = None, kwargs: Any = None,
+                 app: Celery | None = None, **options: Any) -> None: ...
+
+    @overload
+    def __init__(self, header: Any, body: Signature[R], task: str = "celery.chord",
+                 args: Any = None, kwargs: Any = None, app: Celery | None = None,
+                 **options: Any) -> None: ...
+
+    @overload
+    def __init__(self: _chord[Any], header: Any, body: dict[str, Any],
+                 task: str = "celery.chord", args: Any = None, kwargs: Any = None,
+                 app: Celery | None = None, **options: Any) -> None: ...
 
     def __init__(self, header: Any, body: Any = None, task: str = "celery.chord",
                  args: Any = None, kwargs: Any = None, app: Celery | None = None,
@@ -339,7 +371,7 @@ class _chord(Signature):
                                                     clone=True)
         return sig
 
-    def __call__(self, body: Any = None, **options: Any) -> Any:
+    def __call__(self, body: Any = None, **options: Any) -> AsyncResult[R]:
         return self.apply_async((), {"body": body} if body else {}, **options)
 
     def __or__(self, other: Any) -> Any:
@@ -390,7 +422,7 @@ class _chord(Signature):
             return _chord.descend(sig.body)
         return 1
 
-    def unroll_body(self) -> list[Signature]:
+    def unroll_body(self) -> list[Signature[Any]]:
         """``chord(h, a | b | c)`` -> ``[chord(h, a), b, c]``: each header task carries
         the body, so it carries only the first step (as Celery 5.7 sends it)."""
         task = self.clone()
@@ -420,7 +452,7 @@ class _chord(Signature):
 
     # -- sending -------------------------------------------------------------------
     def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None,
-                    **options: Any) -> Any:
+                    **options: Any) -> AsyncResult[R]:
         args = tuple(args or ())
         args = (*args, *self["args"]) if args and not self.get("immutable") \
             else tuple(self["args"])
@@ -440,12 +472,14 @@ class _chord(Signature):
         header = self.tasks.clone()
         if app.send_defaults().always_eager:
             body = _add_body_callbacks(body, dict(callbacks))
-            return self.apply(args, call_kwargs, body=body, task_id=task_id)
+            return self.apply(args, call_kwargs, body=body,  # type: ignore[no-any-return]
+                              task_id=task_id)
         merged = {**(self.get("options") or {}), **options, **callbacks}
         for key in ("countdown", "eta"):
             header_delay.setdefault(key, merged.pop(key, None))
         option_task_id = merged.pop("task_id", None)
-        return self.run(header, body, args, app=app, task_id=task_id or option_task_id,
+        return self.run(header, body, args, app=app,  # type: ignore[no-any-return]
+                        task_id=task_id or option_task_id,
                         kwargs=call_kwargs,
                         header_delay={k: v for k, v in header_delay.items()
                                       if v is not None}, **merged)
@@ -457,7 +491,7 @@ class _chord(Signature):
         header (each task with the body in its ``chord`` field), or with an empty header
         send the body now with ``[]``."""
         from celeriac.chords import ensure_chords_allowed
-        from celeriac.result import GroupResult
+        from celeriac.result_group import GroupResult
 
         app = app or self.app
         group_id = header["options"].get("task_id") or new_id()
@@ -527,7 +561,7 @@ def _clear_chord_option(sig: Any) -> None:
         _clear_chord_option(sig.body)
 
 
-def _add_body_callbacks(body: Signature, options: dict[str, Any]) -> Signature:
+def _add_body_callbacks(body: Signature[Any], options: dict[str, Any]) -> Signature[Any]:
     """Move ``link``/``link_error`` from a chord's options onto its body (Celery: a
     chord's errback lives on the body, where a failed header reaches it once)."""
     callbacks = _as_list(options.pop("link", None))
@@ -545,14 +579,14 @@ def _add_body_callbacks(body: Signature, options: dict[str, Any]) -> Signature:
     return body
 
 
-class _basemap(Signature):
+class _basemap(Signature[Any]):
     """``task.map(items)`` / ``task.starmap(items)``: one task message that calls the
     task's function on each item in the worker (``celery.map`` / ``celery.starmap``)."""
 
     task_name = "celery.map"
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature:
+    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature[Any]:
         kwargs = d.get("kwargs") or {}
         return cls(kwargs["task"], kwargs["it"], app=app, **(d.get("options") or {}))
 
@@ -585,12 +619,12 @@ class xstarmap(_basemap):
     subtask_name = "xstarmap"
 
 
-class chunks(Signature):
+class chunks(Signature[Any]):
     """``task.chunks(items, n)``: the items in groups of ``n``, each a ``celery.starmap``
     task; a group of them when called (``.group()``)."""
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature:
+    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature[Any]:
         kwargs = d.get("kwargs") or {}
         return cls(kwargs["task"], kwargs["it"], kwargs["n"], app=app,
                    **(d.get("options") or {}))
@@ -610,13 +644,13 @@ class chunks(Signature):
         return self.group().apply_async(args, kwargs, **{**(self.get("options") or {}),
                                                          **opts})
 
-    def group(self) -> Signature:
+    def group(self) -> Signature[Any]:
         kw = self["kwargs"]
         return self.apply_chunks(kw["task"], kw["it"], kw["n"], app=self._app)
 
     @classmethod
     def apply_chunks(cls, task: Any, it: Any, n: int, app: Celery | None = None
-                     ) -> Signature:
+                     ) -> Signature[Any]:
         items = list(it)
         parts = [items[i:i + n] for i in range(0, len(items), max(1, int(n)))]
         return group([xstarmap(task, part, app=app) for part in parts], app=app)

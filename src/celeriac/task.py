@@ -19,6 +19,7 @@ from celeriac.errors import MaxRetriesExceededError, Retry
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
+    from celeriac.canvas import Signature
     from celeriac.result import AsyncResult, EagerResult
 
 P = ParamSpec("P")
@@ -155,20 +156,20 @@ class Task(Generic[P, R]):
 
         return AsyncResult(task_id, app=self.app)
 
-    def s(self, *args: Any, **kwargs: Any) -> Any:
+    def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """A signature of this task (for link, link_error, chains, groups, chords)."""
         from celeriac.canvas import Signature
 
         return Signature.of(self.name, args, kwargs, app=self.app)
 
-    def si(self, *args: Any, **kwargs: Any) -> Any:
+    def si(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """An immutable signature: the parent's result is not prepended to its args."""
         from celeriac.canvas import Signature
 
         return Signature.of(self.name, args, kwargs, app=self.app, immutable=True)
 
     def signature(self, args: Any = None, kwargs: Any = None, *starargs: Any,
-                  **options: Any) -> Any:
+                  **options: Any) -> Signature[R]:
         """Celery's ``task.signature(args, kwargs, **options)`` (calling options kept)."""
         from celeriac.canvas import Signature
 
