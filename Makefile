@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit bench bench-chord bench-pipeline bench-roundtrip chaos chaos-soak clean
+.PHONY: demo test lint typecheck unit bench bench-pipeline bench-roundtrip chaos chaos-soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,7 @@ bench: $(foreach s,$(BENCH_SYSTEMS_ALL),$(BENCH_ENVS)/$(s)/.installed)  ## BENCH
 
 # `make bench-chord`: only the chord row of `make bench` (celeriac and Celery, Redis and
 # RabbitMQ brokers, results in Redis): a chord of 1,000 no-op tasks, send to body done
+.PHONY: bench-chord
 bench-chord: $(BENCH_ENVS)/celeriac/.installed $(BENCH_ENVS)/celery/.installed
 	$(BENCH_ENVS)/celeriac/bin/python bench/run.py --only chord
 

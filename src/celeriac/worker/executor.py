@@ -113,18 +113,14 @@ class Executor:
             check_arguments(task, call.args, call.kwargs)
             _check_canvas(call)
             request = self._request(call, delivery, task)
+            if chords.CLAIM_HEADER in call.headers \
+                    and not await chords.accept_body(self.app, self.backend, call):
+                return self._drop_second_copy(delivery, call)
         except TaskMessageError as exc:
             return await self._dead_letter(delivery, f"{type(exc).__name__}: {exc}")
         except (TypeError, ValueError, OverflowError) as exc:  # a header of the wrong type
             return await self._dead_letter(delivery, f"bad header: {type(exc).__name__}: "
                                                      f"{exc}", call)
-
-        if chords.CLAIM_HEADER in call.headers \
-                and not await chords.accept_body(self.app, self.backend, call):
-            logger.warning("Task %s[%s] dropped: a second copy of a chord's body, sent "
-                           "again by a worker that took over the claim", call.name, call.id)
-            self.acker.ack(delivery)
-            return None
 
         expires, eta = call.expires, call.eta
         now = utcnow() if expires is not None or eta is not None else None
@@ -147,6 +143,13 @@ class Executor:
         settled = await self._record(task, call, request, delivery, outcome)
         if acks_late and not settled:
             self.acker.ack(delivery)
+
+    def _drop_second_copy(self, delivery: Delivery, call: TaskCall) -> None:
+        """A chord's body sent again by a worker that took over its claim, after the
+        first copy was taken (celeriac.chords): ack it, do not run it."""
+        logger.warning("Task %s[%s] dropped: a second copy of a chord's body, sent again "
+                       "by a worker that took over the claim", call.name, call.id)
+        self.acker.ack(delivery)
 
     def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
         """``task.request``: what the worker reads itself now, the rest when the task
