@@ -144,13 +144,6 @@ class Executor:
         if acks_late and not settled:
             self.acker.ack(delivery)
 
-    def _drop_second_copy(self, delivery: Delivery, call: TaskCall) -> None:
-        """A chord's body sent again by a worker that took over its claim, after the
-        first copy was taken (celeriac.chords): ack it, do not run it."""
-        logger.warning("Task %s[%s] dropped: a second copy of a chord's body, sent again "
-                       "by a worker that took over the claim", call.name, call.id)
-        self.acker.ack(delivery)
-
     def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
         """``task.request``: what the worker reads itself now, the rest when the task
         reads it (WorkerRequest)."""
@@ -243,6 +236,13 @@ class Executor:
                        call.expires)
         exc = TaskRevokedError("expired")
         await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
+        self.acker.ack(delivery)
+
+    def _drop_second_copy(self, delivery: Delivery, call: TaskCall) -> None:
+        """A chord's body sent again by a worker that took over its claim, after the
+        first copy was taken (celeriac.chords): ack it, do not run it."""
+        logger.warning("Task %s[%s] dropped: a second copy of a chord's body, sent again "
+                       "by a worker that took over the claim", call.name, call.id)
         self.acker.ack(delivery)
 
     async def _dead_letter(self, delivery: Delivery, reason: str,
