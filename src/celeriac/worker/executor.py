@@ -93,7 +93,7 @@ class Executor:
         except Exception:
             logger.error("requeue failed too (%s); the lease will bring it back", exc)
 
-    async def _process(self, delivery: Delivery) -> None:  # noqa: C901 (the pipeline, in order)
+    async def _process(self, delivery: Delivery) -> None:  # noqa: C901, RUF100 (the pipeline, in order)
         props = delivery.message.properties
         result_route.set((props.get("reply_to"), props.get("correlation_id")))
         if delivery.envelope_error:
