@@ -47,6 +47,12 @@ $(BENCH_ENVS)/%/.installed: bench/requirements/%.txt pyproject.toml
 bench: $(foreach s,$(BENCH_SYSTEMS_ALL),$(BENCH_ENVS)/$(s)/.installed)  ## BENCH_N=5000 for a quick run
 	$(BENCH_ENVS)/celeriac/bin/python bench/run.py
 
+# `make bench-chord`: only the chord row of `make bench` (celeriac and Celery, Redis and
+# RabbitMQ brokers, results in Redis): a chord of 1,000 no-op tasks, send to body done
+.PHONY: bench-chord
+bench-chord: $(BENCH_ENVS)/celeriac/.installed $(BENCH_ENVS)/celery/.installed
+	$(BENCH_ENVS)/celeriac/bin/python bench/run.py --only chord
+
 # `make bench-pipeline`: the worker's own instructions per task, no broker (valgrind's
 # callgrind counts them: repeatable on a VM whose speed drifts; docs/benchmarks.md)
 bench-pipeline: $(BENCH_ENVS)/celeriac/.installed

@@ -131,6 +131,11 @@ class Retry(CeleriacError):
         return (type(self), (self.message, self.exc, self.when, self.options))
 
 
+class Ignore(CeleriacError):
+    """Raised by a task (``Task.replace`` does) to tell the worker to record nothing:
+    no result, no callbacks, no chord part; the message is acked."""
+
+
 class MaxRetriesExceededError(CeleriacError):
     """``retry()`` was called past ``max_retries`` and had no exception to re-raise."""
 

@@ -5,6 +5,16 @@ The classes live in ``celeriac.errors``; this module only re-exports them.
 
 from __future__ import annotations
 
-from celeriac.errors import ChordError
+from celeriac.errors import (
+    ChordError,
+    Ignore,
+    ImproperlyConfigured,
+    MaxRetriesExceededError,
+    Retry,
+    SoftTimeLimitExceeded,
+    TimeLimitExceeded,
+    TimeoutError,
+)
 
-__all__ = ["ChordError"]
+__all__ = ["ChordError", "Ignore", "ImproperlyConfigured", "MaxRetriesExceededError",
+           "Retry", "SoftTimeLimitExceeded", "TimeLimitExceeded", "TimeoutError"]

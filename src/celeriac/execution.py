@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from celeriac import signals, states
 from celeriac.backends.base import format_traceback
 from celeriac.context import Context, current_request
-from celeriac.errors import InvalidTaskArguments, Retry, SoftTimeLimitExceeded
+from celeriac.errors import Ignore, InvalidTaskArguments, Retry, SoftTimeLimitExceeded
 
 if TYPE_CHECKING:
     from celeriac.result import EagerResult
@@ -107,6 +107,8 @@ def _failure_or_autoretry(task: Task[Any, Any], exc: Exception) -> Outcome:
     """Turn an exception into RETRY (autoretry_for) or FAILURE. Needs the request set."""
     if isinstance(exc, Retry):
         return Outcome(states.RETRY, exc.exc, retry=exc)
+    if isinstance(exc, Ignore):  # e.g. Task.replace: the replacement records the result
+        return Outcome(states.IGNORED, exc)
     if (task.autoretry_for and isinstance(exc, task.autoretry_for)
             and not isinstance(exc, task.dont_autoretry_for or ())):
         try:

@@ -6,20 +6,66 @@ exception (rebuilt as its own type where that type is a real exception class).
 ``parent`` is the result of the step before in a chain (or a chord's header);
 ``children`` are the results a task's own calls started (read from the stored result).
 Groups' results (GroupResult, ResultSet) are in ``celeriac.result_group``.
+
+Inside a task run by a worker, ``get()`` raises RuntimeError, as Celery's does: a task
+waiting for another can deadlock the pool. ``with allow_join_result():`` or
+``get(disable_sync_subtasks=False)`` lifts the rule for one wait.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from celeriac import states
 from celeriac.backends.base import Meta, rebuild_exception
+from celeriac.context import current_request
 from celeriac.errors import TimeoutError
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
 
 R = TypeVar("R")
+
+E_WOULDBLOCK = ("Never call result.get() within a task! See "
+                "https://docs.celeryq.dev/en/latest/userguide/tasks.html"
+                "#avoid-launching-synchronous-subtasks")
+_join_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "celeriac_join_allowed", default=False)
+
+
+def task_join_will_block() -> bool:
+    """True inside a task a worker runs (not eager, not a plain call)."""
+    request = current_request.get()
+    return request.id is not None and not request.is_eager and not request.called_directly
+
+
+def assert_will_not_block() -> None:
+    """Raise RuntimeError when waiting here would block a worker's task (Celery's rule)."""
+    if not _join_allowed.get() and task_join_will_block():
+        raise RuntimeError(E_WOULDBLOCK)
+
+
+@contextlib.contextmanager
+def allow_join_result() -> Iterator[None]:
+    """Let ``get()`` wait inside a task (``with allow_join_result(): r.get()``)."""
+    token = _join_allowed.set(True)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
+
+
+@contextlib.contextmanager
+def denied_join_result() -> Iterator[None]:
+    """Restore the rule inside an ``allow_join_result`` block."""
+    token = _join_allowed.set(False)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
 
 
 class AsyncResult(Generic[R]):
@@ -73,11 +119,15 @@ class AsyncResult(Generic[R]):
         return cast(R, meta.get("result"))
 
     def get(self, timeout: float | None = None, propagate: bool = True,
-            interval: float = 0.5, **_ignored: Any) -> R:
+            interval: float = 0.5, disable_sync_subtasks: bool = True,
+            **_ignored: Any) -> R:
         """Wait for the task and return its value; re-raise its exception if it failed.
 
-        Raises celeriac.TimeoutError when ``timeout`` seconds pass first.
+        Raises celeriac.TimeoutError when ``timeout`` seconds pass first, RuntimeError
+        inside a worker's task (see the module docstring).
         """
+        if disable_sync_subtasks and not isinstance(self, EagerResult):
+            assert_will_not_block()
         meta = self._meta if self.ready_cached else self.app.wait_for_result(self.id, timeout)
         if meta is None:
             raise TimeoutError(f"task {self.id} did not finish within {timeout}s")

@@ -112,7 +112,7 @@ class Executor:
         except Exception:
             logger.error("requeue failed too (%s); the lease will bring it back", exc)
 
-    async def _process(self, delivery: Delivery) -> None:
+    async def _process(self, delivery: Delivery) -> None:  # noqa: C901, RUF100 (the pipeline, in order)
         props = delivery.message.properties
         result_route.set((props.get("reply_to"), props.get("correlation_id")))
         if delivery.envelope_error:
@@ -134,6 +134,9 @@ class Executor:
             check_arguments(task, call.args, call.kwargs)
             _check_canvas(call)
             request = self._request(call, delivery, task)
+            if chords.CLAIM_HEADER in call.headers \
+                    and not await chords.accept_body(self.app, self.backend, call):
+                return self._drop_second_copy(delivery, call)
         except TaskMessageError as exc:
             signals.send(signals.task_rejected, self, message=delivery.message, exc=exc)
             return await self._dead_letter(delivery, f"{type(exc).__name__}: {exc}")
@@ -250,6 +253,9 @@ class Executor:
         if outcome.state == states.RETRY and outcome.retry is not None:
             await self._retry(task, call, delivery, outcome)
             return False
+        if outcome.state == states.IGNORED:  # Task.replace: nothing to record here
+            logger.info("Task %s[%s] ignored: %s", call.name, call.id, outcome.value)
+            return False
         exc = outcome.value
         if type(exc).__name__ == "WorkerLostError" and self.reject_on_worker_lost \
                 and not delivery.redelivered:
@@ -311,6 +317,13 @@ class Executor:
                                       if task is not None else None, terminated=False,
                                       signum=None, expired=exc.args == ("expired",))
         await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
+        self.acker.ack(delivery)
+
+    def _drop_second_copy(self, delivery: Delivery, call: TaskCall) -> None:
+        """A chord's body sent again by a worker that took over its claim, after the
+        first copy was taken (celeriac.chords): ack it, do not run it."""
+        logger.warning("Task %s[%s] dropped: a second copy of a chord's body, sent again "
+                       "by a worker that took over the claim", call.name, call.id)
         self.acker.ack(delivery)
 
     async def _dead_letter(self, delivery: Delivery, reason: str,
