@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
@@ -623,3 +624,8 @@ def shared_task(*args: Any, **options: Any) -> Any:
 
 def new_task_id() -> str:
     return str(uuid.uuid4())
+
+
+#: ``from celeriac.app.task import Task``, Celery's path, while app.py is a module and not
+#: yet a package: the import system finds the submodule in sys.modules
+sys.modules.setdefault(f"{__name__}.task", importlib.import_module("celeriac.task"))

@@ -128,3 +128,47 @@ _EMPTY = Context()
 current_request: contextvars.ContextVar[Context] = contextvars.ContextVar(
     "celeriac_request", default=_EMPTY
 )
+
+
+def get_current_task() -> Any:
+    """The task running in this thread or asyncio task (found by its request's name in
+    the apps' registries), or None."""
+    request = current_request.get()
+    if request.id is None or not request.task:
+        return None
+    from celeriac.app import _all_apps
+
+    for app in reversed(_all_apps):
+        task = app._tasks.get(request.task)
+        if task is not None:
+            return task
+    return None
+
+
+class _CurrentTask:
+    """Celery's ``current_task``: stands for the running task (false outside one)."""
+
+    __slots__ = ()
+
+    def _get_current_object(self) -> Any:
+        return get_current_task()
+
+    def __getattr__(self, name: str) -> Any:
+        task = get_current_task()
+        if task is None:
+            raise AttributeError(f"no task is running here ({name!r})")
+        return getattr(task, name)
+
+    def __bool__(self) -> bool:
+        return get_current_task() is not None
+
+    def __eq__(self, other: object) -> bool:
+        return bool(get_current_task() == other)
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return repr(get_current_task())
+
+
+current_task: Any = _CurrentTask()

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import states
 from celeriac.errors import TimeoutError
-from celeriac.result import AsyncResult
+from celeriac.result import AsyncResult, ResultBase
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
 
 
-class ResultSet:
+class ResultSet(ResultBase):
     """A list of results, waited on and inspected together."""
 
     def __init__(self, results: Sequence[Any], app: Celery | None = None,

@@ -9,6 +9,7 @@ import click
 
 from celeriac.cli.main import AppContext, app_option
 from celeriac.errors import CeleriacError
+from celeriac.utils.log import mlevel, setup_task_logging
 from celeriac.worker.banner import setup_logging
 from celeriac.worker.pools import ALIASES, POOL_NAMES
 
@@ -51,13 +52,17 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
     app = ctx.app
     conf = app.conf
     try:
-        setup_logging(loglevel, conf.worker_log_format)
+        level = mlevel(loglevel)
+        if conf.worker_hijack_root_logger or not logging.getLogger().handlers:
+            setup_logging(loglevel, conf.worker_log_format)
+        logging.getLogger().setLevel(level or logging.WARNING)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'-l'") from None
     if logfile:
         handler = logging.FileHandler(logfile)
         handler.setFormatter(logging.Formatter(conf.worker_log_format))
         logging.getLogger().addHandler(handler)
+    setup_task_logging(conf, level)
     try:
         w = app.Worker(
             concurrency=concurrency, pool=pool,
