@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
+from celeriac import task as _task
 from celeriac.backends import BACKEND_CLASSES, ResultBackend, create_backend
 from celeriac.backends.base import BlockingWaiter, BlockingWaitUnsupported, Meta
 from celeriac.bridge import BRIDGE, BlockingProducer, on_fork
@@ -295,6 +296,12 @@ class Celery:
         self._tasks[name] = task
         return task
 
+    def register_task(self, task: Any) -> Any:
+        """Register a class-based task (a Task subclass or instance with ``run``)."""
+        from celeriac.task_state import register_class_task
+
+        return register_class_task(self, task)
+
     def gen_task_name(self, fun: Callable[..., Any]) -> str:
         module = fun.__module__
         if module == "__main__" and self.main != "__main__":
@@ -557,6 +564,22 @@ class Celery:
         run_cli_for_app(self, argv or ["worker"])
 
     start = worker_main
+
+    # after every annotation that names the Task class: this property shadows it here
+    @property
+    def Task(self) -> type[_task.Task[Any, Any]]:
+        """The app's task class bound to the app: ``class MyTask(app.Task)``. Assign a
+        class to make it the base of every task the app makes afterwards."""
+        from celeriac.task_state import bind_task_class
+
+        bound = self.__dict__.get("_bound_task_cls")
+        if bound is None or bound._bound_base is not self.task_cls:
+            bound = self.__dict__["_bound_task_cls"] = bind_task_class(self, self.task_cls)
+        return bound
+
+    @Task.setter
+    def Task(self, cls: type[_task.Task[Any, Any]]) -> None:
+        self.task_cls = cls
 
 
 def _batches(calls: Iterable[Call], size: int) -> Iterator[list[Call]]:

@@ -42,6 +42,11 @@ class Context:
     chain: list[dict[str, Any]] | None = None
     chord: dict[str, Any] | None = None
     headers: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+    shadow: str | None = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+    utc: bool = True
     #: set by retry() when it gives up; the worker then dead-letters the message
     retries_exhausted: bool = False
     #: options the message was published with (queue, priority, ...), reused by retry()
@@ -108,6 +113,10 @@ class WorkerRequest(Context):
     chain = _ReadLater(lambda s: s[0].chain)
     chord = _ReadLater(lambda s: s[0].chord)
     options = _ReadLater(lambda s: {})
+    properties = _ReadLater(lambda s: s[1].properties)
+    shadow = _ReadLater(lambda s: s[0].headers.get("shadow"))
+    content_type = _ReadLater(lambda s: s[1].content_type)
+    content_encoding = _ReadLater(lambda s: s[1].content_encoding)
 
     def full(self) -> Context:
         """A plain Context with every field read."""

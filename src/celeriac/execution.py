@@ -3,8 +3,10 @@
 The same code runs a task in every place a task can run: a worker's thread, its event
 loop, a prefork child, and ``task.apply()`` (eager). It sets ``task.request``, calls the
 function, applies ``autoretry_for``, and never lets the task's exception escape: the
-caller gets an Outcome saying SUCCESS, RETRY (with the Retry) or FAILURE (with the
-exception and its traceback). What to do next (store, republish, ack) is the caller's job.
+caller gets an Outcome saying SUCCESS, RETRY (with the Retry), FAILURE (with the
+exception and its traceback), REJECTED (``raise Reject``) or IGNORED (``raise Ignore``).
+The task class's hooks (before_start, on_success, ...) run here too (task_hooks.py), so
+they run where the task ran. What to do next (store, republish, ack) is the caller's job.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from celeriac import states
+from celeriac import states, task_hooks
 from celeriac.backends.base import format_traceback
 from celeriac.context import Context, current_request
-from celeriac.errors import InvalidTaskArguments, Retry, SoftTimeLimitExceeded
+from celeriac.errors import Ignore, InvalidTaskArguments, Reject, Retry, SoftTimeLimitExceeded
 
 if TYPE_CHECKING:
     from celeriac.result import EagerResult
@@ -40,6 +42,9 @@ class Outcome:
     runtime_s: float = 0.0
     #: the task failed because retry() ran out of retries (the worker dead-letters it)
     exhausted: bool = False
+    #: the task's hooks ran for this outcome where it ran (False: an outcome the worker
+    #: made itself, such as a time limit; it runs on_failure then)
+    hooked: bool = False
 
 
 #: each task function's signature and arity (see _arity), computed once:
@@ -107,6 +112,10 @@ def _failure_or_autoretry(task: Task[Any, Any], exc: Exception) -> Outcome:
     """Turn an exception into RETRY (autoretry_for) or FAILURE. Needs the request set."""
     if isinstance(exc, Retry):
         return Outcome(states.RETRY, exc.exc, retry=exc)
+    if isinstance(exc, Reject):
+        return Outcome(states.REJECTED, exc)
+    if isinstance(exc, Ignore):
+        return Outcome(states.IGNORED, exc)
     if (task.autoretry_for and isinstance(exc, task.autoretry_for)
             and not isinstance(exc, task.dont_autoretry_for or ())):
         try:
@@ -130,13 +139,18 @@ def run_sync(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
     """Run a plain (non-async) task function in this thread."""
     token = current_request.set(request)
     started = time.perf_counter()
+    hooks = task_hooks.overridden(task)
     try:
         try:
+            if "before_start" in hooks:
+                task_hooks.before_start(task, request.id, args, kwargs)
             value = task.run(*args, **kwargs)
         except Exception as exc:
             outcome = _failure_or_autoretry(task, exc)
         else:
             outcome = Outcome(states.SUCCESS, value)
+        if hooks:
+            task_hooks.after(task, hooks, outcome, request.id, args, kwargs)
     finally:
         current_request.reset(token)
     return _finished(outcome, started, request)
@@ -147,8 +161,11 @@ async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
     """Await an ``async def`` task on the running loop (soft time limit as a timeout)."""
     token = current_request.set(request)
     started = time.perf_counter()
+    hooks = task_hooks.overridden(task)
     try:
         try:
+            if "before_start" in hooks:
+                task_hooks.before_start(task, request.id, args, kwargs)
             coro = task.run(*args, **kwargs)
             if soft_time_limit_s:
                 try:
@@ -162,6 +179,8 @@ async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
             outcome = _failure_or_autoretry(task, exc)
         else:
             outcome = Outcome(states.SUCCESS, value)
+        if hooks:
+            task_hooks.after(task, hooks, outcome, request.id, args, kwargs)
     finally:
         current_request.reset(token)
     return _finished(outcome, started, request)

@@ -7,7 +7,9 @@
  4. ack now if the task acks early (``acks_late=False``)
  5. run it in the pool
  6. record the outcome: SUCCESS (result, callbacks, chain), RETRY (republish through
-    the delay store), FAILURE (result, errbacks; out of retries -> dead letter)
+    the delay store), FAILURE (result, errbacks; out of retries -> dead letter);
+    ``raise Reject`` -> back to the queue (requeue=True) or dead letter, no state stored;
+    ``raise Ignore`` -> no state stored, acked
  7. ack (batched), unless step 4 did, or the delivery went back to the queue.
 Nothing here raises into the consumer: every path ends in ack, requeue or dead letter.
 """
@@ -19,7 +21,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from celeriac import chords, serialization, signing, states
+from celeriac import chords, serialization, signing, states, task_hooks
 from celeriac.backends.base import (
     ResultBackend,
     exception_to_result,
@@ -69,6 +71,8 @@ class Executor:
         self.soft_time_limit_s = conf.seconds("task_soft_time_limit")
         self.ignore_result_default = bool(conf.task_ignore_result)
         self.track_started = bool(conf.task_track_started)
+        #: result_extended: name, args, kwargs, worker, retries, queue stored with results
+        self.extended = bool(conf.result_extended)
         self.reject_on_worker_lost = bool(conf.task_reject_on_worker_lost)
         #: set: unsigned or tampered messages are dead-lettered (celeriac.signing)
         self.security_key: str | None = conf.security_key or None
@@ -139,13 +143,21 @@ class Executor:
         if not acks_late:
             self.acker.ack(delivery)
         logger.info("Task %s[%s] received", call.name, call.id)
-        if self.track_started and not request.ignore_result:
-            started = {"pid": None, "hostname": self.hostname}
-            await self._store(call, make_meta(call.id, states.STARTED, started))
-        outcome = await self.pool.run(task, call.args, call.kwargs, request)
-        settled = await self._record(task, call, request, delivery, outcome)
+        settled = await self._run(task, call, request, delivery, acks_late)
         if acks_late and not settled:
             self.acker.ack(delivery)
+
+    async def _run(self, task: Task[Any, Any], call: TaskCall, request: Context,
+                   delivery: Delivery, acks_late: bool) -> bool:
+        """Steps 5 and 6: run it, record what came of it; True when settled here."""
+        if self.track_started and not request.ignore_result:
+            started = {"pid": None, "hostname": self.hostname}
+            await self._store(call, make_meta(call.id, states.STARTED, started,
+                                              extra=self._extended(call, request)))
+        outcome = await self.pool.run(task, call.args, call.kwargs, request)
+        if outcome.state in _PREDICATES:
+            return await self._predicate(call, delivery, outcome, acks_late)
+        return await self._record(task, call, request, delivery, outcome)
 
     def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
         """``task.request``: what the worker reads itself now, the rest when the task
@@ -181,9 +193,6 @@ class Executor:
                             outcome.runtime_s, outcome.value)
                 if call.callbacks or call.chain:
                     await self._send_followers(call, outcome.value)
-                if type(task).on_success is not Task.on_success:  # the default: nothing
-                    _safe_hook(task.on_success, outcome.value, call.id, call.args,
-                               call.kwargs)
                 if call.chord:
                     await chords.on_task_done(self.app, self.backend, call, states.SUCCESS,
                                               outcome.value)
@@ -203,11 +212,12 @@ class Executor:
         logger.error("Task %s[%s] raised unexpected: %r\n%s", call.name, call.id, exc,
                      outcome.traceback or "")
         await self._store(call, make_meta(call.id, states.FAILURE, exception_to_result(exc),
-                                          outcome.traceback, parent_id=request.parent_id))
+                                          outcome.traceback, parent_id=request.parent_id,
+                                          extra=self._extended(call, request)))
         await self._send_errbacks(call)
         if call.chord:
             await chords.on_task_done(self.app, self.backend, call, states.FAILURE, exc)
-        _safe_hook(task.on_failure, exc, call.id, call.args, call.kwargs, None)
+        task_hooks.on_failure_in_parent(task, outcome, call.id, call.args, call.kwargs)
         if outcome.exhausted:
             await self._dead_letter(delivery, f"max retries exceeded ({call.retries}): {exc!r}",
                                     call, quiet=True)
@@ -234,8 +244,42 @@ class Executor:
                     max(0.0, (eta - now).total_seconds()), retry.exc)
         exc = retry.exc or retry
         await self._store(call, make_meta(call.id, states.RETRY, exception_to_result(exc),
-                                          format_traceback(exc) if retry.exc else None))
-        _safe_hook(task.on_retry, exc, call.id, call.args, call.kwargs, None)
+                                          format_traceback(exc) if retry.exc else None,
+                                          extra=self._extended(call, None)))
+        if not outcome.hooked:
+            _safe_hook(task.on_retry, exc, call.id, call.args, call.kwargs, None)
+
+    async def _predicate(self, call: TaskCall, delivery: Delivery, outcome: Outcome,
+                         acks_late: bool) -> bool:
+        """``raise Reject`` / ``raise Ignore``: no state stored. Reject sends the message
+        back to the queue (requeue=True) or to the dead-letter store with its reason;
+        once acked early there is nothing left to reject. True when settled here."""
+        exc = outcome.value
+        if outcome.state == states.IGNORED:
+            logger.info("Task %s[%s] ignored", call.name, call.id)
+            return False
+        requeue = bool(getattr(exc, "requeue", False))
+        logger.info("Task %s[%s] rejected (requeue=%s): %s", call.name, call.id, requeue,
+                    getattr(exc, "reason", exc))
+        if not acks_late:
+            logger.warning("Task %s[%s] was acked before it ran (acks_late=False): the "
+                           "rejection has nothing to reject", call.name, call.id)
+            return True
+        if requeue:
+            await self.broker.requeue([delivery])
+        else:
+            await self._dead_letter(delivery, f"rejected: {getattr(exc, 'reason', exc)}",
+                                    call, quiet=True)
+        return True
+
+    def _extended(self, call: TaskCall, request: Context | None) -> dict[str, Any] | None:
+        """What ``result_extended`` stores with a result, as Celery does."""
+        if not self.extended:
+            return None
+        return {"name": call.name, "args": call.args, "kwargs": call.kwargs,
+                "worker": self.hostname, "retries": call.retries,
+                "queue": request.delivery_info.get("routing_key") if request is not None
+                else None}
 
     async def _expire(self, delivery: Delivery, call: TaskCall) -> None:
         logger.warning("Discarding revoked task: %s[%s] (expired at %s)", call.name, call.id,
@@ -262,7 +306,8 @@ class Executor:
                              value: Any) -> Exception | None:
         """Store a SUCCESS (the backend encodes it once, here, before anything is logged);
         when it cannot, the exception to record instead, naming the task and the type."""
-        meta = make_meta(call.id, states.SUCCESS, value, parent_id=request.parent_id)
+        meta = make_meta(call.id, states.SUCCESS, value, parent_id=request.parent_id,
+                         extra=self._extended(call, request))
         try:
             await self.backend.store(call.id, meta, self.result_expires_s)
             return None
@@ -362,6 +407,10 @@ class Executor:
         except Exception:
             logger.exception("sending %s after %s[%s] failed", sig.get("task"), call.name,
                              call.id)
+
+
+#: outcomes a task chose by raising Reject or Ignore
+_PREDICATES = frozenset({states.REJECTED, states.IGNORED})
 
 
 def _check_canvas(call: TaskCall) -> None:
