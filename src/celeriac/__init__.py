@@ -37,6 +37,7 @@ from celeriac.errors import (
     TimeLimitExceeded,
     TimeoutError,
 )
+from celeriac.queues import Exchange, Queue
 from celeriac.result import AsyncResult, EagerResult
 from celeriac.result_group import GroupResult, ResultSet, result_from_tuple
 from celeriac.task import Task
@@ -55,10 +56,12 @@ __all__ = [
     "ConfigurationError",
     "Context",
     "EagerResult",
+    "Exchange",
     "GroupResult",
     "ImproperlyConfigured",
     "MaxRetriesExceededError",
     "NotRegistered",
+    "Queue",
     "ResultSet",
     "Retry",
     "Signature",

@@ -27,6 +27,7 @@ from celeriac.clients import Clients
 from celeriac.config import Config, default_sqlite_path, import_object, to_seconds
 from celeriac.context import current_request
 from celeriac.contrib.django.fixup import maybe_install as maybe_install_django_fixup
+from celeriac.errors import QueueNotFound
 from celeriac.protocol import (
     CallBatch,
     Message,
@@ -372,6 +373,9 @@ class Celery:
         queue = get("queue") or d.queue
         if not isinstance(queue, str):
             queue = getattr(queue, "name", str(queue))
+        if d.declared_queues is not None and queue not in d.declared_queues:
+            raise QueueNotFound(f"Queue {queue!r} missing from task_queues "
+                                f"(task_create_missing_queues is off)")
         eta = expires = None
         now = None
         if get("eta") is not None or get("countdown") is not None or get("expires") is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celeriac.config import Config, to_seconds
+from celeriac.queues import queue_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,8 @@ class SendDefaults:
     result_expires: float | None
     #: countdown/eta sends go to the broker's delay store (else: the queue, eta header)
     delay_store: bool
+    #: the queues a send may name, when task_create_missing_queues is off (else None)
+    declared_queues: frozenset[str] | None
 
     @classmethod
     def read(cls, conf: Config, shared_delay_store: bool) -> SendDefaults:
@@ -51,4 +54,6 @@ class SendDefaults:
             rpc_results=str(conf.result_backend or "").startswith("rpc://"),
             result_expires=conf.seconds("result_expires"),
             delay_store=shared_delay_store if chosen is None else bool(chosen),
+            declared_queues=None if conf.task_create_missing_queues else frozenset(
+                queue_names(conf.task_queues) or [conf.task_default_queue]),
         )
