@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Se
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from celeriac import task as _task
+from celeriac.annotations import annotate
 from celeriac.backends import BACKEND_CLASSES, ResultBackend, create_backend
 from celeriac.backends.base import BlockingWaiter, BlockingWaitUnsupported, Meta
 from celeriac.bridge import BRIDGE, BlockingProducer, on_fork
@@ -295,13 +296,18 @@ class Celery:
         cls = make_task_class(self, fun, name, base, options)
         task = cls()
         self._tasks[name] = task
+        if self._finalized and self.conf.task_annotations:
+            annotate(self.conf.task_annotations, [task])
         return task
 
     def register_task(self, task: Any) -> Any:
         """Register a class-based task (a Task subclass or instance with ``run``)."""
         from celeriac.task_state import register_class_task
 
-        return register_class_task(self, task)
+        registered = register_class_task(self, task)
+        if self._finalized and self.conf.task_annotations:
+            annotate(self.conf.task_annotations, [registered])
+        return registered
 
     def gen_task_name(self, fun: Callable[..., Any]) -> str:
         module = fun.__module__
@@ -353,6 +359,7 @@ class Celery:
             for module in [*self.conf.imports, *self.conf.include]:
                 importlib.import_module(module)
             self._import_discovered()
+            annotate(self.conf.task_annotations, self._tasks.values())
 
     # -- sending ----------------------------------------------------------------------
     def send_defaults(self) -> SendDefaults:
@@ -380,8 +387,8 @@ class Celery:
         now = None
         if get("eta") is not None or get("countdown") is not None or get("expires") is not None:
             now = utcnow()
-            eta = _when(get("eta"), get("countdown"), now)
-            expires = _when(get("expires"), None, now)
+            eta = _when(get("eta"), get("countdown"), now, d.naive_tz)
+            expires = _when(get("expires"), None, now, d.naive_tz)
         parent = current_request.get()
         priority = get("priority")
         if priority is None:
@@ -415,6 +422,7 @@ class Celery:
             errbacks=_signatures(get("link_error")),
             chain=get("chain"),
             chord=get("chord"),
+            compression=get("compression") or d.compression,
         )
         if d.security_key:  # workers with the key dead-letter what is not signed
             sign(message, d.security_key)
@@ -460,8 +468,9 @@ class Celery:
         the others differ only in id and arguments (a ``CallBatch``)."""
         if options.get("task_id"):
             raise TypeError("send_many: task_id cannot be shared by many calls")
-        per_call = self.conf.task_routes or any(
-            options.get(k) for k in ("link", "link_error", "chain", "chord"))
+        per_call = self.conf.task_routes or any(  # compressed: each body on its own
+            options.get(k) for k in ("link", "link_error", "chain", "chord", "compression")
+        ) or self.send_defaults().compression
         args, kwargs = calls[0]
         first, due = self._build_message(name, args, kwargs, task_type, dict(options))
         if per_call:  # routes may look at the arguments; signatures live in each body
@@ -613,14 +622,16 @@ def _fill_options(d: SendDefaults, name: str, args: Any, kwargs: Any, task_type:
                 options[key] = value
 
 
-def _when(value: Any, countdown: float | None, now: dt.datetime) -> dt.datetime | None:
-    """eta/expires as an aware datetime: from a countdown, seconds, or a (naive=UTC) date."""
+def _when(value: Any, countdown: float | None, now: dt.datetime,
+          naive_tz: dt.tzinfo = dt.timezone.utc) -> dt.datetime | None:
+    """eta/expires as an aware datetime: from a countdown, seconds, or a date (a naive
+    one is in ``naive_tz``: send_defaults.naive_timezone)."""
     if countdown is not None:
         return now + dt.timedelta(seconds=float(countdown))
     if isinstance(value, (int, float)):
         return now + dt.timedelta(seconds=float(value))
     if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
+        return value.replace(tzinfo=naive_tz)
     return value if isinstance(value, dt.datetime) else None
 
 

@@ -238,6 +238,26 @@ def apply_eagerly(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
         retries += 1
         args = outcome.retry.options.get("args", args)
         kwargs = outcome.retry.options.get("kwargs", kwargs)
+    if task.app.conf.task_store_eager_result:
+        _store_eager(task, task_id, outcome)
     if outcome.state == states.FAILURE and propagate:
         raise outcome.value
     return EagerResult(task_id, outcome.value, outcome.state, outcome.traceback, app=task.app)
+
+
+def _store_eager(task: Task[Any, Any], task_id: str, outcome: Outcome) -> None:
+    """``task_store_eager_result``: an eager run's result goes to the backend too."""
+    from celeriac.backends.base import exception_to_result, make_meta
+
+    app = task.app
+    value = outcome.value
+    if outcome.state in states.EXCEPTION_STATES and isinstance(value, BaseException):
+        value = exception_to_result(value)
+    meta = make_meta(task_id, outcome.state, value, outcome.traceback)
+    expires_s = app.conf.seconds("result_expires")
+
+    async def store() -> None:
+        backend = await app.clients.backend()
+        await backend.store(task_id, meta, expires_s)
+
+    app.run_sync(store())

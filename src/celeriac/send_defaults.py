@@ -8,6 +8,7 @@ assignment or deletion), so a setting changed at run time applies to the next se
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,10 @@ class SendDefaults:
     delay_store: bool
     #: the queues a send may name, when task_create_missing_queues is off (else None)
     declared_queues: frozenset[str] | None
+    #: task_compression (kombu's codec name) or None
+    compression: str | None
+    #: the time zone of naive eta/expires datetimes (timezone, enable_utc)
+    naive_tz: dt.tzinfo
 
     @classmethod
     def read(cls, conf: Config, shared_delay_store: bool) -> SendDefaults:
@@ -56,4 +61,19 @@ class SendDefaults:
             delay_store=shared_delay_store if chosen is None else bool(chosen),
             declared_queues=None if conf.task_create_missing_queues else frozenset(
                 queue_names(conf.task_queues) or [conf.task_default_queue]),
+            compression=conf.task_compression or None,
+            naive_tz=naive_timezone(conf),
         )
+
+
+def naive_timezone(conf: Config) -> dt.tzinfo:
+    """Where a naive datetime is: ``timezone`` when set, else UTC with ``enable_utc``
+    (the default) or the machine's local time without it, as Celery's app.timezone."""
+    if conf.is_set("timezone") and conf.timezone:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(str(conf.timezone))
+    if conf.enable_utc:
+        return dt.timezone.utc
+    local = dt.datetime.now().astimezone().tzinfo
+    return local or dt.timezone.utc

@@ -73,6 +73,9 @@ class Executor:
         self.track_started = bool(conf.task_track_started)
         #: result_extended: name, args, kwargs, worker, retries, queue stored with results
         self.extended = bool(conf.result_extended)
+        #: off: a failed task's message is dead-lettered instead of acked (acks_late)
+        self.acks_on_failure = bool(conf.task_acks_on_failure_or_timeout)
+        self.store_errors_ignored = bool(conf.task_store_errors_even_if_ignored)
         self.reject_on_worker_lost = bool(conf.task_reject_on_worker_lost)
         #: set: unsigned or tampered messages are dead-lettered (celeriac.signing)
         self.security_key: str | None = conf.security_key or None
@@ -211,9 +214,10 @@ class Executor:
             return True
         logger.error("Task %s[%s] raised unexpected: %r\n%s", call.name, call.id, exc,
                      outcome.traceback or "")
-        await self._store(call, make_meta(call.id, states.FAILURE, exception_to_result(exc),
-                                          outcome.traceback, parent_id=request.parent_id,
-                                          extra=self._extended(call, request)))
+        if not request.ignore_result or self.store_errors_ignored:
+            await self._store(call, make_meta(
+                call.id, states.FAILURE, exception_to_result(exc), outcome.traceback,
+                parent_id=request.parent_id, extra=self._extended(call, request)))
         await self._send_errbacks(call)
         if call.chord:
             await chords.on_task_done(self.app, self.backend, call, states.FAILURE, exc)
@@ -221,6 +225,11 @@ class Executor:
         if outcome.exhausted:
             await self._dead_letter(delivery, f"max retries exceeded ({call.retries}): {exc!r}",
                                     call, quiet=True)
+            return True
+        if not self.acks_on_failure and (
+                self.acks_late_default if task.acks_late is None else task.acks_late):
+            await self._dead_letter(delivery, f"failed, and task_acks_on_failure_or_timeout "
+                                              f"is off: {exc!r}", call, quiet=True)
             return True
         return False
 
@@ -438,6 +447,10 @@ def _retried_message(message: Message, call: TaskCall, eta: dt.datetime,
         _, _, body = serialization.dumps(
             [options.get("args", call.args), options.get("kwargs", call.kwargs), embed],
             "pickle" if message.content_type == serialization.PICKLE else "json")
+        if headers.get("compression"):  # the same codec for the new body
+            from celeriac.compression import compress
+
+            headers["compression"], body = compress(headers["compression"], body)
     return replace(message, headers=headers, body=body,
                    properties=dict(message.properties))
 
