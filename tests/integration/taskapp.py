@@ -7,7 +7,9 @@ the file named by ITEST_RECORD, outside the worker, so tests can count every run
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sys
 import time
 
 from celeriac import Celery, SoftTimeLimitExceeded, Task
@@ -15,6 +17,9 @@ from celeriac.exceptions import Ignore, Reject
 from celeriac.utils.log import get_task_logger
 
 app = Celery("itest")
+if os.environ.get("ITEST_OWN_LOGGING"):  # an application that configures logging itself
+    logging.basicConfig(format="OWN %(name)s %(message)s", level=logging.INFO,
+                        stream=sys.stdout)
 app.conf.broker_transport_options = {
     "visibility_timeout": float(os.environ.get("ITEST_LEASE_S", "60")),
     "polling_interval": 0.02,

@@ -134,3 +134,20 @@ def test_request_has_celerys_fields(sqlite_harness: Harness) -> None:
     assert got["hostname"].startswith("celeriac@")
     for key in ("reply_to", "group", "chord", "callbacks", "errbacks"):
         assert key in got
+
+
+@pytest.mark.parametrize("hijack", ["true", "false"])
+def test_worker_hijack_root_logger(sqlite_harness: Harness, hijack: str) -> None:
+    """Off: the logging the application set up stays (task loggers write through its
+    handlers); on (Celery's default): the worker's format replaces it."""
+    h = sqlite_harness
+    worker = h.worker("-P", "solo", ITEST_OWN_LOGGING="1",
+                      CELERIAC_WORKER_HIJACK_ROOT_LOGGER=hijack)
+    result = h.client.send_task("multiply", (2, 5))
+    assert result.get(timeout=20) == 10
+    worker.stop()
+    own = f"OWN celeriac.worker Task multiply[{result.id}] received"
+    assert (own in worker.log) == (hijack == "false")
+    assert (f"INFO/MainProcess] Task multiply[{result.id}] received" in worker.log) == \
+        (hijack == "true")
+    assert f"multiply[{result.id}]: multiplying 2 by 5" in worker.log
