@@ -391,6 +391,8 @@ class Celery:
             expires = _when(get("expires"), None, now, d.naive_tz)
         parent = current_request.get()
         priority = get("priority")
+        if priority is None and d.inherit_priority and parent.id is not None:
+            priority = parent.delivery_info.get("priority")
         if priority is None:
             priority = d.priority
         reply_to = get("reply_to")

@@ -150,7 +150,6 @@ UNSUPPORTED: dict[str, str] = {
                           "(the connection reconnects for the next send)",
     "task_send_sent_event": "task events are not sent (no Flower yet)",
     "task_protocol": "only protocol 2 (Celery's default since 4.0) is spoken",
-    "task_inherit_parent_priority": "tasks sent from a task get the default priority",
     "worker_redirect_stdouts": "print() in a task goes to the worker's stdout as it is",
     "worker_redirect_stdouts_level": "print() in a task goes to the worker's stdout",
     "worker_lost_wait": "a task whose prefork child died is reported at once",

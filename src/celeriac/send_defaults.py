@@ -39,6 +39,8 @@ class SendDefaults:
     compression: str | None
     #: the time zone of naive eta/expires datetimes (timezone, enable_utc)
     naive_tz: dt.tzinfo
+    #: tasks sent from a task get its priority when they name none
+    inherit_priority: bool
 
     @classmethod
     def read(cls, conf: Config, shared_delay_store: bool) -> SendDefaults:
@@ -63,6 +65,7 @@ class SendDefaults:
                 queue_names(conf.task_queues) or [conf.task_default_queue]),
             compression=conf.task_compression or None,
             naive_tz=naive_timezone(conf),
+            inherit_priority=bool(conf.task_inherit_parent_priority),
         )
 
 

@@ -181,3 +181,33 @@ def test_failed_task_dead_lettered_when_acks_on_failure_is_off() -> None:
 
     [letter] = asyncio.run(letters())
     assert "task_acks_on_failure_or_timeout is off" in str(letter)
+
+
+@pytest.mark.parametrize("inherit", [True, False])
+def test_task_inherit_parent_priority(inherit: bool) -> None:
+    app = memory_app("prio", task_inherit_parent_priority=inherit)
+
+    @app.task(name="child")
+    def child() -> None: ...
+
+    @app.task(name="parent")
+    def parent() -> None:
+        child.delay()
+        child.apply_async(priority=2)
+
+    parent.apply_async(priority=7)
+    [sent] = fetch_all(app)
+    assert sent.message.priority == 7
+
+    async def run_one() -> list[int]:
+        from celeriac.testing import _drain  # runs what is queued, in this process
+
+        await _drain(app, ["celery"], True, 1)
+        broker = await app.clients.broker()
+        got = await broker.fetch(["celery"], 10, 0)
+        await broker.ack(got)
+        await app.clients.close()
+        return sorted(d.message.priority for d in got)
+
+    app.send_task("parent", priority=7)
+    assert asyncio.run(run_one()) == ([2, 7] if inherit else [0, 2])
