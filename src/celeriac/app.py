@@ -12,12 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from celeriac import signals
+from celeriac import task as _task
+from celeriac.annotations import annotate
 from celeriac.backends import BACKEND_CLASSES, ResultBackend, create_backend
 from celeriac.backends.base import BlockingWaiter, BlockingWaitUnsupported, Meta
 from celeriac.bridge import BRIDGE, BlockingProducer, on_fork
@@ -27,6 +30,7 @@ from celeriac.config import Config, default_sqlite_path, import_object, to_secon
 from celeriac.context import current_request
 from celeriac.contrib.django.fixup import maybe_install as maybe_install_django_fixup
 from celeriac.control.client import Control
+from celeriac.errors import QueueNotFound
 from celeriac.protocol import (
     CallBatch,
     Message,
@@ -300,7 +304,18 @@ class Celery:
         cls = make_task_class(self, fun, name, base, options)
         task = cls()
         self._tasks[name] = task
+        if self._finalized and self.conf.task_annotations:
+            annotate(self.conf.task_annotations, [task])
         return task
+
+    def register_task(self, task: Any) -> Any:
+        """Register a class-based task (a Task subclass or instance with ``run``)."""
+        from celeriac.task_state import register_class_task
+
+        registered = register_class_task(self, task)
+        if self._finalized and self.conf.task_annotations:
+            annotate(self.conf.task_annotations, [registered])
+        return registered
 
     def gen_task_name(self, fun: Callable[..., Any]) -> str:
         module = fun.__module__
@@ -357,6 +372,7 @@ class Celery:
                 importlib.import_module(module)
             self._import_discovered()
             signals.send(signals.import_modules, self)
+            annotate(self.conf.task_annotations, self._tasks.values())
             self.on_after_finalize.send(sender=self)
 
     def add_periodic_task(self, schedule: Any, sig: Any, args: Any = (), kwargs: Any = None,
@@ -399,14 +415,19 @@ class Celery:
         queue = get("queue") or d.queue
         if not isinstance(queue, str):
             queue = getattr(queue, "name", str(queue))
+        if d.declared_queues is not None and queue not in d.declared_queues:
+            raise QueueNotFound(f"Queue {queue!r} missing from task_queues "
+                                f"(task_create_missing_queues is off)")
         eta = expires = None
         now = None
         if get("eta") is not None or get("countdown") is not None or get("expires") is not None:
             now = utcnow()
-            eta = _when(get("eta"), get("countdown"), now)
-            expires = _when(get("expires"), None, now)
+            eta = _when(get("eta"), get("countdown"), now, d.naive_tz)
+            expires = _when(get("expires"), None, now, d.naive_tz)
         parent = current_request.get()
         priority = get("priority")
+        if priority is None and d.inherit_priority and parent.id is not None:
+            priority = parent.delivery_info.get("priority")
         if priority is None:
             priority = d.priority
         reply_to = get("reply_to")
@@ -438,6 +459,7 @@ class Celery:
             errbacks=_signatures(get("link_error")),
             chain=get("chain"),
             chord=get("chord"),
+            compression=get("compression") or d.compression,
         )
         if signals.before_task_publish._receivers:  # before signing: it may add headers
             _signal_publish(signals.before_task_publish, message, declare=[],
@@ -488,8 +510,9 @@ class Celery:
         the others differ only in id and arguments (a ``CallBatch``)."""
         if options.get("task_id"):
             raise TypeError("send_many: task_id cannot be shared by many calls")
-        per_call = self.conf.task_routes or any(
-            options.get(k) for k in ("link", "link_error", "chain", "chord"))
+        per_call = self.conf.task_routes or any(  # compressed: each body on its own
+            options.get(k) for k in ("link", "link_error", "chain", "chord", "compression")
+        ) or self.send_defaults().compression
         args, kwargs = calls[0]
         first, due = self._build_message(name, args, kwargs, task_type, dict(options))
         if per_call:  # routes may look at the arguments; signatures live in each body
@@ -619,6 +642,22 @@ class Celery:
 
     start = worker_main
 
+    # after every annotation that names the Task class: this property shadows it here
+    @property
+    def Task(self) -> type[_task.Task[Any, Any]]:
+        """The app's task class bound to the app: ``class MyTask(app.Task)``. Assign a
+        class to make it the base of every task the app makes afterwards."""
+        from celeriac.task_state import bind_task_class
+
+        bound = self.__dict__.get("_bound_task_cls")
+        if bound is None or bound._bound_base is not self.task_cls:
+            bound = self.__dict__["_bound_task_cls"] = bind_task_class(self, self.task_cls)
+        return bound
+
+    @Task.setter
+    def Task(self, cls: type[_task.Task[Any, Any]]) -> None:
+        self.task_cls = cls
+
 
 def _signal_publish(signal: Any, message: Message, **extra: Any) -> None:
     """before/after_task_publish as Celery sends them: sender the task name, the body
@@ -659,14 +698,16 @@ def _fill_options(d: SendDefaults, name: str, args: Any, kwargs: Any, task_type:
                 options[key] = value
 
 
-def _when(value: Any, countdown: float | None, now: dt.datetime) -> dt.datetime | None:
-    """eta/expires as an aware datetime: from a countdown, seconds, or a (naive=UTC) date."""
+def _when(value: Any, countdown: float | None, now: dt.datetime,
+          naive_tz: dt.tzinfo = dt.timezone.utc) -> dt.datetime | None:
+    """eta/expires as an aware datetime: from a countdown, seconds, or a date (a naive
+    one is in ``naive_tz``: send_defaults.naive_timezone)."""
     if countdown is not None:
         return now + dt.timedelta(seconds=float(countdown))
     if isinstance(value, (int, float)):
         return now + dt.timedelta(seconds=float(value))
     if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
+        return value.replace(tzinfo=naive_tz)
     return value if isinstance(value, dt.datetime) else None
 
 
@@ -703,3 +744,8 @@ def shared_task(*args: Any, **options: Any) -> Any:
 
 def new_task_id() -> str:
     return str(uuid.uuid4())
+
+
+#: ``from celeriac.app.task import Task``, Celery's path, while app.py is a module and not
+#: yet a package: the import system finds the submodule in sys.modules
+sys.modules.setdefault(f"{__name__}.task", importlib.import_module("celeriac.task"))

@@ -3,8 +3,10 @@
 The same code runs a task in every place a task can run: a worker's thread, its event
 loop, a prefork child, and ``task.apply()`` (eager). It sets ``task.request``, calls the
 function, applies ``autoretry_for``, and never lets the task's exception escape: the
-caller gets an Outcome saying SUCCESS, RETRY (with the Retry) or FAILURE (with the
-exception and its traceback). What to do next (store, republish, ack) is the caller's job.
+caller gets an Outcome saying SUCCESS, RETRY (with the Retry), FAILURE (with the
+exception and its traceback), REJECTED (``raise Reject``) or IGNORED (``raise Ignore``).
+The task class's hooks (before_start, on_success, ...) run here too (task_hooks.py), so
+they run where the task ran. What to do next (store, republish, ack) is the caller's job.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from celeriac import signals, states
+from celeriac import signals, states, task_hooks
 from celeriac.backends.base import format_traceback
 from celeriac.context import Context, current_request
-from celeriac.errors import Ignore, InvalidTaskArguments, Retry, SoftTimeLimitExceeded
+from celeriac.errors import Ignore, InvalidTaskArguments, Reject, Retry, SoftTimeLimitExceeded
 
 if TYPE_CHECKING:
     from celeriac.result import EagerResult
@@ -40,6 +42,9 @@ class Outcome:
     runtime_s: float = 0.0
     #: the task failed because retry() ran out of retries (the worker dead-letters it)
     exhausted: bool = False
+    #: the task's hooks ran for this outcome where it ran (False: an outcome the worker
+    #: made itself, such as a time limit; it runs on_failure then)
+    hooked: bool = False
 
 
 #: each task function's signature and arity (see _arity), computed once:
@@ -107,6 +112,8 @@ def _failure_or_autoretry(task: Task[Any, Any], exc: Exception) -> Outcome:
     """Turn an exception into RETRY (autoretry_for) or FAILURE. Needs the request set."""
     if isinstance(exc, Retry):
         return Outcome(states.RETRY, exc.exc, retry=exc)
+    if isinstance(exc, Reject):
+        return Outcome(states.REJECTED, exc)
     if isinstance(exc, Ignore):  # e.g. Task.replace: the replacement records the result
         return Outcome(states.IGNORED, exc)
     if (task.autoretry_for and isinstance(exc, task.autoretry_for)
@@ -173,15 +180,20 @@ def run_sync(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
     """Run a plain (non-async) task function in this thread."""
     token = current_request.set(request)
     started = time.perf_counter()
+    hooks = task_hooks.overridden(task)
     try:
         _prerun(task, args, kwargs, request)
         try:
+            if "before_start" in hooks:
+                task_hooks.before_start(task, request.id, args, kwargs)
             value = task.run(*args, **kwargs)
         except Exception as exc:
             outcome = _failure_or_autoretry(task, exc)
         else:
             outcome = Outcome(states.SUCCESS, value)
         _finished(outcome, started, request)
+        if hooks:
+            task_hooks.after(task, hooks, outcome, request.id, args, kwargs)
         _postrun(task, args, kwargs, request, outcome)
     finally:
         current_request.reset(token)
@@ -193,9 +205,12 @@ async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
     """Await an ``async def`` task on the running loop (soft time limit as a timeout)."""
     token = current_request.set(request)
     started = time.perf_counter()
+    hooks = task_hooks.overridden(task)
     try:
         _prerun(task, args, kwargs, request)
         try:
+            if "before_start" in hooks:
+                task_hooks.before_start(task, request.id, args, kwargs)
             coro = task.run(*args, **kwargs)
             if soft_time_limit_s:
                 try:
@@ -210,6 +225,8 @@ async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
         else:
             outcome = Outcome(states.SUCCESS, value)
         _finished(outcome, started, request)
+        if hooks:
+            task_hooks.after(task, hooks, outcome, request.id, args, kwargs)
         _postrun(task, args, kwargs, request, outcome)
     finally:
         current_request.reset(token)
@@ -268,6 +285,26 @@ def apply_eagerly(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
         retries += 1
         args = outcome.retry.options.get("args", args)
         kwargs = outcome.retry.options.get("kwargs", kwargs)
+    if task.app.conf.task_store_eager_result:
+        _store_eager(task, task_id, outcome)
     if outcome.state == states.FAILURE and propagate:
         raise outcome.value
     return EagerResult(task_id, outcome.value, outcome.state, outcome.traceback, app=task.app)
+
+
+def _store_eager(task: Task[Any, Any], task_id: str, outcome: Outcome) -> None:
+    """``task_store_eager_result``: an eager run's result goes to the backend too."""
+    from celeriac.backends.base import exception_to_result, make_meta
+
+    app = task.app
+    value = outcome.value
+    if outcome.state in states.EXCEPTION_STATES and isinstance(value, BaseException):
+        value = exception_to_result(value)
+    meta = make_meta(task_id, outcome.state, value, outcome.traceback)
+    expires_s = app.conf.seconds("result_expires")
+
+    async def store() -> None:
+        backend = await app.clients.backend()
+        await backend.store(task_id, meta, expires_s)
+
+    app.run_sync(store())

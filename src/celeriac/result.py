@@ -68,7 +68,14 @@ def denied_join_result() -> Iterator[None]:
         _join_allowed.reset(token)
 
 
-class AsyncResult(Generic[R]):
+class ResultBase:
+    """Base class of every result (Celery's ``celery.result.ResultBase``)."""
+
+    #: the result of the step before (a chain's parent), if known
+    parent: Any = None
+
+
+class AsyncResult(ResultBase, Generic[R]):
     """A task's result, looked up by id in the app's result backend."""
 
     def __init__(self, id: str, app: Celery | None = None,
@@ -175,6 +182,24 @@ class AsyncResult(Generic[R]):
     def date_done(self) -> str | None:
         meta = self._cached_or_fetch()
         return meta.get("date_done") if meta else None
+
+    def _extended(self, key: str) -> Any:
+        """A field stored with the result under ``result_extended`` (None otherwise)."""
+        meta = self._cached_or_fetch()
+        return meta.get(key) if meta else None
+
+    name = property(lambda self: self._extended("name"), doc="The task's name "
+                    "(result_extended).")
+    args = property(lambda self: self._extended("args"), doc="Positional arguments "
+                    "(result_extended).")
+    kwargs = property(lambda self: self._extended("kwargs"), doc="Keyword arguments "
+                      "(result_extended).")
+    worker = property(lambda self: self._extended("worker"), doc="The worker's hostname "
+                      "(result_extended).")
+    retries = property(lambda self: self._extended("retries"), doc="Retries so far "
+                       "(result_extended).")
+    queue = property(lambda self: self._extended("queue"), doc="The queue it came from "
+                     "(result_extended).")
 
     def ready(self) -> bool:
         return self.state in states.READY_STATES

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from celeriac import states
 from celeriac.errors import TimeoutError
-from celeriac.result import AsyncResult, EagerResult, assert_will_not_block
+from celeriac.result import AsyncResult, EagerResult, ResultBase, assert_will_not_block
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 
-class ResultSet(Generic[R]):
+class ResultSet(ResultBase, Generic[R]):
     """A list of results, waited on and inspected together. ``ResultSet[R]``: members
     whose values are R (``get()`` is ``list[R]``)."""
 

@@ -327,21 +327,34 @@ class Task(Generic[P, R]):
         add_to_chord(self.app, request.group)
         return sig if lazy else sig.delay()
 
+    def update_state(self, task_id: str | None = None, state: str | None = None,
+                     meta: Any = None, **kwargs: Any) -> None:
+        """Store a state for this call (or ``task_id``): ``update_state(state='PROGRESS',
+        meta={'done': 3})`` -> ``AsyncResult.state == 'PROGRESS'``, ``.info == meta``.
+        Works from a worker's task in any pool (a prefork child stores it itself)."""
+        from celeriac.task_state import store_state
+
+        store_state(self, task_id or self.request.id, state, meta)
+
     # -- hooks a base class may override --------------------------------------------------
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        """Called where the task runs, just before it runs."""
+
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
-        """Called in the worker after the task succeeded."""
+        """Called where the task ran, after it succeeded."""
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: Any) -> None:
-        """Called in the worker after the task failed for good."""
+        """Called where the task ran, after it failed for good (``einfo``: the
+        exception and its traceback)."""
 
     def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                  einfo: Any) -> None:
-        """Called in the worker when the task will be retried."""
+        """Called where the task ran, when it will be retried."""
 
     def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,
                      einfo: Any) -> None:
-        """Called in the worker after the task returned, whatever the outcome."""
+        """Called where the task ran, after on_success/on_failure (not on retry)."""
 
     def __repr__(self) -> str:
         return f"<@task: {self.name} of {self.app.main}>"

@@ -9,6 +9,8 @@ import click
 
 from celeriac.cli.main import AppContext, app_option
 from celeriac.errors import CeleriacError
+from celeriac.queues import select_queues
+from celeriac.utils.log import mlevel, setup_task_logging
 from celeriac.worker.banner import setup_logging
 from celeriac.worker.pools import ALIASES, POOL_NAMES
 
@@ -26,6 +28,7 @@ _POOL_CHOICES = click.Choice([*POOL_NAMES, *ALIASES], case_sensitive=False)
 @click.option("-P", "--pool", type=_POOL_CHOICES,
               help="prefork (default), solo, threads, asyncio; eventlet/gevent run asyncio.")
 @click.option("-Q", "--queues", help="Comma-separated queues to consume from.")
+@click.option("-X", "--exclude-queues", help="Comma-separated queues not to consume from.")
 @click.option("-n", "--hostname", help="Worker name, e.g. w1@%h.")
 @click.option("--prefetch-multiplier", type=click.IntRange(min=1),
               help="Messages reserved per pool slot.")
@@ -45,7 +48,8 @@ _POOL_CHOICES = click.Choice([*POOL_NAMES, *ALIASES], case_sensitive=False)
 @click.option("-O", "optimization", help="Accepted for Celery compatibility (fair is default).")
 @click.pass_obj
 def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str | None,
-           queues: str | None, hostname: str | None, prefetch_multiplier: int | None,
+           queues: str | None, exclude_queues: str | None, hostname: str | None,
+           prefetch_multiplier: int | None,
            max_tasks_per_child: int | None, max_memory_per_child: int | None,
            task_events: bool, logfile: str | None, shutdown_timeout: float | None,
            **_celery_only: object) -> None:
@@ -55,17 +59,21 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
     if _celery_only.get("without_heartbeat"):
         conf.worker_heartbeat_interval = 0
     try:
-        setup_logging(loglevel, conf.worker_log_format)
+        level = mlevel(loglevel)
+        if conf.worker_hijack_root_logger or not logging.getLogger().handlers:
+            setup_logging(loglevel, conf.worker_log_format)
+        logging.getLogger().setLevel(level or logging.WARNING)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'-l'") from None
     if logfile:
         handler = logging.FileHandler(logfile)
         handler.setFormatter(logging.Formatter(conf.worker_log_format))
         logging.getLogger().addHandler(handler)
+    setup_task_logging(conf, level)
     try:
         w = app.Worker(
             concurrency=concurrency, pool=pool,
-            queues=[q.strip() for q in queues.split(",") if q.strip()] if queues else None,
+            queues=select_queues(conf, queues, exclude_queues),
             hostname=hostname, prefetch_multiplier=prefetch_multiplier,
             max_tasks_per_child=max_tasks_per_child,
             max_memory_per_child=max_memory_per_child, send_events=task_events,
@@ -73,3 +81,4 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
         sys.exit(w.start())
     except CeleriacError as exc:
         raise click.ClickException(str(exc)) from None
+

@@ -7,7 +7,9 @@
  4. ack now if the task acks early (``acks_late=False``)
  5. run it in the pool
  6. record the outcome: SUCCESS (result, callbacks, chain), RETRY (republish through
-    the delay store), FAILURE (result, errbacks; out of retries -> dead letter)
+    the delay store), FAILURE (result, errbacks; out of retries -> dead letter);
+    ``raise Reject`` -> back to the queue (requeue=True) or dead letter, no state stored;
+    ``raise Ignore`` -> no state stored, acked
  7. ack (batched), unless step 4 did, or the delivery went back to the queue.
 Nothing here raises into the consumer: every path ends in ack, requeue or dead letter.
 """
@@ -22,7 +24,7 @@ from collections.abc import Container
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from celeriac import chords, serialization, signals, signing, states
+from celeriac import chords, serialization, signals, signing, states, task_hooks
 from celeriac.backends.base import (
     ResultBackend,
     exception_to_result,
@@ -73,6 +75,11 @@ class Executor:
         self.soft_time_limit_s = conf.seconds("task_soft_time_limit")
         self.ignore_result_default = bool(conf.task_ignore_result)
         self.track_started = bool(conf.task_track_started)
+        #: result_extended: name, args, kwargs, worker, retries, queue stored with results
+        self.extended = bool(conf.result_extended)
+        #: off: a failed task's message is dead-lettered instead of acked (acks_late)
+        self.acks_on_failure = bool(conf.task_acks_on_failure_or_timeout)
+        self.store_errors_ignored = bool(conf.task_store_errors_even_if_ignored)
         self.reject_on_worker_lost = bool(conf.task_reject_on_worker_lost)
         #: set: unsigned or tampered messages are dead-lettered (celeriac.signing)
         self.security_key: str | None = conf.security_key or None
@@ -154,9 +161,13 @@ class Executor:
         signals.send(signals.task_received, self, request=request)
         if self.track_started and not request.ignore_result:
             started = {"pid": None, "hostname": self.hostname}
-            await self._store(call, make_meta(call.id, states.STARTED, started))
+            await self._store(call, make_meta(call.id, states.STARTED, started,
+                                              extra=self._extended(call, request)))
         outcome = await self._run(task, call, request)
-        settled = await self._record(task, call, request, delivery, outcome)
+        if outcome.state in _PREDICATES:
+            settled = await self._predicate(call, delivery, outcome, acks_late)
+        else:
+            settled = await self._record(task, call, request, delivery, outcome)
         if acks_late and not settled:
             self.acker.ack(delivery)
 
@@ -236,9 +247,6 @@ class Executor:
                             outcome.runtime_s, outcome.value)
                 if call.callbacks or call.chain:
                     await self._send_followers(call, outcome.value)
-                if type(task).on_success is not Task.on_success:  # the default: nothing
-                    _safe_hook(task.on_success, outcome.value, call.id, call.args,
-                               call.kwargs)
                 if call.chord:
                     await chords.on_task_done(self.app, self.backend, call, states.SUCCESS,
                                               outcome.value)
@@ -253,9 +261,6 @@ class Executor:
         if outcome.state == states.RETRY and outcome.retry is not None:
             await self._retry(task, call, delivery, outcome)
             return False
-        if outcome.state == states.IGNORED:  # Task.replace: nothing to record here
-            logger.info("Task %s[%s] ignored: %s", call.name, call.id, outcome.value)
-            return False
         exc = outcome.value
         if type(exc).__name__ == "WorkerLostError" and self.reject_on_worker_lost \
                 and not delivery.redelivered:
@@ -265,15 +270,22 @@ class Executor:
             return True
         logger.error("Task %s[%s] raised unexpected: %r\n%s", call.name, call.id, exc,
                      outcome.traceback or "")
-        await self._store(call, make_meta(call.id, states.FAILURE, exception_to_result(exc),
-                                          outcome.traceback, parent_id=request.parent_id))
+        if not request.ignore_result or self.store_errors_ignored:
+            await self._store(call, make_meta(
+                call.id, states.FAILURE, exception_to_result(exc), outcome.traceback,
+                parent_id=request.parent_id, extra=self._extended(call, request)))
         await self._send_errbacks(call)
         if call.chord:
             await chords.on_task_done(self.app, self.backend, call, states.FAILURE, exc)
-        _safe_hook(task.on_failure, exc, call.id, call.args, call.kwargs, None)
+        task_hooks.on_failure_in_parent(task, outcome, call.id, call.args, call.kwargs)
         if outcome.exhausted:
             await self._dead_letter(delivery, f"max retries exceeded ({call.retries}): {exc!r}",
                                     call, quiet=True)
+            return True
+        if not self.acks_on_failure and (
+                self.acks_late_default if task.acks_late is None else task.acks_late):
+            await self._dead_letter(delivery, f"failed, and task_acks_on_failure_or_timeout "
+                                              f"is off: {exc!r}", call, quiet=True)
             return True
         return False
 
@@ -297,8 +309,42 @@ class Executor:
                     max(0.0, (eta - now).total_seconds()), retry.exc)
         exc = retry.exc or retry
         await self._store(call, make_meta(call.id, states.RETRY, exception_to_result(exc),
-                                          format_traceback(exc) if retry.exc else None))
-        _safe_hook(task.on_retry, exc, call.id, call.args, call.kwargs, None)
+                                          format_traceback(exc) if retry.exc else None,
+                                          extra=self._extended(call, None)))
+        if not outcome.hooked:
+            _safe_hook(task.on_retry, exc, call.id, call.args, call.kwargs, None)
+
+    async def _predicate(self, call: TaskCall, delivery: Delivery, outcome: Outcome,
+                         acks_late: bool) -> bool:
+        """``raise Reject`` / ``raise Ignore``: no state stored. Reject sends the message
+        back to the queue (requeue=True) or to the dead-letter store with its reason;
+        once acked early there is nothing left to reject. True when settled here."""
+        exc = outcome.value
+        if outcome.state == states.IGNORED:
+            logger.info("Task %s[%s] ignored", call.name, call.id)
+            return False
+        requeue = bool(getattr(exc, "requeue", False))
+        logger.info("Task %s[%s] rejected (requeue=%s): %s", call.name, call.id, requeue,
+                    getattr(exc, "reason", exc))
+        if not acks_late:
+            logger.warning("Task %s[%s] was acked before it ran (acks_late=False): the "
+                           "rejection has nothing to reject", call.name, call.id)
+            return True
+        if requeue:
+            await self.broker.requeue([delivery])
+        else:
+            await self._dead_letter(delivery, f"rejected: {getattr(exc, 'reason', exc)}",
+                                    call, quiet=True)
+        return True
+
+    def _extended(self, call: TaskCall, request: Context | None) -> dict[str, Any] | None:
+        """What ``result_extended`` stores with a result, as Celery does."""
+        if not self.extended:
+            return None
+        return {"name": call.name, "args": call.args, "kwargs": call.kwargs,
+                "worker": self.hostname, "retries": call.retries,
+                "queue": request.delivery_info.get("routing_key") if request is not None
+                else None}
 
     async def _expire(self, delivery: Delivery, call: TaskCall) -> None:
         """Expired, or revoked (celeriac.control.revoked): REVOKED, never run."""
@@ -344,7 +390,8 @@ class Executor:
                              value: Any) -> Exception | None:
         """Store a SUCCESS (the backend encodes it once, here, before anything is logged);
         when it cannot, the exception to record instead, naming the task and the type."""
-        meta = make_meta(call.id, states.SUCCESS, value, parent_id=request.parent_id)
+        meta = make_meta(call.id, states.SUCCESS, value, parent_id=request.parent_id,
+                         extra=self._extended(call, request))
         try:
             await self.backend.store(call.id, meta, self.result_expires_s)
             return None
@@ -446,6 +493,10 @@ class Executor:
                              call.id)
 
 
+#: outcomes a task chose by raising Reject or Ignore
+_PREDICATES = frozenset({states.REJECTED, states.IGNORED})
+
+
 def _check_canvas(call: TaskCall) -> None:
     """Refuse canvas fields of the wrong shape before the task runs, not after."""
     for name in ("callbacks", "errbacks", "chain"):
@@ -471,6 +522,10 @@ def _retried_message(message: Message, call: TaskCall, eta: dt.datetime,
         _, _, body = serialization.dumps(
             [options.get("args", call.args), options.get("kwargs", call.kwargs), embed],
             "pickle" if message.content_type == serialization.PICKLE else "json")
+        if headers.get("compression"):  # the same codec for the new body
+            from celeriac.compression import compress
+
+            headers["compression"], body = compress(headers["compression"], body)
     return replace(message, headers=headers, body=body,
                    properties=dict(message.properties))
 

@@ -35,6 +35,7 @@ from celeriac.brokers.base import mask_url
 from celeriac.brokers.sqlite_files import store_warnings
 from celeriac.control.service import WorkerControl, start_control
 from celeriac.errors import BrokerConnectionError
+from celeriac.queues import queue_names
 from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.banner import banner
 from celeriac.worker.consumer import Consumer
@@ -87,7 +88,9 @@ class Worker:
         self.concurrency = concurrency or conf.worker_concurrency or os.cpu_count() or 1
         if pool_name == "solo":
             self.concurrency = 1
-        self.queues = list(queues or [conf.task_default_queue])
+        # as Celery: every queue task_queues declares, unless -Q names some
+        self.queues = list(queues or queue_names(conf.task_queues)
+                           or [conf.task_default_queue])
         self.hostname = expand_hostname(hostname)
         self.prefetch_multiplier = prefetch_multiplier or conf.worker_prefetch_multiplier
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child

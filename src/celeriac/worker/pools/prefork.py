@@ -281,6 +281,7 @@ def _pickle_outcome(outcome: Outcome, retiring: bool, request: Context) -> bytes
                 f"pickled to leave the pool's child process: {type(value)!r} "
                 f"({type(exc).__name__}: {exc})")
             outcome.traceback = traceback.format_exc()
+            outcome.hooked = False  # the parent runs on_failure for what it records
         if outcome.retry is not None:
             outcome.retry = None
             outcome.state = FAILURE
