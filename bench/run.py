@@ -10,13 +10,17 @@ queue is emptied before each publish):
  3. publish N with the system's bulk API, drain them with the tutorial's default worker;
  4. round-trip latency ``delay()`` -> ``get()`` with an idle (throughput) worker;
  5. celeriac only: the worker's RSS before and after 100,000 tasks are scheduled an hour
-    ahead (they must stay in the broker).
+    ahead (they must stay in the broker);
+ 6. Redis, celeriac and Celery: 2,000 tasks that block for 0.5 s on each pool with
+    ``-c 1000``, and the RSS of 1,000 slots (bench/pools.py).
 Marker tasks write ``time.time()`` to a file: the same small cost in every system, two
 tasks out of N. The worker's peak RSS (process and children) is sampled every 50 ms.
 
 Environment: BENCH_N (default 50,000; smaller is a quick run whose table goes to
 results/raw/ only), BENCH_LATENCY_N (2,000), BENCH_DELAYED_N (100,000), BENCH_SYSTEMS
-(e.g. ``celeriac,celery``), BENCH_BROKERS (e.g. ``sqlite,redis``).
+(e.g. ``celeriac,celery``), BENCH_BROKERS (e.g. ``sqlite,redis``), BENCH_PHASES (some of
+``fast,default,latency,delayed,pools``: a run of only those, whose table goes to
+results/raw/ only), BENCH_BLOCK_N (2,000: the blocking tasks of ``pools``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import infra
+import pools
 import report
 from progress import Bar
 from systems import (
@@ -55,6 +60,7 @@ CLIENT = ROOT / "bench" / "client.py"
 RESULTS = ROOT / "bench" / "results"
 RAW = RESULTS / "raw"
 BROKER_ORDER = ("sqlite", "redis", "amqp")
+PHASES = ("fast", "default", "latency", "delayed", "pools")
 
 
 class PhaseError(Exception):
@@ -188,15 +194,19 @@ class Pair:
         self.results["delayed"] = result
 
     def run(self) -> dict[str, Any]:
-        phases = [("publish delay + consume (fast worker)",
+        phases = [("fast", "publish delay + consume (fast worker)",
                    lambda: self.consume(self.system.fast, *self.publish("delay"))),
-                  ("publish bulk + consume (default worker)",
+                  ("default", "publish bulk + consume (default worker)",
                    lambda: self.consume(self.system.default, *self.publish("bulk"))),
-                  ("latency", self.latency)]
+                  ("latency", "latency", self.latency)]
         if self.system.name == "celeriac":
-            phases.append(("delayed tasks and RSS", self.delayed_rss))
+            phases.append(("delayed", "delayed tasks and RSS", self.delayed_rss))
+        if self.broker == "redis" and self.system.name in pools.ROWS:
+            phases.append(("pools", f"blocking tasks, -c {pools.CONCURRENCY}",
+                           lambda: pools.run(self)))
+        wanted = selected("BENCH_PHASES", PHASES)
         try:
-            for title, phase in phases:
+            for _key, title, phase in (p for p in phases if p[0] in wanted):
                 print(f"- {self.system.name} on {self.broker}: {title}", file=sys.stderr)
                 try:
                     phase()
@@ -279,7 +289,8 @@ def main() -> int:
         shutil.copytree(workdir, keep, ignore=shutil.ignore_patterns("*.sqlite3*"))
         shutil.rmtree(workdir, ignore_errors=True)
     run["minutes"] = (time.monotonic() - started) / 60
-    print(report.write(run, RESULTS if N >= FULL_N else RAW))
+    full = N >= FULL_N and not os.environ.get("BENCH_PHASES", "").strip()
+    print(report.write(run, RESULTS if full else RAW))
     return 0
 
 
