@@ -4,6 +4,7 @@
     python bench/client.py SYSTEM latency -n 2000
     python bench/client.py SYSTEM delayed -n 100000       (celeriac only)
     python bench/client.py SYSTEM chord -n 1000 --repeat 3   (Redis results)
+    python bench/client.py SYSTEM block -n 2000 --seconds 0.5 --start PATH --end PATH [--coroutine]
 
 SYSTEM is celeriac, celery or dramatiq: the module ``<SYSTEM>_app`` in bench/peers (on
 PYTHONPATH) gives the tasks and the calls. The result is one JSON line on stdout;
@@ -85,20 +86,35 @@ def chords(peer: Any, n: int, repeat: int) -> dict[str, Any]:
     return {"n": n, "seconds": seconds, "median_s": median, "rate": n / median}
 
 
+def blocks(peer: Any, n: int, seconds: float, start: str, done: str,
+           coroutine: bool) -> dict[str, Any]:
+    """A start marker, then ``n`` tasks that block for ``seconds`` and append the time
+    they ended to ``done`` (bench/pools.py)."""
+    peer.send_mark(start)
+    began = time.perf_counter()
+    peer.send_blocks(n, seconds, done, coroutine)
+    return {"publish_s": time.perf_counter() - began}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("system")
-    parser.add_argument("command", choices=("publish", "latency", "delayed", "chord"))
+    parser.add_argument("command",
+                        choices=("publish", "latency", "delayed", "chord", "block"))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--mode", default="delay")
     parser.add_argument("-n", type=int, required=True)
     parser.add_argument("--start", default="")
     parser.add_argument("--end", default="")
+    parser.add_argument("--seconds", type=float, default=0.5)
+    parser.add_argument("--coroutine", action="store_true")
     args = parser.parse_args()
     peer = importlib.import_module(f"{args.system}_app")
     try:
         if args.command == "publish":
             result = publish(peer, args.mode, args.n, args.start, args.end)
+        elif args.command == "block":
+            result = blocks(peer, args.n, args.seconds, args.start, args.end, args.coroutine)
         elif args.command == "latency":
             result = latency(peer, args.n)
         elif args.command == "chord":

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pools
+
 BROKER_NAMES = {"sqlite": "SQLite (embedded)", "redis": "Redis", "amqp": "RabbitMQ"}
 COLORS = {"celeriac": "#2e7d32", "celery": "#1565c0", "dramatiq": "#ef6c00"}
 BULK_API = {
@@ -194,6 +196,7 @@ def markdown(run: dict[str, Any]) -> str:
                   f"{d.get('received_s', 0.0):.1f} s |" for b, d in delayed]
         parts.append("")
     parts += chord_section(run)
+    parts += pools.section(run)
     if "celeriac" in run["systems"]:
         parts += ["## Issue 7's targets", "", *targets(run), ""]
     notes = []
@@ -297,5 +300,6 @@ def write(run: dict[str, Any], directory: Path) -> str:
         chart(run, directory / "chart.png")
     except Exception as exc:  # the table matters more than the picture
         print(f"chart not drawn: {exc}", file=sys.stderr)
-    return (f"\n{text_table(run)}\n\nwritten: {directory / 'results.md'}, "
+    section = "\n".join(pools.section(run))
+    return (f"\n{text_table(run)}\n\n{section}\nwritten: {directory / 'results.md'}, "
             f"{directory / 'chart.png'}")

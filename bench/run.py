@@ -15,12 +15,16 @@ queue is emptied before each publish):
     tasks (BENCH_CHORD_N), from sending it to reading its body's result, with the fast
     worker (median of 3). ``bench/run.py --only chord`` (``make bench-chord``) runs
     only this row, for both systems and both brokers.
+ 7. Redis, celeriac and Celery: 2,000 tasks that block for 0.5 s on each pool with
+    ``-c 1000``, and the RSS of 1,000 slots (bench/pools.py).
 Marker tasks write ``time.time()`` to a file: the same small cost in every system, two
 tasks out of N. The worker's peak RSS (process and children) is sampled every 50 ms.
 
 Environment: BENCH_N (default 50,000; smaller is a quick run whose table goes to
 results/raw/ only), BENCH_LATENCY_N (2,000), BENCH_DELAYED_N (100,000), BENCH_SYSTEMS
-(e.g. ``celeriac,celery``), BENCH_BROKERS (e.g. ``sqlite,redis``).
+(e.g. ``celeriac,celery``), BENCH_BROKERS (e.g. ``sqlite,redis``), BENCH_PHASES (some of
+``fast,default,latency,delayed,pools,chord``: a run of only those, whose table goes to
+results/raw/ only), BENCH_BLOCK_N (2,000: the blocking tasks of ``pools``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import infra
+import pools
 import report
 from progress import Bar
 from systems import (
@@ -62,6 +67,7 @@ CLIENT = ROOT / "bench" / "client.py"
 RESULTS = ROOT / "bench" / "results"
 RAW = RESULTS / "raw"
 BROKER_ORDER = ("sqlite", "redis", "amqp")
+PHASES = ("fast", "default", "latency", "delayed", "pools", "chord")
 
 
 class PhaseError(Exception):
@@ -230,22 +236,21 @@ class Pair:
 
     def run(self, only: str | None = None) -> dict[str, Any]:
         chord_row = self.system.name in CHORD_SYSTEMS and self.broker in CHORD_BROKERS
-        if only == "chord":
-            return self._run([(f"chord of {CHORD_N:,}", self.chord)] if chord_row else [])
-        phases = [("publish delay + consume (fast worker)",
+        phases = [("fast", "publish delay + consume (fast worker)",
                    lambda: self.consume(self.system.fast, *self.publish("delay"))),
-                  ("publish bulk + consume (default worker)",
+                  ("default", "publish bulk + consume (default worker)",
                    lambda: self.consume(self.system.default, *self.publish("bulk"))),
-                  ("latency", self.latency)]
+                  ("latency", "latency", self.latency)]
         if self.system.name == "celeriac":
-            phases.append(("delayed tasks and RSS", self.delayed_rss))
+            phases.append(("delayed", "delayed tasks and RSS", self.delayed_rss))
+        if self.broker == "redis" and self.system.name in pools.ROWS:
+            phases.append(("pools", f"blocking tasks, -c {pools.CONCURRENCY}",
+                           lambda: pools.run(self)))
         if chord_row:
-            phases.append((f"chord of {CHORD_N:,}", self.chord))
-        return self._run(phases)
-
-    def _run(self, phases: list[tuple[str, Any]]) -> dict[str, Any]:
+            phases.append(("chord", f"chord of {CHORD_N:,}", self.chord))
+        wanted = ("chord",) if only == "chord" else selected("BENCH_PHASES", PHASES)
         try:
-            for title, phase in phases:
+            for _key, title, phase in (p for p in phases if p[0] in wanted):
                 print(f"- {self.system.name} on {self.broker}: {title}", file=sys.stderr)
                 try:
                     phase()
@@ -340,7 +345,8 @@ def main() -> int:
     if only == "chord":
         print(report.write_chord(run, RAW))
         return 0
-    print(report.write(run, RESULTS if N >= FULL_N else RAW))
+    full = N >= FULL_N and not os.environ.get("BENCH_PHASES", "").strip()
+    print(report.write(run, RESULTS if full else RAW))
     return 0
 
 

@@ -8,6 +8,7 @@ broker round trip; the options are resolved once per batch).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -42,6 +43,28 @@ def mark(path: str) -> None:
         f.write(repr(time.time()))
 
 
+def append_time(path: str) -> None:
+    """One line with the time this task ended (O_APPEND: whole lines from any thread)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{time.time()!r}\n".encode())
+    finally:
+        os.close(fd)
+
+
+@app.task(name="bench.block", ignore_result=True)
+def block(seconds: float, path: str) -> None:
+    """A blocking call (the tutorial's SMS SDK), then the time it ended."""
+    time.sleep(seconds)
+    append_time(path)
+
+
+@app.task(name="bench.ablock", ignore_result=True)
+async def ablock(seconds: float, path: str) -> None:
+    await asyncio.sleep(seconds)
+    append_time(path)
+
+
 # -- what the client calls -----------------------------------------------------------
 def send_mark(path: str) -> None:
     mark.delay(path)
@@ -70,6 +93,10 @@ def chord_noop(n: int) -> float:
     if got != n:
         raise RuntimeError(f"the chord's body counted {got} results, not {n}")
     return seconds
+
+
+def send_blocks(n: int, seconds: float, path: str, coroutine: bool = False) -> None:
+    (ablock if coroutine else block).delay_many([(seconds, path)] * n, batch_size=BATCH)
 
 
 def roundtrip() -> None:

@@ -41,6 +41,18 @@ def mark(path: str) -> None:
         f.write(repr(time.time()))
 
 
+@app.task(name="bench.block", ignore_result=True)
+def block(seconds: float, path: str) -> None:
+    """A blocking call (the tutorial's SMS SDK: green under -P eventlet/gevent, which
+    monkey-patch time.sleep), then the time it ended."""
+    time.sleep(seconds)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{time.time()!r}\n".encode())
+    finally:
+        os.close(fd)
+
+
 def send_mark(path: str) -> None:
     mark.delay(path)
 
@@ -68,6 +80,16 @@ def chord_noop(n: int) -> float:
     if got != n:
         raise RuntimeError(f"the chord's body counted {got} results, not {n}")
     return seconds
+
+
+def send_blocks(n: int, seconds: float, path: str, coroutine: bool = False) -> None:
+    if coroutine:
+        raise ValueError("Celery has no async def tasks")
+    sent = 0
+    while sent < n:
+        size = min(CHUNK, n - sent)
+        group(block.si(seconds, path) for _ in range(size)).apply_async()
+        sent += size
 
 
 def roundtrip() -> None:

@@ -249,3 +249,64 @@ def request_fields(self: Task) -> dict:
             "chord": r.chord, "callbacks": r.callbacks, "errbacks": r.errbacks,
             "timelimit": list(r.timelimit), "origin": r.origin,
             "delivery_info": r.delivery_info, "hostname": r.hostname, "id": r.id}
+
+
+# -- how many tasks a pool runs at once (test_pool_concurrency.py), counted in Redis ------
+#: count this task in as running and raise the most seen at once; returns that most
+_ARRIVE = """local now = redis.call('INCR', KEYS[1])
+if now > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], now) end
+return redis.call('GET', KEYS[2])"""
+#: a blocking task waits at least OVERLAP_MIN_S and, for the others to start, at most this
+OVERLAP_MIN_S, OVERLAP_LIMIT_S = 0.5, 15.0
+_sync_redis: object = None
+_async_redis: object = None
+
+
+def _overlap_keys(key: str) -> list[str]:
+    prefix = os.environ.get("ITEST_KEYPREFIX", "")
+    return [f"{prefix}{key}:now", f"{prefix}{key}:most"]
+
+
+@app.task(name="overlap", bind=True)
+def overlap(self: Task, key: str, expected: int) -> int:
+    """Blocks the thread it runs in (time.sleep: the tutorial's SMS call) for 0.5 s and
+    until ``expected`` tasks have run at once (or 15 s); records the most seen at once."""
+    global _sync_redis
+    import redis
+
+    if _sync_redis is None:
+        _sync_redis = redis.Redis.from_url(os.environ["CELERIAC_BROKER_URL"],
+                                           max_connections=1000)
+    r: redis.Redis = _sync_redis  # type: ignore[assignment]
+    now, most = _overlap_keys(key)
+    seen = int(r.eval(_ARRIVE, 2, now, most))
+    began = time.monotonic()
+    while time.monotonic() - began < OVERLAP_MIN_S or (
+            seen < expected and time.monotonic() - began < OVERLAP_LIMIT_S):
+        time.sleep(0.05)
+        seen = int(r.get(most) or 0)
+    r.decr(now)
+    record(f"overlap {self.request.id} {seen}")
+    return seen
+
+
+@app.task(name="aoverlap", bind=True)
+async def aoverlap(self: Task, key: str, expected: int) -> int:
+    """``overlap`` for async def tasks: awaits instead of blocking."""
+    global _async_redis
+    import redis.asyncio
+
+    if _async_redis is None:
+        _async_redis = redis.asyncio.Redis.from_url(os.environ["CELERIAC_BROKER_URL"],
+                                                    max_connections=1000)
+    r: redis.asyncio.Redis = _async_redis  # type: ignore[assignment]
+    now, most = _overlap_keys(key)
+    seen = int(await r.eval(_ARRIVE, 2, now, most))
+    began = time.monotonic()
+    while time.monotonic() - began < OVERLAP_MIN_S or (
+            seen < expected and time.monotonic() - began < OVERLAP_LIMIT_S):
+        await asyncio.sleep(0.05)
+        seen = int(await r.get(most) or 0)
+    await r.decr(now)
+    record(f"overlap {self.request.id} {seen}")
+    return seen

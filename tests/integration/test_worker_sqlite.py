@@ -168,10 +168,12 @@ def test_prefork_time_limits_and_child_recycling(sqlite_harness: Harness) -> Non
     assert "Hard time limit (1s) exceeded for hard" in worker.log
 
 
-def test_eventlet_pool_runs_asyncio_with_a_notice(sqlite_harness: Harness) -> None:
+def test_eventlet_pool_runs_threads_with_a_notice(sqlite_harness: Harness) -> None:
     h = sqlite_harness
     worker = h.worker("-P", "eventlet", "-c", "100")
     assert h.client.send_task("aadd", (1, 2)).get(timeout=20) == 3
+    assert h.client.send_task("add", (2, 3)).get(timeout=20) == 5
     worker.stop()
-    assert "-P eventlet runs the asyncio pool" in worker.log
-    assert ".> concurrency: 100 (asyncio)" in worker.log
+    assert "-P eventlet runs the threads pool" in worker.log
+    assert ".> concurrency: 100 (threads, for -P eventlet: OS threads, not greenlets)" \
+        in worker.log

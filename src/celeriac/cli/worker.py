@@ -26,7 +26,7 @@ _POOL_CHOICES = click.Choice([*POOL_NAMES, *ALIASES], case_sensitive=False)
 @click.option("-c", "--concurrency", type=click.IntRange(min=1),
               help="Pool size. Default: the number of CPUs.")
 @click.option("-P", "--pool", type=_POOL_CHOICES,
-              help="prefork (default), solo, threads, asyncio; eventlet/gevent run asyncio.")
+              help="prefork (default), solo, threads, asyncio; eventlet/gevent run threads.")
 @click.option("-Q", "--queues", help="Comma-separated queues to consume from.")
 @click.option("-X", "--exclude-queues", help="Comma-separated queues not to consume from.")
 @click.option("-n", "--hostname", help="Worker name, e.g. w1@%h.")

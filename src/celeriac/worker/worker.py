@@ -83,7 +83,8 @@ class Worker:
     ) -> None:
         conf = app.conf
         self.app = app
-        pool_name, self.pool_notice = resolve_pool_name(pool or conf.worker_pool)
+        self.pool_requested = pool or conf.worker_pool  # what -P said, for the banner
+        pool_name, self.pool_notice = resolve_pool_name(self.pool_requested)
         self.pool_name = pool_name
         self.concurrency = concurrency or conf.worker_concurrency or os.cpu_count() or 1
         if pool_name == "solo":
@@ -132,7 +133,7 @@ class Worker:
         if self.pool_notice:
             logger.warning("%s", self.pool_notice)
         pool = create_pool(self.pool_name, self.concurrency, self.max_tasks_per_child,
-                           self.max_memory_per_child)
+                           self.max_memory_per_child, requested=self.pool_requested)
         await pool.start()                                                # 3
         leases = LeaseKeeper(app._new_broker, broker.lease_s, broker.leased)  # 4
         leases.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 
 from celeriac.errors import ConfigurationError
@@ -10,16 +11,29 @@ from celeriac.worker.pools.base import Pool
 logger = logging.getLogger("celeriac.worker")
 
 POOL_NAMES = ("prefork", "solo", "threads", "asyncio")
+#: Celery's green pools: served by OS threads, one per ``-c`` slot (README, "Worker pools")
+GREEN_POOLS = ("eventlet", "gevent")
 #: Celery pool names that celeriac serves with one of its own, and why
 ALIASES = {
-    "eventlet": ("asyncio", "celeriac has no monkey-patching: -P eventlet runs the asyncio "
-                            "pool (async def tasks on the loop, sync tasks in threads)"),
-    "gevent": ("asyncio", "celeriac has no monkey-patching: -P gevent runs the asyncio pool "
-                          "(async def tasks on the loop, sync tasks in threads)"),
+    **{green: ("threads", "") for green in GREEN_POOLS},
     "thread": ("threads", "-P thread is -P threads"),
     "processes": ("prefork", "-P processes is -P prefork"),
     "custom": ("prefork", "-P custom is not supported: using prefork"),
 }
+
+
+def green_notice(name: str) -> str:
+    """Why ``-P eventlet``/``-P gevent`` runs OS threads, and whether the library is there.
+
+    Greenlets need the process monkey-patched, and celeriac's worker is an asyncio event
+    loop with threads of its own (the lease keeper's and the I/O bridge's loops): patched,
+    those threads become greenlets of the main thread, where asyncio allows one running
+    loop (they fail), and uvloop's wait never hands the hub a turn (tasks hang)."""
+    installed = importlib.util.find_spec(name) is not None
+    return (f"-P {name} runs the threads pool: one OS thread per -c slot, started as "
+            f"needed, so -c 1000 runs 1,000 blocking tasks at once; {name} is "
+            f"{'installed but ' if installed else ''}not used (celeriac's worker is an "
+            f"asyncio event loop that monkey-patching breaks)")
 
 
 def resolve_pool_name(name: str) -> tuple[str, str | None]:
@@ -27,6 +41,8 @@ def resolve_pool_name(name: str) -> tuple[str, str | None]:
     name = name.lower()
     if name in POOL_NAMES:
         return name, None
+    if name in GREEN_POOLS:
+        return "threads", green_notice(name)
     if name in ALIASES:
         return ALIASES[name]
     raise ConfigurationError(
@@ -35,7 +51,18 @@ def resolve_pool_name(name: str) -> tuple[str, str | None]:
 
 
 def create_pool(name: str, concurrency: int, max_tasks_per_child: int | None = None,
-                max_memory_per_child_kib: int | None = None) -> Pool:
+                max_memory_per_child_kib: int | None = None,
+                requested: str | None = None) -> Pool:
+    """The pool ``name`` (already resolved); ``requested`` is the ``-P`` the user gave,
+    named in the banner when it differs (``1000 (threads, for -P eventlet: ...)``)."""
+    pool = _create(name, concurrency, max_tasks_per_child, max_memory_per_child_kib)
+    if requested and requested.lower() in GREEN_POOLS:
+        pool.note = f"for -P {requested.lower()}: OS threads, not greenlets"
+    return pool
+
+
+def _create(name: str, concurrency: int, max_tasks_per_child: int | None,
+            max_memory_per_child_kib: int | None) -> Pool:
     if name == "solo":
         from celeriac.worker.pools.solo import SoloPool
 
@@ -55,4 +82,5 @@ def create_pool(name: str, concurrency: int, max_tasks_per_child: int | None = N
     raise ConfigurationError(f"unknown pool {name!r}")
 
 
-__all__ = ["ALIASES", "POOL_NAMES", "Pool", "create_pool", "resolve_pool_name"]
+__all__ = ["ALIASES", "GREEN_POOLS", "POOL_NAMES", "Pool", "create_pool",
+           "resolve_pool_name"]

@@ -14,6 +14,8 @@ class Pool(abc.ABC):
     """Runs task calls with at most ``capacity`` at once (the executor keeps count)."""
 
     name: str = ""
+    #: said after the name in the banner, e.g. which implementation a -P alias got
+    note: str = ""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(1, capacity)
@@ -40,4 +42,4 @@ class Pool(abc.ABC):
                 f"end (prefork can; async tasks are cancelled on any pool)")
 
     def describe(self) -> str:
-        return f"{self.capacity} ({self.name})"
+        return f"{self.capacity} ({self.name}{', ' + self.note if self.note else ''})"
