@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,9 @@ class Executor:
         self.processed = 0
         #: False only in celeriac.testing.drain, which runs delayed tasks at once
         self.honour_eta = True
+        #: called with (task name, state, run time or None) for each outcome, in this
+        #: process whatever the pool (celeriac.observe.metrics counts here)
+        self.on_outcome: list[Callable[[str, str, float | None], None]] = []
 
     async def process(self, delivery: Delivery) -> None:
         try:
@@ -141,6 +145,8 @@ class Executor:
             started = {"pid": None, "hostname": self.hostname}
             await self._store(call, make_meta(call.id, states.STARTED, started))
         outcome = await self.pool.run(task, call.args, call.kwargs, request)
+        if self.on_outcome:
+            self._observe(call.name, outcome.state, outcome.runtime_s)
         settled = await self._record(task, call, request, delivery, outcome)
         if acks_late and not settled:
             self.acker.ack(delivery)
@@ -260,6 +266,15 @@ class Executor:
                                       signum=None, expired=True)
         await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
         self.acker.ack(delivery)
+        if self.on_outcome:
+            self._observe(call.name, states.REVOKED, None)
+
+    def _observe(self, name: str, state: str, runtime_s: float | None) -> None:
+        for hook in self.on_outcome:
+            try:
+                hook(name, state, runtime_s)
+            except Exception:
+                logger.exception("outcome hook %r failed", hook)
 
     async def _dead_letter(self, delivery: Delivery, reason: str,
                            call: TaskCall | None = None, quiet: bool = False) -> None:
