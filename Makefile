@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit deps-matrix bench bench-pipeline bench-roundtrip chaos chaos-soak clean
+.PHONY: demo test lint typecheck unit deps-matrix browser-deps dashboard-screenshots bench bench-pipeline bench-roundtrip chaos chaos-soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,16 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# `make browser-deps`: Debian's chromium for tests/browser (playwright drives the system
+# browser through executable_path: no browser download). Installs only when missing.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# `make dashboard-screenshots`: the browser test, saving the views into docs/dashboard/
+dashboard-screenshots: browser-deps $(STAMP)
+	DASHBOARD_SCREENSHOTS=docs/dashboard $(BIN)/python -m pytest -q tests/browser
 
 # `make deps-matrix`: the Redis and RabbitMQ suites against the lowest and the newest
 # redis-py and aiormq inside pyproject's ranges, each set in its own venv under

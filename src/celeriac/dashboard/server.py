@@ -196,7 +196,9 @@ class Dashboard:
         name = request.path_params["name"]
         status, message = await run_action(name, params, self.app, self.broker)
         logger.warning("dashboard action %s %s: %s", name, params, message)
-        return JSONResponse({"ok": status == 200, "message": message}, status_code=status)
+        # the action's own outcome is in the body (the page shows the sentence); HTTP
+        # errors are kept for requests refused before any action (auth, CSRF, bad JSON)
+        return JSONResponse({"ok": status == 200, "status": status, "message": message})
 
     async def metrics_page(self, request: Request) -> Response:
         if self.metrics is None:

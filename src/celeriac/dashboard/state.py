@@ -194,16 +194,21 @@ class Fleet:
                               if t.get("parent_id") == task_id][:100]
         return detail
 
-    def charts(self, top: int = 8) -> dict[str, Any]:
-        """Per bucket: tasks/s and mean run time for the busiest task names."""
+    def charts(self, top: int = 8, span: int = 60, now: float | None = None
+               ) -> dict[str, Any]:
+        """The last ``span`` buckets up to now, every one (empty ones too, so the time
+        axis is even): tasks/s and mean run time for the busiest task names."""
         totals: dict[str, float] = {}
         for bucket in self.series.values():
             for name, row in bucket.items():
                 totals[name] = totals.get(name, 0) + row[0]
         names = sorted(totals, key=lambda n: -totals[n])[:top]
-        times = list(self.series)
-        rate = {n: [self.series[t].get(n, [0])[0] / BUCKET_S for t in times] for n in names}
-        runtime = {n: [_mean(self.series[t].get(n)) for t in times] for n in names}
+        last = int((time.time() if now is None else now) // BUCKET_S * BUCKET_S)
+        times = list(range(last - (span - 1) * BUCKET_S, last + 1, BUCKET_S))
+        empty: dict[str, list[float]] = {}
+        rows = [self.series.get(t, empty) for t in times]
+        rate = {n: [r[n][0] / BUCKET_S if n in r else 0.0 for r in rows] for n in names}
+        runtime = {n: [_mean(r.get(n)) for r in rows] for n in names}
         return {"bucket_s": BUCKET_S, "times": times, "names": names, "throughput": rate,
                 "runtime": runtime}
 

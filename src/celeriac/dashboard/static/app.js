@@ -198,7 +198,7 @@ async function act(name, params, question) {
     return;
   }
   const body = await reply.json().catch(() => ({ message: reply.statusText }));
-  notice(body.message, reply.ok);
+  notice(body.message, reply.ok && body.ok);
 }
 
 function wire() {
