@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit deps-matrix bench bench-pipeline bench-roundtrip chaos chaos-soak clean
+.PHONY: demo test lint typecheck unit deps-matrix browser-deps dashboard-screenshots bench-dashboard bench bench-pipeline bench-roundtrip chaos chaos-soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,16 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# `make browser-deps`: Debian's chromium for tests/browser (playwright drives the system
+# browser through executable_path: no browser download). Installs only when missing.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# `make dashboard-screenshots`: the browser test, saving the views into docs/dashboard/
+dashboard-screenshots: browser-deps $(STAMP)
+	DASHBOARD_SCREENSHOTS=docs/dashboard $(BIN)/python -m pytest -q tests/browser
 
 # `make deps-matrix`: the Redis and RabbitMQ suites against the lowest and the newest
 # redis-py and aiormq inside pyproject's ranges, each set in its own venv under
@@ -62,6 +72,11 @@ bench-pipeline: $(BENCH_ENVS)/celeriac/.installed
 # delay(), the task's start and get()'s return (p50/p99; docs/benchmarks.md)
 bench-roundtrip: $(STAMP)
 	$(BIN)/python bench/roundtrip.py $(or $(BROKER),redis)
+
+# `make bench-dashboard`: the dashboard fed 10,000 task events/s over Redis for 30 s:
+# does it see every one, and does its memory stay flat (docs/dashboard.md)
+bench-dashboard: $(STAMP)
+	$(BIN)/python bench/dashboard.py
 
 # `make chaos`: the fault suite (docs/reliability.md) and its table: fault, broker, sent,
 # completed, duplicates, lost. The quick part also runs in `make test`; soak is separate.

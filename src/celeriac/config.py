@@ -109,6 +109,10 @@ SETTINGS: dict[str, Setting] = {
     "worker_max_memory_per_child": Setting(None, (int, type(None)), "KiB before recycling."),
     "worker_disable_rate_limits": Setting(False, bool, "Ignore rate limits."),
     "worker_send_task_events": Setting(False, bool, "Send task events (-E)."),
+    "worker_metrics_interval": Setting(5.0, _NUM, "Seconds between the queue reads of "
+                                       "--metrics-port (celeriac_queue_length, ...)."),
+    "dashboard_max_tasks": Setting(10_000, int, "Tasks the dashboard keeps (oldest "
+                                   "dropped first)."),
     "worker_hijack_root_logger": Setting(True, bool, "Configure the root logger."),
     "worker_log_format": Setting(
         "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s", str, "Log line format."),

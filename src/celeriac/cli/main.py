@@ -111,7 +111,7 @@ def app_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register_commands() -> None:
-    from celeriac.cli import calls, dlq, purge, remote, worker
+    from celeriac.cli import calls, dashboard, dlq, purge, remote, worker
 
     cli.add_command(worker.worker)
     cli.add_command(purge.purge)
@@ -121,6 +121,7 @@ def _register_commands() -> None:
     cli.add_command(remote.inspect)
     cli.add_command(remote.control)
     cli.add_command(remote.status)
+    cli.add_command(dashboard.dashboard)
 
 
 _register_commands()

@@ -40,6 +40,10 @@ _POOL_CHOICES = click.Choice([*POOL_NAMES, *ALIASES], case_sensitive=False)
 @click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log to this file.")
 @click.option("--shutdown-timeout", type=float,
               help="Seconds a warm shutdown waits for running tasks (default 60).")
+@click.option("--metrics-port", type=click.IntRange(min=0, max=65535),
+              help="Serve Prometheus metrics on this port (extra 'metrics').")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True,
+              help="Address the metrics port binds to.")
 @click.option("--without-gossip", is_flag=True,
               help="Accepted for Celery compatibility (celeriac has no gossip).")
 @click.option("--without-mingle", is_flag=True, help="Accepted for Celery compatibility "
@@ -52,6 +56,7 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
            prefetch_multiplier: int | None,
            max_tasks_per_child: int | None, max_memory_per_child: int | None,
            task_events: bool, logfile: str | None, shutdown_timeout: float | None,
+           metrics_port: int | None, metrics_address: str,
            **_celery_only: object) -> None:
     """Start a worker that runs the app's tasks."""
     app = ctx.app
@@ -77,7 +82,8 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
             hostname=hostname, prefetch_multiplier=prefetch_multiplier,
             max_tasks_per_child=max_tasks_per_child,
             max_memory_per_child=max_memory_per_child, send_events=task_events,
-            shutdown_timeout_s=shutdown_timeout)
+            shutdown_timeout_s=shutdown_timeout, metrics_port=metrics_port,
+            metrics_address=metrics_address)
         sys.exit(w.start())
     except CeleriacError as exc:
         raise click.ClickException(str(exc)) from None

@@ -20,7 +20,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +96,9 @@ class Executor:
         self.terminating: set[str] = set()
         #: the event dispatcher while task events are on (-E), else None
         self.events: Any = None
+        #: called with (task name, state, run time or None) for each outcome, in this
+        #: process whatever the pool (celeriac.observe.metrics counts here)
+        self.on_outcome: list[Callable[[str, str, float | None], None]] = []
 
     async def process(self, delivery: Delivery) -> None:
         try:
@@ -164,6 +167,8 @@ class Executor:
             await self._store(call, make_meta(call.id, states.STARTED, started,
                                               extra=self._extended(call, request)))
         outcome = await self._run(task, call, request)
+        if self.on_outcome:
+            self._observe(call.name, outcome.state, outcome.runtime_s)
         if outcome.state in _PREDICATES:
             settled = await self._predicate(call, delivery, outcome, acks_late)
         else:
@@ -364,6 +369,15 @@ class Executor:
                                       signum=None, expired=exc.args == ("expired",))
         await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
         self.acker.ack(delivery)
+        if self.on_outcome:
+            self._observe(call.name, states.REVOKED, None)
+
+    def _observe(self, name: str, state: str, runtime_s: float | None) -> None:
+        for hook in self.on_outcome:
+            try:
+                hook(name, state, runtime_s)
+            except Exception:
+                logger.exception("outcome hook %r failed", hook)
 
     def _drop_second_copy(self, delivery: Delivery, call: TaskCall) -> None:
         """A chord's body sent again by a worker that took over its claim, after the

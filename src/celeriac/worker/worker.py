@@ -34,7 +34,7 @@ from celeriac import __version__, loops, signals
 from celeriac.brokers.base import mask_url
 from celeriac.brokers.sqlite_files import store_warnings
 from celeriac.control.service import WorkerControl, start_control
-from celeriac.errors import BrokerConnectionError
+from celeriac.errors import BrokerConnectionError, ConfigurationError
 from celeriac.queues import queue_names
 from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.banner import banner
@@ -63,6 +63,17 @@ def _sqlite_paths(*urls: str | None) -> list[str]:
     return [sqlite_path(u) for u in urls if u and u.startswith("sqlite://")]
 
 
+def _exporter(app: Celery, queues: list[str], port: int, address: str) -> Any:
+    """--metrics-port's exporter (celeriac.observe.metrics), or a clear error."""
+    try:
+        from celeriac.observe.metrics import WorkerExporter
+    except ImportError as exc:
+        raise ConfigurationError(f"--metrics-port needs prometheus-client: pip install "
+                                 f"'celeriac[metrics]' ({exc})") from None
+    return WorkerExporter(app, queues, port, address,
+                          app.conf.seconds("worker_metrics_interval") or 5.0)
+
+
 class Worker:
     """One worker process consuming from the app's broker. See the module docstring."""
 
@@ -80,6 +91,8 @@ class Worker:
         send_events: bool = False,
         shutdown_timeout_s: float | None = None,
         print_banner: bool = True,
+        metrics_port: int | None = None,
+        metrics_address: str = "127.0.0.1",
     ) -> None:
         conf = app.conf
         self.app = app
@@ -100,6 +113,10 @@ class Worker:
         self.shutdown_timeout_s = (shutdown_timeout_s if shutdown_timeout_s is not None
                                    else conf.seconds("worker_shutdown_timeout") or 0.0)
         self.print_banner = print_banner
+        #: --metrics-port: Prometheus metrics (celeriac.observe.metrics) when set
+        self.metrics_port = metrics_port
+        self.metrics_address = metrics_address
+        self.exporter: Any = None
         #: the options it was made with (Celery's ``celeryd_init`` passes them on)
         self.options = {"concurrency": concurrency, "pool": pool, "queues": queues,
                         "hostname": hostname, "prefetch_multiplier": prefetch_multiplier}
@@ -139,6 +156,10 @@ class Worker:
         leases.start()
         acker = Acker(broker)
         executor = Executor(app, broker, backend, pool, acker, self.hostname)
+        if self.metrics_port is not None:
+            self.exporter = _exporter(app, self.queues, self.metrics_port,
+                                      self.metrics_address)
+            await self.exporter.start(executor.on_outcome)
         self.consumer = consumer = Consumer(
             broker, executor, leases, self.queues, pool.capacity,
             pool.capacity * max(1, self.prefetch_multiplier))
@@ -184,6 +205,8 @@ class Worker:
         leases.stop()
         if self.control is not None:
             await self.control.stop()
+        if self.exporter is not None:
+            await self.exporter.stop()
         signals.send(signals.worker_shutdown, self)
         await self.app.clients.close()
         logger.info("%s stopped.", self.hostname)

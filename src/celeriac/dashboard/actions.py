@@ -1,0 +1,83 @@
+"""What the dashboard's buttons do; each returns (HTTP status, a sentence saying what
+happened). Broker actions use the broker's administration API (``purge``,
+``requeue_dead``, ``purge_dead``); revoke and rate limits are remote control, sent
+through ``app.control`` when this celeriac has it, else refused with 501 and a sentence
+saying why (nothing is pretended)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from celeriac.brokers.base import Broker
+
+_RATE = re.compile(r"^\d+(\.\d+)?(/[smh])?$")
+NAMES = ("revoke", "rate_limit", "requeue_dead", "purge_dead", "purge_queue")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _text(params: dict[str, Any], name: str) -> str:
+    value = params.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > 500:
+        raise ValueError(f"{name!r} is required (a short string)")
+    return value.strip()
+
+
+async def run_action(name: str, params: dict[str, Any], app: Any, broker: Broker
+                     ) -> tuple[int, str]:
+    try:
+        if name == "purge_queue":
+            queue = _text(params, "queue")
+            count = await broker.purge([queue])
+            return 200, f"Purged {_plural(count, 'message')} from queue {queue}."
+        if name == "purge_dead":
+            count = await broker.purge_dead()
+            return 200, f"Deleted {_plural(count, 'dead letter')}."
+        if name == "requeue_dead":
+            ids = params.get("ids")
+            if ids is not None and not (isinstance(ids, list)
+                                        and all(isinstance(i, str) for i in ids)):
+                raise ValueError("'ids' must be a list of dead-letter ids, or absent (all)")
+            count = await broker.requeue_dead(ids)
+            return 200, f"Requeued {_plural(count, 'dead letter')}."
+        if name == "revoke":
+            return await _revoke(app, _text(params, "task_id"), bool(params.get("terminate")))
+        if name == "rate_limit":
+            return await _rate_limit(app, _text(params, "task_name"), _text(params, "rate"))
+    except ValueError as exc:
+        return 400, str(exc)
+    except Exception as exc:
+        return 502, f"{name} failed: {type(exc).__name__}: {exc}"
+    return 404, f"no action named {name!r}"
+
+
+def _control(app: Any) -> Any:
+    try:
+        return app.control
+    except AttributeError:
+        return None
+
+
+async def _revoke(app: Any, task_id: str, terminate: bool) -> tuple[int, str]:
+    control = _control(app)
+    if control is None:
+        return 501, ("Revoke is not available: this celeriac has no remote control "
+                     "(app.control) yet.")
+    await asyncio.to_thread(control.revoke, task_id, terminate=terminate)
+    how = " with terminate" if terminate else ""
+    return 200, f"Revoke{how} of {task_id} sent to the workers."
+
+
+async def _rate_limit(app: Any, task_name: str, rate: str) -> tuple[int, str]:
+    if not _RATE.match(rate):
+        return 400, f"rate {rate!r} is not like 10/s, 100/m or 1000/h"
+    control = _control(app)
+    if control is None:
+        return 501, ("Setting a rate limit is not available: this celeriac has no remote "
+                     "control (app.control) yet.")
+    await asyncio.to_thread(control.rate_limit, task_name, rate)
+    return 200, f"Rate limit of {task_name} set to {rate} on the workers."
