@@ -25,7 +25,7 @@ def _ref(receiver: Receiver, weak: bool) -> Callable[[], Receiver | None]:
     if not weak:
         return lambda: receiver
     if hasattr(receiver, "__self__") and hasattr(receiver, "__func__"):
-        return weakref.WeakMethod(receiver)  # type: ignore[arg-type]
+        return weakref.WeakMethod(receiver)
     try:
         return weakref.ref(receiver)
     except TypeError:  # builtins and some callables cannot be weakly referenced

@@ -1,0 +1,84 @@
+"""The beat store on Redis: a lease key (``SET NX PX``, renewed by a script only while
+it is still ours; Redis's clock times it, not the hosts') and a hash of last-run values
+changed by a compare-and-set script, all claims of a tick in one round trip. Keys sit
+behind the broker's ``global_keyprefix``: ``_celeriac.beat.leader``,
+``_celeriac.beat.state``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from celeriac.beat.store import BeatStore, Claim
+from celeriac.brokers.redis_connection import blocking_redis_client
+
+_LEAD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RESIGN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# ARGV: name, expected ('' with flag 0 for absent), flag, new; repeated
+_CLAIM = """
+local out = {}
+for i = 1, #ARGV, 4 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local ok
+  if ARGV[i + 2] == '0' then ok = (cur == false) else ok = (cur == ARGV[i + 1]) end
+  if ok then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 3])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+
+
+class RedisStore(BeatStore):
+    """See the module docstring."""
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        options = dict(options or {})
+        prefix = str(options.get("global_keyprefix", ""))
+        self.leader_key = prefix + "_celeriac.beat.leader"
+        self.state_key = prefix + "_celeriac.beat.state"
+        options.setdefault("socket_timeout", 10.0)
+        self._client = blocking_redis_client(url, options)
+        self._lead = self._client.register_script(_LEAD)
+        self._resign = self._client.register_script(_RESIGN)
+        self._claim = self._client.register_script(_CLAIM)
+
+    def lead(self, node: str, ttl_s: float) -> bool:
+        ttl_ms = max(1, int(ttl_s * 1000))
+        return bool(self._lead(keys=[self.leader_key], args=[node, ttl_ms]))
+
+    def resign(self, node: str) -> None:
+        self._resign(keys=[self.leader_key], args=[node])
+
+    def load(self, names: Sequence[str]) -> dict[str, str | None]:
+        if not names:
+            return {}
+        values = self._client.hmget(self.state_key, list(names))
+        return {n: (v.decode() if isinstance(v, bytes) else v)
+                for n, v in zip(names, values, strict=True)}
+
+    def claim(self, claims: Sequence[Claim]) -> list[bool]:
+        if not claims:
+            return []
+        args: list[Any] = []
+        for name, expected, new in claims:
+            args += [name, expected or "", "0" if expected is None else "1", new]
+        return [bool(x) for x in self._claim(keys=[self.state_key], args=args)]
+
+    def close(self) -> None:
+        self._client.close()
