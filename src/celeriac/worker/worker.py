@@ -8,6 +8,7 @@
     4. start the lease keeper (on brokers with leases, not RabbitMQ) and the acker
     5. print the banner
     6. install signal handlers: first SIGTERM/SIGINT = warm, second = cold shutdown
+       (with -B: start the embedded beat thread here, stop it first on shutdown)
     7. consume until asked to stop
     8. shut down: stop fetching, return reserved messages, let running tasks finish
        (up to worker_shutdown_timeout), flush acks, stop the pool, close connections
@@ -65,6 +66,7 @@ class Worker:
         send_events: bool = False,
         shutdown_timeout_s: float | None = None,
         print_banner: bool = True,
+        beat: bool = False,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -82,6 +84,7 @@ class Worker:
         self.shutdown_timeout_s = (shutdown_timeout_s if shutdown_timeout_s is not None
                                    else conf.seconds("worker_shutdown_timeout") or 0.0)
         self.print_banner = print_banner
+        self.beat = beat
         self.consumer: Consumer | None = None
         self._stop = asyncio.Event()
         self._cold = asyncio.Event()
@@ -117,10 +120,23 @@ class Worker:
             print(banner(app, self.hostname, __version__, pool.describe(), self.queues,
                          app.result_backend_url, self.send_events), flush=True)
         self._install_signal_handlers()                                   # 6
+        beat = self._start_beat()
         logger.info("%s ready.", self.hostname)
         consuming = asyncio.create_task(consumer.run())                   # 7
         await self._stop.wait()
+        if beat is not None:  # stop sending before the connections close
+            beat[0].stop()
+            await asyncio.to_thread(beat[1].join, 10.0)
         await self._shutdown(consuming, consumer, acker, pool, leases)    # 8
+
+    def _start_beat(self) -> Any:
+        """``-B``: the app's scheduler in a thread of this process (celeriac.beat)."""
+        if not self.beat:
+            return None
+        from celeriac.beat import Scheduler, run_threaded
+
+        scheduler = Scheduler(self.app)
+        return scheduler, run_threaded(scheduler)
 
     async def _connect(self, connect: Any, url: str) -> Any:
         try:
