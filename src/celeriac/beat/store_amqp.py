@@ -3,10 +3,11 @@
 Leadership: ``celeriac.beat.leader`` is a single-active-consumer queue holding a token
 message. Every scheduler consumes it with a prefetch of one; RabbitMQ delivers to one
 consumer only, and the one holding the (unacked) token leads. When its connection dies
-(a SIGKILL closes the socket at once; a hung host is found by the heartbeat, set to a
-third of ``beat_leader_timeout``) RabbitMQ gives the token to the next consumer. A
-scheduler that finds the queue empty adds a token; the leader purges extras (a purge
-only takes ready messages, never the one it holds).
+(a SIGKILL closes the socket at once; a hung host is found by the heartbeat, set to
+``beat_leader_timeout``, at least 2 s: RabbitMQ drops it after two missed beats)
+RabbitMQ gives the token to the next consumer. A scheduler that finds the queue empty
+adds a token; the leader purges extras (a purge only takes ready messages, never the
+one it holds).
 
 State: ``celeriac.beat.state`` (``x-max-length: 1``, so only the newest message stays)
 holds one persistent snapshot of every entry's last run, published with a confirm.
@@ -43,7 +44,7 @@ class AmqpStore(BeatStore):
     def __init__(self, url: str, options: dict[str, Any] | None = None,
                  lease_s: float = 5.0) -> None:
         options = dict(options or {})
-        options.setdefault("heartbeat", max(1, int(lease_s / 3)))
+        options.setdefault("heartbeat", max(2, int(lease_s)))
         self.params = parse_url(url, options)
         self._conn: Connection | None = None
         self._channel: Any = None
@@ -100,16 +101,25 @@ class AmqpStore(BeatStore):
             await asyncio.sleep(0.02)
 
     async def _read(self, channel: Any) -> dict[str, str]:
-        """The newest snapshot (left in the queue: taken and handed back)."""
-        got = await channel.basic_get(STATE_QUEUE, no_ack=False)
-        if got is None or got.delivery_tag is None:
+        """The newest snapshot (by its sequence number; it is handed back to the queue,
+        older ones a reader raced into it are dropped)."""
+        got = []
+        for _ in range(100):
+            message = await channel.basic_get(STATE_QUEUE, no_ack=False)
+            if message is None or message.delivery_tag is None:
+                break
+            got.append((int(json.loads(message.body).get("seq", 0)), message.delivery_tag,
+                        message.body))
+        if not got:
             return {}
-        try:
-            snapshot = json.loads(got.body)
-        finally:
-            await channel.basic_reject(got.delivery_tag, requeue=True)
-        self._seq = int(snapshot.get("seq", 0))
-        return {str(k): str(v) for k, v in snapshot.get("values", {}).items()}
+        got.sort()
+        for _seq, tag, _body in got[:-1]:
+            await channel.basic_ack(tag)
+        seq, tag, body = got[-1]
+        await channel.basic_reject(tag, requeue=True)
+        self._seq = max(self._seq, seq)
+        values = json.loads(body).get("values", {})
+        return {str(k): str(v) for k, v in values.items()}
 
     def resign(self, node: str) -> None:
         BRIDGE.run(self._close(), 10.0)

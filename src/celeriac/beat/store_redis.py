@@ -26,15 +26,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 """
 
-# ARGV: name, expected ('' with flag 0 for absent), flag, new; repeated
+# ARGV[1]: the new value of every claim; then name, expected ('' when absent) pairs
 _CLAIM = """
 local out = {}
-for i = 1, #ARGV, 4 do
+local new = ARGV[1]
+for i = 2, #ARGV, 2 do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
-  local ok
-  if ARGV[i + 2] == '0' then ok = (cur == false) else ok = (cur == ARGV[i + 1]) end
-  if ok then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 3])
+  if (cur or '') == ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], new)
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
@@ -73,12 +72,20 @@ class RedisStore(BeatStore):
                 for n, v in zip(names, values, strict=True)}
 
     def claim(self, claims: Sequence[Claim]) -> list[bool]:
-        if not claims:
-            return []
-        args: list[Any] = []
-        for name, expected, new in claims:
-            args += [name, expected or "", "0" if expected is None else "1", new]
-        return [bool(x) for x in self._claim(keys=[self.state_key], args=args)]
+        """One script call per distinct new value (a scheduler's tick has one). Values
+        are never empty strings, so '' stands for 'absent'."""
+        out: dict[int, bool] = {}
+        by_new: dict[str, list[int]] = {}
+        for i, (_, _, new) in enumerate(claims):
+            by_new.setdefault(new, []).append(i)
+        for new, indexes in by_new.items():
+            args: list[Any] = [new]
+            for i in indexes:
+                name, expected, _ = claims[i]
+                args += [name, expected or ""]
+            answers = self._claim(keys=[self.state_key], args=args)
+            out.update(zip(indexes, (bool(a) for a in answers), strict=True))
+        return [out[i] for i in range(len(claims))]
 
     def close(self) -> None:
         self._client.close()
