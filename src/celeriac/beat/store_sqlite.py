@@ -27,8 +27,9 @@ CREATE TABLE IF NOT EXISTS celeriac_beat_leader (
 
 
 class SQLiteStore(BeatStore):
-    """See the module docstring. The lease's clock is the hosts' wall clock (one file,
-    one host); a jump can only hand the lease over early, and claims stay exact."""
+    """See the module docstring. The lease is timed by CLOCK_MONOTONIC, which every
+    process on a (Linux) host shares: a SQLite file serves one host, and a wall-clock
+    jump then neither hands the lease over early nor holds it for the jump's length."""
 
     def __init__(self, url: str) -> None:
         self.path = sqlite_path(url)
@@ -56,9 +57,11 @@ class SQLiteStore(BeatStore):
 
     def lead(self, node: str, ttl_s: float) -> bool:
         def work(db: sqlite3.Connection) -> bool:
-            now = time.time()
+            now = time.monotonic()
             row = db.execute("SELECT node, until FROM celeriac_beat_leader").fetchone()
-            if row is not None and row[0] != node and row[1] > now:
+            # a lease ending further ahead than one lease from now was not taken on this
+            # boot's clock (monotonic time restarts at boot): it is stale
+            if row is not None and row[0] != node and now < row[1] <= now + ttl_s + 1.0:
                 return False
             db.execute("INSERT OR REPLACE INTO celeriac_beat_leader (id, node, until) "
                        "VALUES (1, ?, ?)", (node, now + ttl_s))
