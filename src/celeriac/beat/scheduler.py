@@ -240,8 +240,8 @@ class Scheduler:
         except Exception as exc:
             self._give_back(runs, exc)
             return True
-        for (entry, _), task_id in zip(runs, task_ids(messages), strict=True):
-            self._sent(entry, task_id)
+        for (entry, previous), task_id in zip(runs, task_ids(messages), strict=True):
+            self._sent(entry, task_id, previous)
         return True
 
     def _send_one(self, entry: Entry, previous: str | None) -> None:
@@ -254,16 +254,18 @@ class Scheduler:
         except Exception as exc:
             self._give_back([(entry, previous)], exc)
             return
-        self._sent(entry, message.task_id)
+        self._sent(entry, message.task_id, previous)
 
-    def _sent(self, entry: Entry, task_id: str) -> None:
+    def _sent(self, entry: Entry, task_id: str, previous: str | None) -> None:
         self.sent += 1
         if entry.name in self._failing:
             self._failing.discard(entry.name)
             self._told.discard((entry.name, ""))
         if logger.isEnabledFor(logging.INFO):
-            logger.info("Scheduler: Sending due task %s (%s) id=%s", entry.name, entry.task,
-                        task_id)
+            # after=: the last run this one follows (its claim's expected value); two
+            # sends after the same run would be a run sent twice
+            logger.info("Scheduler: Sending due task %s (%s) id=%s after=%s", entry.name,
+                        entry.task, task_id, previous)
 
     def _give_back(self, failed: list[tuple[Entry, str | None]], exc: BaseException) -> None:
         for entry, _ in failed:
