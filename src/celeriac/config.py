@@ -148,6 +148,11 @@ _OLD_NAMES = {
     "CELERYD_PREFETCH_MULTIPLIER": "worker_prefetch_multiplier",
     "CELERY_IMPORTS": "imports",
     "CELERY_TIMEZONE": "timezone",
+    "CELERYBEAT_SCHEDULE": "beat_schedule",
+    "CELERYBEAT_MAX_LOOP_INTERVAL": "beat_max_loop_interval",
+    "CELERYBEAT_SCHEDULER": "beat_scheduler",
+    "CELERYBEAT_SCHEDULE_FILENAME": "beat_schedule_filename",
+    "CELERYBEAT_SYNC_EVERY": "beat_sync_every",
 }
 
 _ENV_PREFIX = "CELERIAC_"

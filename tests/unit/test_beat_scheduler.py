@@ -179,3 +179,24 @@ def test_timedelta_and_relative_entries() -> None:
                                         "relative": True}})
     assert entries[0].schedule.run_every == dt.timedelta(minutes=5)
     assert entries[0].schedule.relative
+
+
+def test_cron_starting_deadline_skips_a_run_missed_by_more() -> None:
+    app = app_with({"c": {"task": "tasks.ping", "schedule": crontab(minute=0)}})
+    app.conf.beat_cron_starting_deadline = 600
+    clock = Clock(dt.datetime(2026, 1, 1, 12, 30, tzinfo=dt.timezone.utc).timestamp())
+    (s,) = leaders(app, clock, 1)
+    clock.t += 3_600  # 13:30: the 13:00 run was missed by 30 minutes, more than 600 s
+    s.tick()
+    assert sent(app) == []
+    clock.t += 1_800 + 60  # 14:01: one minute late, within the deadline
+    s.tick()
+    assert len(sent(app)) == 1
+
+
+def test_old_upper_case_setting_names() -> None:
+    app = memory_app("beat-old-names")
+    app.config_from_object({"CELERYBEAT_SCHEDULE": {"x": {"task": "t", "schedule": 5}},
+                            "CELERYBEAT_MAX_LOOP_INTERVAL": 7})
+    assert app.conf.beat_schedule["x"]["schedule"] == 5
+    assert app.conf.beat_max_loop_interval == 7
