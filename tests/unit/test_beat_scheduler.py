@@ -200,3 +200,37 @@ def test_old_upper_case_setting_names() -> None:
                             "CELERYBEAT_MAX_LOOP_INTERVAL": 7})
     assert app.conf.beat_schedule["x"]["schedule"] == 5
     assert app.conf.beat_max_loop_interval == 7
+
+
+class FlakyStore(MemoryStore):
+    """Fails the first ``failures`` claims, as a broker that went away for a moment."""
+
+    def __init__(self, url: str, failures: int) -> None:
+        super().__init__(url)
+        self.failures = failures
+
+    def claim(self, claims: Any) -> list[bool]:
+        if self.failures and any(expected is not None for _, expected, _ in claims):
+            self.failures -= 1
+            raise ConnectionError("broker gone")
+        return super().claim(claims)
+
+
+def test_a_broker_error_in_a_tick_is_logged_once_and_the_loop_goes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+    import time
+
+    app = app_with({"e": {"task": "tasks.ping", "schedule": 0.05}})
+    s = Scheduler(app, store=FlakyStore(app.broker_url, failures=3), max_interval_s=0.05)
+    with caplog.at_level(logging.WARNING, logger="celeriac.beat"):
+        thread = threading.Thread(target=s.run)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while s.sent < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        s.stop()
+        thread.join(10)
+    assert s.sent >= 2
+    assert caplog.text.count("the broker failed a tick") == 1
+    assert "the broker answers again" in caplog.text

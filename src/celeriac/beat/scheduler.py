@@ -94,12 +94,25 @@ class Scheduler:
                 if time.monotonic() >= next_renew:
                     self._renew()
                     next_renew = time.monotonic() + self.lease_s / 3
-                wait = self.tick() if self.leader else self.max_interval_s
+                wait = self._tick_safely() if self.leader else self.max_interval_s
                 wait = min(wait, next_renew - time.monotonic(), self.max_interval_s)
                 if wait > 0:
                     self._stop.wait(wait)
         finally:
             self._close()
+
+    def _tick_safely(self) -> float:
+        """A tick; a broker error is logged once and retried in a second (the runs it
+        did not claim stay due; the ones it claimed and could not send were handed back)."""
+        try:
+            wait = self.tick()
+        except Exception as exc:
+            self._once("tick", f"beat: the broker failed a tick ({exc!r}); retrying")
+            return 1.0
+        if ("tick", "") in self._told:
+            self._told.discard(("tick", ""))
+            logger.warning("beat: the broker answers again")
+        return wait
 
     def stop(self) -> None:
         self._stop.set()
@@ -123,9 +136,14 @@ class Scheduler:
             return
         self._told.discard(("lead", ""))
         if self.leader and not was:
+            try:
+                self._refresh(self.entries, self.clock())
+            except Exception as exc:  # lead again (and read again) at the next renewal
+                self._once("lead", f"beat: cannot read the schedule's state: {exc!r}")
+                self.leader = False
+                return
             logger.info("beat: %s sends the schedule (%d entries)", self.node,
                         len(self.entries))
-            self._refresh(self.entries, self.clock())
         elif was and not self.leader:
             logger.warning("beat: %s lost the lease; standing by", self.node)
         elif not self.leader and not was and ("standby", "") not in self._told:
