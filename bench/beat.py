@@ -7,7 +7,8 @@ entry a day) for 10 s: its CPU time.
 
     python bench/beat.py redis|sqlite|amqp [--entries 1000] [--seconds 20]
 
-Messages go to a queue of their own (bench.beat), purged after.
+Messages go to a queue of their own (bench.beat), purged after, and beat's state is
+deleted after (on RabbitMQ it is per vhost: the queues celeriac.beat.leader/.state).
 """
 
 from __future__ import annotations
@@ -87,11 +88,37 @@ def main() -> None:
         idle.stop()
         thread.join(30)
         app.run_sync(_purge(app))
+        forget_state(app)
         app.close()
     print(f"beat {args.broker}: {args.entries} entries every 1 s for {args.seconds:g} s: "
           f"{len(late)} runs sent, lateness p50 {percentile(late, 0.5):.1f} ms, "
           f"p99 {percentile(late, 0.99):.1f} ms, max {max(late) * 1000:.1f} ms; "
           f"idle scheduler CPU {idle_cpu_s * 1000:.1f} ms in 10 s")
+
+
+def forget_state(app: Celery) -> None:
+    """Leave no beat state behind: the next run's entries (same names) start afresh."""
+    url = app.broker_url
+    if url.startswith("redis"):
+        import redis
+
+        prefix = app.conf.broker_transport_options["global_keyprefix"]
+        client = redis.Redis.from_url(url)
+        client.delete(prefix + "_celeriac.beat.state", prefix + "_celeriac.beat.leader")
+        client.close()
+    elif url.startswith("amqp"):
+        from celeriac.beat.store_amqp import LEADER_QUEUE, STATE_QUEUE, AmqpStore
+        from celeriac.bridge import BRIDGE
+
+        store = AmqpStore(url)
+
+        async def drop() -> None:
+            channel = await store._open()
+            await channel.queue_delete(LEADER_QUEUE)
+            await channel.queue_delete(STATE_QUEUE)
+
+        BRIDGE.run(drop(), 30)
+        store.close()
 
 
 async def _purge(app: Celery) -> None:

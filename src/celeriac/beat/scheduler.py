@@ -247,7 +247,7 @@ class Scheduler:
         app, first = self.app, runs[0][0]
         try:
             messages, due_ts = app._build_many(
-                first.task, [(list(e.args), dict(e.kwargs)) for e, _ in runs],
+                first.task, [(e.args, e.kwargs or None) for e, _ in runs],
                 app.tasks.get(first.task), dict(first.options))
         except Exception:
             return False
