@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from taskapp import app, record
 
+from celeriac import Task
+
 app.conf.beat_schedule = {
     "tick-fast": {"task": "tick", "schedule": 0.5, "args": ("fast",)},
     "tick-slow": {"task": "tick", "schedule": 4.0, "args": ("slow",)},
@@ -13,6 +15,6 @@ app.conf.beat_schedule = {
 }
 
 
-@app.task(name="tick")
-def tick(name: str) -> None:
-    record(f"tick {name}")
+@app.task(name="tick", bind=True)
+def tick(self: Task, name: str) -> None:  # type: ignore[type-arg]
+    record(f"tick {name} {self.request.id}")
