@@ -240,6 +240,9 @@ class Config(MutableMapping[str, Any]):
         object.__setattr__(self, "_values", {})
         object.__setattr__(self, "_env", _read_environment())
         object.__setattr__(self, "_revision", 0)
+        #: the copy of a dict/list default handed out, so in-place changes stick
+        #: (``app.conf.beat_schedule.update(...)`` on a fresh app, as Celery allows)
+        object.__setattr__(self, "_mutable_defaults", {})
 
     @property
     def revision(self) -> int:
@@ -269,17 +272,21 @@ class Config(MutableMapping[str, Any]):
             return self._values[name]
         if name in SETTINGS:
             default = SETTINGS[name].default
-            return default.copy() if isinstance(default, (dict, list)) else default
+            if isinstance(default, (dict, list)):
+                return self._mutable_defaults.setdefault(name, default.copy())
+            return default
         raise KeyError(name)
 
     def __setitem__(self, name: str, value: Any) -> None:
         if name not in SETTINGS:
             _warn_unknown(name)
         self._values[name] = value
+        self._mutable_defaults.pop(name, None)
         object.__setattr__(self, "_revision", self._revision + 1)
 
     def __delitem__(self, name: str) -> None:
         del self._values[name]
+        self._mutable_defaults.pop(name, None)
         object.__setattr__(self, "_revision", self._revision + 1)
 
     def __iter__(self) -> Iterator[str]:

@@ -234,3 +234,12 @@ def test_a_broker_error_in_a_tick_is_logged_once_and_the_loop_goes_on(
     assert s.sent >= 2
     assert caplog.text.count("the broker failed a tick") == 1
     assert "the broker answers again" in caplog.text
+
+
+def test_beat_schedule_changed_in_place_on_a_fresh_app() -> None:
+    app = memory_app("beat-in-place")
+    app.conf.beat_schedule.update({"a": {"task": "t", "schedule": 1.0}})
+    app.conf.beat_schedule["b"] = {"task": "t", "schedule": 2.0}
+    assert [e.name for e in load_entries(app)] == ["a", "b"]
+    assert not app.conf.is_set("beat_schedule")
+    assert memory_app("other").conf.beat_schedule == {}  # the default is not shared
