@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit deps-matrix browser-deps dashboard-screenshots bench-dashboard bench bench-pipeline bench-roundtrip chaos chaos-soak clean
+.PHONY: demo test lint typecheck unit deps-matrix browser-deps dashboard-screenshots bench-dashboard bench bench-pipeline bench-roundtrip bench-beat chaos chaos-soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ bench-roundtrip: $(STAMP)
 # does it see every one, and does its memory stay flat (docs/dashboard.md)
 bench-dashboard: $(STAMP)
 	$(BIN)/python bench/dashboard.py
+
+# `make bench-beat BROKER=redis|amqp|sqlite`: 1,000 beat entries due every second, the
+# lateness of each run's publish (p50/p99) and an idle scheduler's CPU (docs/beat.md)
+bench-beat: $(STAMP)
+	$(BIN)/python bench/beat.py $(or $(BROKER),redis)
 
 # `make chaos`: the fault suite (docs/reliability.md) and its table: fault, broker, sent,
 # completed, duplicates, lost. The quick part also runs in `make test`; soak is separate.

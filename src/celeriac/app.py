@@ -139,8 +139,9 @@ class Celery:
         self.on_configure = Signal("app.on_configure")
         self.on_after_configure = Signal("app.on_after_configure")
         self.on_after_finalize = Signal("app.on_after_finalize")
-        self.on_after_fork = Signal("app.on_after_fork")
+        self.on_after_fork = Signal("app.on_after_fork")  # sent in a forked child
         on_fork(self._forget_producer)
+        on_fork(self._after_fork)
         if set_as_current:
             _current = self
         _all_apps.append(self)
@@ -149,6 +150,9 @@ class Celery:
 
     def __repr__(self) -> str:
         return f"<Celery {self.main}:{id(self):#x}>"
+
+    def _after_fork(self) -> None:
+        self.on_after_fork.send(sender=self)
 
     # -- configuration ----------------------------------------------------------------
     def config_from_object(self, obj: Any, silent: bool = False, force: bool = False,

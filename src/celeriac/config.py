@@ -174,9 +174,9 @@ UNSUPPORTED: dict[str, str] = {
     "worker_redirect_stdouts": "print() in a task goes to the worker's stdout as it is",
     "worker_redirect_stdouts_level": "print() in a task goes to the worker's stdout",
     "worker_lost_wait": "a task whose prefork child died is reported at once",
-    **{name: "beat: in progress (celeriac beat is being added)" for name in (
-        "beat_max_loop_interval", "beat_leader_timeout", "beat_cron_starting_deadline",
-        "beat_scheduler", "beat_schedule_filename", "beat_sync_every")},
+    "beat_scheduler": "one scheduler, whose state lives in the broker (docs/beat.md)",
+    "beat_schedule_filename": "beat's state lives in the broker, not in a local file",
+    "beat_sync_every": "every run's state is written to the broker at once",
 }
 _warned_unsupported: set[str] = set()
 
@@ -205,6 +205,11 @@ _OLD_NAMES = {
     "CELERYD_PREFETCH_MULTIPLIER": "worker_prefetch_multiplier",
     "CELERY_IMPORTS": "imports",
     "CELERY_TIMEZONE": "timezone",
+    "CELERYBEAT_SCHEDULE": "beat_schedule",
+    "CELERYBEAT_MAX_LOOP_INTERVAL": "beat_max_loop_interval",
+    "CELERYBEAT_SCHEDULER": "beat_scheduler",
+    "CELERYBEAT_SCHEDULE_FILENAME": "beat_schedule_filename",
+    "CELERYBEAT_SYNC_EVERY": "beat_sync_every",
 }
 
 _ENV_PREFIX = "CELERIAC_"
@@ -292,6 +297,9 @@ class Config(MutableMapping[str, Any]):
         object.__setattr__(self, "_values", {})
         object.__setattr__(self, "_env", _read_environment())
         object.__setattr__(self, "_revision", 0)
+        #: the copy of a dict/list default handed out, so in-place changes stick
+        #: (``app.conf.beat_schedule.update(...)`` on a fresh app, as Celery allows)
+        object.__setattr__(self, "_mutable_defaults", {})
 
     @property
     def revision(self) -> int:
@@ -321,7 +329,9 @@ class Config(MutableMapping[str, Any]):
             return self._values[name]
         if name in SETTINGS:
             default = SETTINGS[name].default
-            return default.copy() if isinstance(default, (dict, list)) else default
+            if isinstance(default, (dict, list)):
+                return self._mutable_defaults.setdefault(name, default.copy())
+            return default
         raise KeyError(name)
 
     def __setitem__(self, name: str, value: Any) -> None:
@@ -330,10 +340,12 @@ class Config(MutableMapping[str, Any]):
         elif name in UNSUPPORTED:
             _warn_unsupported(name, value)
         self._values[name] = value
+        self._mutable_defaults.pop(name, None)
         object.__setattr__(self, "_revision", self._revision + 1)
 
     def __delitem__(self, name: str) -> None:
         del self._values[name]
+        self._mutable_defaults.pop(name, None)
         object.__setattr__(self, "_revision", self._revision + 1)
 
     def __iter__(self) -> Iterator[str]:

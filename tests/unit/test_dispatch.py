@@ -115,3 +115,22 @@ def test_app_hooks_and_add_periodic_task() -> None:
     assert unnamed["schedule"] == crontab(minute=0, hour=7)
     assert app.now().tzinfo is not None
     assert app.now() - dt.datetime.now(dt.timezone.utc) < dt.timedelta(seconds=5)
+
+
+def test_on_after_fork_is_sent_in_the_child() -> None:
+    import os
+
+    app = Celery("fork-hook", broker="memory://", set_as_current=False)
+    read, write = os.pipe()
+
+    @app.on_after_fork.connect(weak=False)
+    def forked(sender: Celery, **kw: Any) -> None:
+        os.write(write, b"x" if sender is app else b"?")
+
+    pid = os.fork()
+    if pid == 0:  # the child: the hook ran at fork; leave at once
+        os._exit(0)
+    os.waitpid(pid, 0)
+    os.close(write)
+    assert os.read(read, 10) == b"x"
+    os.close(read)

@@ -111,9 +111,10 @@ def app_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register_commands() -> None:
-    from celeriac.cli import calls, dashboard, dlq, purge, remote, worker
+    from celeriac.cli import beat, calls, dashboard, dlq, purge, remote, worker
 
     cli.add_command(worker.worker)
+    cli.add_command(beat.beat)
     cli.add_command(purge.purge)
     cli.add_command(calls.call)
     cli.add_command(calls.result)

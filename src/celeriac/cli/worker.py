@@ -37,6 +37,10 @@ _POOL_CHOICES = click.Choice([*POOL_NAMES, *ALIASES], case_sensitive=False)
 @click.option("--max-memory-per-child", type=click.IntRange(min=1),
               help="prefork: replace a child above this resident memory (KiB).")
 @click.option("-E", "--task-events", is_flag=True, help="Send task events.")
+@click.option("-B", "--beat", is_flag=True,
+              help="Also run beat, the periodic task scheduler (any number may).")
+@click.option("-s", "--schedule", "schedule_file",
+              help="Accepted for Celery compatibility (-B keeps state in the broker).")
 @click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log to this file.")
 @click.option("--shutdown-timeout", type=float,
               help="Seconds a warm shutdown waits for running tasks (default 60).")
@@ -55,8 +59,8 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
            queues: str | None, exclude_queues: str | None, hostname: str | None,
            prefetch_multiplier: int | None,
            max_tasks_per_child: int | None, max_memory_per_child: int | None,
-           task_events: bool, logfile: str | None, shutdown_timeout: float | None,
-           metrics_port: int | None, metrics_address: str,
+           task_events: bool, beat: bool, schedule_file: str | None, logfile: str | None,
+           shutdown_timeout: float | None, metrics_port: int | None, metrics_address: str,
            **_celery_only: object) -> None:
     """Start a worker that runs the app's tasks."""
     app = ctx.app
@@ -83,7 +87,7 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
             max_tasks_per_child=max_tasks_per_child,
             max_memory_per_child=max_memory_per_child, send_events=task_events,
             shutdown_timeout_s=shutdown_timeout, metrics_port=metrics_port,
-            metrics_address=metrics_address)
+            metrics_address=metrics_address, beat=beat)
         sys.exit(w.start())
     except CeleriacError as exc:
         raise click.ClickException(str(exc)) from None

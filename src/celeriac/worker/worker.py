@@ -12,6 +12,7 @@
        loaded from the broker before the first fetch, events with -E
     5. celeryd_after_setup; print the banner
     6. install signal handlers: first SIGTERM/SIGINT = warm, second = cold shutdown
+       (with -B: start the embedded beat thread here, stop it first on shutdown)
     7. worker_ready; consume until asked to stop
     8. shut down: stop fetching, return reserved messages, let running tasks finish
        (up to worker_shutdown_timeout), flush acks, stop the pool, stop the control
@@ -93,6 +94,7 @@ class Worker:
         print_banner: bool = True,
         metrics_port: int | None = None,
         metrics_address: str = "127.0.0.1",
+        beat: bool = False,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -120,6 +122,7 @@ class Worker:
         #: the options it was made with (Celery's ``celeryd_init`` passes them on)
         self.options = {"concurrency": concurrency, "pool": pool, "queues": queues,
                         "hostname": hostname, "prefetch_multiplier": prefetch_multiplier}
+        self.beat = beat
         self.consumer: Consumer | None = None
         self.control: WorkerControl | None = None
         #: send worker events (heartbeats; task events with -E); see celeriac.events
@@ -170,11 +173,24 @@ class Worker:
             print(banner(app, self.hostname, __version__, pool.describe(), self.queues,
                          app.result_backend_url, self.send_events), flush=True)
         self._install_signal_handlers()                                   # 6
+        beat = self._start_beat()
         logger.info("%s ready.", self.hostname)
         signals.send(signals.worker_ready, consumer)
         consuming = asyncio.create_task(consumer.run())                   # 7
         await self._stop.wait()
+        if beat is not None:  # stop sending before the connections close
+            beat[0].stop()
+            await asyncio.to_thread(beat[1].join, 10.0)
         await self._shutdown(consuming, consumer, acker, pool, leases)    # 8
+
+    def _start_beat(self) -> Any:
+        """``-B``: the app's scheduler in a thread of this process (celeriac.beat)."""
+        if not self.beat:
+            return None
+        from celeriac.beat import Scheduler, run_threaded
+
+        scheduler = Scheduler(self.app)
+        return scheduler, run_threaded(scheduler)
 
     async def _connect(self, connect: Any, url: str) -> Any:
         try:

@@ -1,0 +1,130 @@
+"""Beat's lateness: 1,000 entries due every second, sent through a real broker.
+
+Runs celeriac's Scheduler (the code ``celeriac beat`` runs) in this process on a broker
+and measures, for every run sent, how late the broker had it: the time its publish
+returned minus the time it was due (its last run + 1 s). Then an idle scheduler (one
+entry a day) for 10 s: its CPU time.
+
+    python bench/beat.py redis|sqlite|amqp [--entries 1000] [--seconds 20]
+
+Messages go to a queue of their own (bench.beat), purged after, and beat's state is
+deleted after (on RabbitMQ it is per vhost: the queues celeriac.beat.leader/.state).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from typing import Any
+
+from celeriac import Celery
+from celeriac.beat import Scheduler
+
+BROKERS = {
+    "redis": "redis://127.0.0.1:6379/14",
+    "amqp": "amqp://guest:guest@127.0.0.1:5672//",
+}
+QUEUE = "bench.beat"
+
+
+class Timed(Scheduler):
+    """The scheduler, noting how late each run's publish returned."""
+
+    lateness_s: list[float]
+
+    def _send(self, claimed: list[Any]) -> None:
+        super()._send(claimed)
+        done = time.time()
+        for entry, previous in claimed:
+            if previous is not None:
+                self.lateness_s.append(done - (float(previous) + entry.schedule.seconds))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
+
+
+def make_app(url: str, entries: int, every_s: float) -> Celery:
+    app = Celery(f"bench-beat-{time.time_ns()}", broker=url, set_as_current=False)
+    app.conf.task_default_queue = QUEUE
+    app.conf.beat_schedule = {f"e{i}": {"task": "bench.noop", "schedule": every_s,
+                                        "args": (i,)} for i in range(entries)}
+    if url.startswith("redis"):
+        app.conf.broker_transport_options = {"global_keyprefix": f"bench-beat-{time.time_ns()}:"}
+    return app
+
+
+def run_for(scheduler: Scheduler, seconds: float) -> None:
+    thread = threading.Thread(target=scheduler.run, daemon=True)
+    thread.start()
+    time.sleep(seconds)
+    scheduler.stop()
+    thread.join(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("broker", choices=("redis", "amqp", "sqlite"))
+    parser.add_argument("--entries", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = BROKERS.get(args.broker, f"sqlite:///{tmp}/beat.db")
+        app = make_app(url, args.entries, 1.0)
+        busy = Timed(app)
+        busy.lateness_s = []
+        run_for(busy, args.seconds)
+        late = busy.lateness_s
+        idle = Scheduler(make_app(url, 1, 86_400.0))
+        thread = threading.Thread(target=idle.run, daemon=True)
+        thread.start()
+        time.sleep(1.0)
+        cpu0 = time.process_time()
+        time.sleep(10.0)
+        idle_cpu_s = time.process_time() - cpu0
+        idle.stop()
+        thread.join(30)
+        app.run_sync(_purge(app))
+        forget_state(app)
+        app.close()
+    print(f"beat {args.broker}: {args.entries} entries every 1 s for {args.seconds:g} s: "
+          f"{len(late)} runs sent, lateness p50 {percentile(late, 0.5):.1f} ms, "
+          f"p99 {percentile(late, 0.99):.1f} ms, max {max(late) * 1000:.1f} ms; "
+          f"idle scheduler CPU {idle_cpu_s * 1000:.1f} ms in 10 s")
+
+
+def forget_state(app: Celery) -> None:
+    """Leave no beat state behind: the next run's entries (same names) start afresh."""
+    url = app.broker_url
+    if url.startswith("redis"):
+        import redis
+
+        prefix = app.conf.broker_transport_options["global_keyprefix"]
+        client = redis.Redis.from_url(url)
+        client.delete(prefix + "_celeriac.beat.state", prefix + "_celeriac.beat.leader")
+        client.close()
+    elif url.startswith("amqp"):
+        from celeriac.beat.store_amqp import LEADER_QUEUE, STATE_QUEUE, AmqpStore
+        from celeriac.bridge import BRIDGE
+
+        store = AmqpStore(url)
+
+        async def drop() -> None:
+            channel = await store._open()
+            await channel.queue_delete(LEADER_QUEUE)
+            await channel.queue_delete(STATE_QUEUE)
+
+        BRIDGE.run(drop(), 30)
+        store.close()
+
+
+async def _purge(app: Celery) -> None:
+    broker = await app.clients.broker()
+    await broker.purge([QUEUE])
+
+
+if __name__ == "__main__":
+    main()

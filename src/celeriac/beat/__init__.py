@@ -1,0 +1,11 @@
+"""Periodic tasks: ``celeriac beat`` and ``worker -B``, any number of them, each run sent
+once. entries.py reads ``beat_schedule``; scheduler.py is the loop; store.py is the
+contract for the state kept in the broker, one store_<broker>.py per broker."""
+
+from __future__ import annotations
+
+from celeriac.beat.entries import Entry, load_entries
+from celeriac.beat.scheduler import Scheduler, run_threaded
+from celeriac.beat.store import BeatStore
+
+__all__ = ["BeatStore", "Entry", "Scheduler", "load_entries", "run_threaded"]
