@@ -47,7 +47,9 @@ DEFAULT_SOCKET_TIMEOUT_S = 10.0
 
 def _client_kwargs(options: dict[str, Any], protocol: int = 2) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
-        "socket_connect_timeout": float(options.get("socket_connect_timeout", 5.0)),
+        # the broker's connect_timeout is broker_connection_timeout (Celery.broker_options)
+        "socket_connect_timeout": float(options.get("socket_connect_timeout",
+                                                    options.get("connect_timeout", 5.0))),
         "socket_timeout": options.get("socket_timeout"),
         "socket_keepalive": bool(options.get("socket_keepalive", True)),
         # celeriac retries itself (with backoff, logging the loss once)

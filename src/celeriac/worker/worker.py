@@ -3,7 +3,8 @@
 ``Worker.run`` is the whole life of a worker, top to bottom:
 
     1. import the app's task modules (autodiscovery, imports/include)
-    2. connect to the broker and the result backend (fail fast, URL masked)
+    2. connect to the broker and the result backend (waiting for a server not up yet,
+       as Celery's broker_connection_retry_on_startup: worker/connect.py; URL masked)
     3. start the pool (prefork forks its children here, after the tasks are imported)
     4. start the lease keeper (on brokers with leases, not RabbitMQ) and the acker
     5. print the banner
@@ -30,6 +31,7 @@ from celeriac.brokers.base import mask_url
 from celeriac.errors import BrokerConnectionError
 from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.banner import banner
+from celeriac.worker.connect import connect_on_startup, retry_settings
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.executor import Executor
 from celeriac.worker.pools import create_pool, resolve_pool_name
@@ -123,12 +125,19 @@ class Worker:
         await self._shutdown(consuming, consumer, acker, pool, leases)    # 8
 
     async def _connect(self, connect: Any, url: str) -> Any:
-        try:
-            return await connect()
-        except BrokerConnectionError:
-            raise
-        except Exception as exc:
-            raise BrokerConnectionError(f"cannot connect to {mask_url(url)}: {exc}") from exc
+        """Connect, waiting for a server that is not up yet (worker/connect.py)."""
+        async def attempt() -> Any:
+            try:
+                return await connect()
+            except BrokerConnectionError:
+                raise
+            except Exception as exc:
+                raise BrokerConnectionError(f"cannot connect to {mask_url(url)}: {exc}") from exc
+
+        retry, max_retries = retry_settings(self.app.conf)
+        client = await connect_on_startup(attempt, url, retry=retry, max_retries=max_retries)
+        logger.info("Connected to %s", mask_url(url))
+        return client
 
     async def _shutdown(self, consuming: asyncio.Task[None], consumer: Consumer,
                         acker: Acker, pool: Any, leases: LeaseKeeper) -> None:
