@@ -30,6 +30,7 @@ from celeriac import __version__, loops
 from celeriac.brokers.base import mask_url
 from celeriac.errors import BrokerConnectionError
 from celeriac.worker.acks import Acker, LeaseKeeper
+from celeriac.worker.autoscale import ScaledPool, autoscaler_for
 from celeriac.worker.banner import banner
 from celeriac.worker.connect import connect_on_startup, retry_settings
 from celeriac.worker.consumer import Consumer
@@ -67,6 +68,7 @@ class Worker:
         send_events: bool = False,
         shutdown_timeout_s: float | None = None,
         print_banner: bool = True,
+        autoscale: tuple[int, int] | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -84,6 +86,10 @@ class Worker:
         self.shutdown_timeout_s = (shutdown_timeout_s if shutdown_timeout_s is not None
                                    else conf.seconds("worker_shutdown_timeout") or 0.0)
         self.print_banner = print_banner
+        #: (max, min) pool size, or None: a fixed pool of ``concurrency`` (autoscale.py)
+        self.autoscale = autoscale if pool_name != "solo" else None
+        if autoscale and pool_name == "solo":
+            logger.warning("--autoscale has no effect on the solo pool (one task at a time)")
         self.consumer: Consumer | None = None
         self._stop = asyncio.Event()
         self._cold = asyncio.Event()
@@ -105,8 +111,7 @@ class Worker:
         backend = await self._connect(app.clients.backend, app.result_backend_url or "")
         if self.pool_notice:
             logger.warning("%s", self.pool_notice)
-        pool = create_pool(self.pool_name, self.concurrency, self.max_tasks_per_child,
-                           self.max_memory_per_child)
+        pool = self._create_pool()
         await pool.start()                                                # 3
         leases = LeaseKeeper(app._new_broker, broker.lease_s, broker.leased)  # 4
         leases.start()
@@ -115,6 +120,7 @@ class Worker:
         self.consumer = consumer = Consumer(
             broker, executor, leases, self.queues, pool.capacity,
             pool.capacity * max(1, self.prefetch_multiplier))
+        scaler = autoscaler_for(pool, consumer, self.prefetch_multiplier)
         if self.print_banner:                                             # 5
             print(banner(app, self.hostname, __version__, pool.describe(), self.queues,
                          app.result_backend_url, self.send_events), flush=True)
@@ -122,7 +128,22 @@ class Worker:
         logger.info("%s ready.", self.hostname)
         consuming = asyncio.create_task(consumer.run())                   # 7
         await self._stop.wait()
+        if scaler is not None:
+            await scaler.stop()
         await self._shutdown(consuming, consumer, acker, pool, leases)    # 8
+
+    def _create_pool(self) -> Any:
+        def make(size: int) -> Any:
+            return create_pool(self.pool_name, size, self.max_tasks_per_child,
+                               self.max_memory_per_child)
+
+        if self.autoscale:
+            max_size, min_size = self.autoscale
+            # prefork and threads resize themselves; others get the gate alone
+            resizes = self.pool_name in ("prefork", "threads")
+            return ScaledPool(make(max(1, min_size) if resizes else max_size),
+                              max_size, min_size)
+        return make(self.concurrency)
 
     async def _connect(self, connect: Any, url: str) -> Any:
         """Connect, waiting for a server that is not up yet (worker/connect.py)."""
