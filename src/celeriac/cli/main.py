@@ -111,13 +111,14 @@ def app_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register_commands() -> None:
-    from celeriac.cli import calls, dlq, purge, worker
+    from celeriac.cli import calls, dlq, multi, purge, worker
 
     cli.add_command(worker.worker)
     cli.add_command(purge.purge)
     cli.add_command(calls.call)
     cli.add_command(calls.result)
     cli.add_command(dlq.dlq)
+    cli.add_command(multi.multi)
 
 
 _register_commands()
