@@ -111,7 +111,7 @@ def app_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register_commands() -> None:
-    from celeriac.cli import calls, dlq, multi, purge, worker
+    from celeriac.cli import calls, dlq, list_cmd, multi, purge, report, shell, worker
 
     cli.add_command(worker.worker)
     cli.add_command(purge.purge)
@@ -119,6 +119,9 @@ def _register_commands() -> None:
     cli.add_command(calls.result)
     cli.add_command(dlq.dlq)
     cli.add_command(multi.multi)
+    cli.add_command(shell.shell)
+    cli.add_command(report.report)
+    cli.add_command(list_cmd.list_)
 
 
 _register_commands()
