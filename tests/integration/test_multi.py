@@ -40,8 +40,15 @@ def alive(pid: int) -> bool:
 
 def test_start_restart_stopwait(sqlite_harness: Harness) -> None:
     h = sqlite_harness
-    host = socket.gethostname()
     files = [f"--pidfile={h.tmp_path}/run/%n.pid", f"--logfile={h.tmp_path}/log/%n%I.log"]
+    try:
+        _start_restart_stopwait(h, files)
+    finally:
+        multi(h, "kill", "w1", "w2", *files)  # nothing left running if the test failed
+
+
+def _start_restart_stopwait(h: Harness, files: list[str]) -> None:
+    host = socket.gethostname()
     shown = multi(h, "show", "2", "-P", "threads", "-c", "2", "-c:2", "3", *files)
     assert shown.stdout.splitlines() == [
         f"{sys.executable} -m celeriac --app=taskapp worker --detach -n celery{n}@{host} "
@@ -87,6 +94,14 @@ def test_kill_and_wrong_commands(sqlite_harness: Harness) -> None:
     files = [f"--pidfile={h.tmp_path}/%n.pid", f"--logfile={h.tmp_path}/%n.log"]
     assert multi(h, "start", "k1", "-P", "solo", *files).returncode == 0
     pid = pid_of(h.tmp_path / "k1.pid")
+    try:
+        _kill(h, files, pid)
+    finally:
+        if alive(pid):
+            os.kill(pid, 9)
+
+
+def _kill(h: Harness, files: list[str], pid: int) -> None:
     killed = multi(h, "kill", "k1", *files)
     assert f"Sending SIGKILL to node k1@{socket.gethostname()} ({pid})" in killed.stdout
     deadline = time.monotonic() + 20

@@ -26,11 +26,13 @@ def wait_until(check: Callable[[], bool], what: str, timeout_s: float = 30) -> N
 
 
 def alive(pid: int) -> bool:
+    """Running (an exited daemon waiting for init to reap it counts as gone)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (ProcessLookupError, FileNotFoundError):
         return False
-    return True
+    return state != "Z"
 
 
 def children(pid: int) -> list[int]:
@@ -57,6 +59,14 @@ def test_detach_writes_pidfile_and_logfile_and_stops_on_sigterm(sqlite_harness: 
     logfile = h.tmp_path / "log" / f"w1@{host}-w1-0.log"
     wait_until(pidfile.exists, "the pidfile")
     pid = int(pidfile.read_text())
+    try:
+        _check_daemon(h, pid, pidfile, logfile)
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _check_daemon(h: Harness, pid: int, pidfile: Path, logfile: Path) -> None:
     assert pidfile.read_text() == f"{pid}\n"
     wait_until(lambda: "ready." in logfile.read_text(), "the worker ready in its log file")
     assert os.getsid(pid) not in (os.getsid(0), pid)  # own session, not its leader
@@ -82,6 +92,7 @@ def test_stale_pidfile_is_replaced_and_logfile_takes_the_log(sqlite_harness: Har
     worker = WorkerProcess(h.env(), h.tmp_path / "stdout.log",
                            ["-A", "cliapp", "-P", "solo", f"--pidfile={pidfile}",
                             f"--logfile={logfile}"])
+    h.workers.append(worker)
     try:
         wait_until(lambda: logfile.exists() and "ready." in logfile.read_text(), "ready")
         assert pidfile.read_text() == f"{worker.proc.pid}\n"
@@ -97,11 +108,13 @@ def test_time_limit_options_apply_to_every_task(sqlite_harness: Harness) -> None
     worker = WorkerProcess(h.env(), h.tmp_path / "w.log",
                            ["-A", "cliapp", "-P", "prefork", "-c", "1",
                             "--soft-time-limit", "0.5"])
+    h.workers.append(worker)
     worker.wait_for_log("ready.")
     assert h.client.send_task("sleepy", (5, "s1")).get(timeout=20) == "soft limit"
     worker.stop()
     worker = WorkerProcess(h.env(), h.tmp_path / "w2.log",
                            ["-A", "cliapp", "-P", "prefork", "-c", "1", "--time-limit", "1"])
+    h.workers.append(worker)
     worker.wait_for_log("ready.")
     hard = h.client.send_task("sleepy", (30, "h1"))
     hard.get(timeout=20, propagate=False)
@@ -115,6 +128,7 @@ def test_fair_is_accepted_and_said_what_it_means(sqlite_harness: Harness) -> Non
     h = sqlite_harness
     worker = WorkerProcess(h.env(), h.tmp_path / "w.log",
                            ["-A", "cliapp", "-P", "threads", "-O", "fair"])
+    h.workers.append(worker)
     worker.wait_for_log("ready.")
     assert "-O fair is how celeriac always hands out tasks" in worker.log
     assert h.client.send_task("add", (1, 1)).get(timeout=20) == 2
@@ -125,6 +139,7 @@ def test_autoscale_grows_and_shrinks_prefork_children(sqlite_harness: Harness) -
     h = sqlite_harness
     worker = WorkerProcess(h.env(AUTOSCALE_KEEPALIVE="1"), h.tmp_path / "w.log",
                            ["-A", "cliapp", "-P", "prefork", "--autoscale=3,1"])
+    h.workers.append(worker)
     worker.wait_for_log("ready.")
     assert ".> concurrency: {min=1, max=3} (prefork)" in worker.log
     assert len(children(worker.proc.pid)) == 1
@@ -149,6 +164,7 @@ def test_autoscale_grows_and_shrinks_threads(sqlite_harness: Harness) -> None:
     h = sqlite_harness
     worker = WorkerProcess(h.env(AUTOSCALE_KEEPALIVE="1"), h.tmp_path / "w.log",
                            ["-A", "cliapp", "-P", "threads", "--autoscale=4,1"])
+    h.workers.append(worker)
     worker.wait_for_log("ready.")
     busy = [h.client.send_task("sleepy", (3, f"t{i}")) for i in range(4)]
     h.wait_for_record("start", 4)  # four at once: the pool grew to 4 threads
