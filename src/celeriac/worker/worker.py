@@ -124,6 +124,7 @@ class Worker:
         if self.print_banner:                                             # 5
             print(banner(app, self.hostname, __version__, pool.describe(), self.queues,
                          app.result_backend_url, self.send_events), flush=True)
+        logger.info("Connected to %s", mask_url(app.broker_url))  # after it, as Celery
         self._install_signal_handlers()                                   # 6
         logger.info("%s ready.", self.hostname)
         consuming = asyncio.create_task(consumer.run())                   # 7
@@ -156,9 +157,7 @@ class Worker:
                 raise BrokerConnectionError(f"cannot connect to {mask_url(url)}: {exc}") from exc
 
         retry, max_retries = retry_settings(self.app.conf)
-        client = await connect_on_startup(attempt, url, retry=retry, max_retries=max_retries)
-        logger.info("Connected to %s", mask_url(url))
-        return client
+        return await connect_on_startup(attempt, url, retry=retry, max_retries=max_retries)
 
     async def _shutdown(self, consuming: asyncio.Task[None], consumer: Consumer,
                         acker: Acker, pool: Any, leases: LeaseKeeper) -> None:
