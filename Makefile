@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit bench bench-pipeline bench-roundtrip chaos chaos-soak clean
+.PHONY: demo test lint typecheck unit deps-matrix bench bench-pipeline bench-roundtrip chaos chaos-soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# `make deps-matrix`: the Redis and RabbitMQ suites against the lowest and the newest
+# redis-py and aiormq inside pyproject's ranges, each set in its own venv under
+# .deps-envs/ (.ci/deps_matrix.py says how); prints the versions tested. CI runs it.
+deps-matrix:
+	$(PYTHON) .ci/deps_matrix.py
+
 # `make bench`: celeriac, Celery and Dramatiq on this machine (docs/benchmarks.md). Each
 # system gets its own venv under .bench-envs/ from bench/requirements/<system>.txt.
 BENCH_ENVS := .bench-envs
@@ -40,6 +46,12 @@ $(BENCH_ENVS)/%/.installed: bench/requirements/%.txt pyproject.toml
 
 bench: $(foreach s,$(BENCH_SYSTEMS_ALL),$(BENCH_ENVS)/$(s)/.installed)  ## BENCH_N=5000 for a quick run
 	$(BENCH_ENVS)/celeriac/bin/python bench/run.py
+
+# `make bench-chord`: only the chord row of `make bench` (celeriac and Celery, Redis and
+# RabbitMQ brokers, results in Redis): a chord of 1,000 no-op tasks, send to body done
+.PHONY: bench-chord
+bench-chord: $(BENCH_ENVS)/celeriac/.installed $(BENCH_ENVS)/celery/.installed
+	$(BENCH_ENVS)/celeriac/bin/python bench/run.py --only chord
 
 # `make bench-pipeline`: the worker's own instructions per task, no broker (valgrind's
 # callgrind counts them: repeatable on a VM whose speed drifts; docs/benchmarks.md)
@@ -64,4 +76,4 @@ chaos-soak: $(STAMP)  ## minutes: repeated kills and link faults over thousands 
 	@echo; cat $(CHAOS_TABLE)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .deps-envs .pytest_cache .mypy_cache .ruff_cache

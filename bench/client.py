@@ -3,6 +3,7 @@
     python bench/client.py SYSTEM publish --mode delay|bulk -n N --start PATH --end PATH
     python bench/client.py SYSTEM latency -n 2000
     python bench/client.py SYSTEM delayed -n 100000       (celeriac only)
+    python bench/client.py SYSTEM chord -n 1000 --repeat 3   (Redis results)
 
 SYSTEM is celeriac, celery or dramatiq: the module ``<SYSTEM>_app`` in bench/peers (on
 PYTHONPATH) gives the tasks and the calls. The result is one JSON line on stdout;
@@ -15,6 +16,7 @@ import argparse
 import importlib
 import json
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -71,10 +73,23 @@ def delayed(peer: Any, n: int) -> dict[str, Any]:
     return {"seconds": seconds}
 
 
+def chords(peer: Any, n: int, repeat: int) -> dict[str, Any]:
+    """A chord of ``n`` no-op tasks, send to the body's result, ``repeat`` times (after
+    a chord of 10 that also waits for the worker to be up)."""
+    peer.chord_noop(10)
+    seconds = []
+    for _ in range(repeat):
+        seconds.append(peer.chord_noop(n))
+        print(f"  chord of {n:,}: {seconds[-1]:.3f} s", file=sys.stderr)
+    median = statistics.median(seconds)
+    return {"n": n, "seconds": seconds, "median_s": median, "rate": n / median}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("system")
-    parser.add_argument("command", choices=("publish", "latency", "delayed"))
+    parser.add_argument("command", choices=("publish", "latency", "delayed", "chord"))
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--mode", default="delay")
     parser.add_argument("-n", type=int, required=True)
     parser.add_argument("--start", default="")
@@ -86,6 +101,8 @@ def main() -> None:
             result = publish(peer, args.mode, args.n, args.start, args.end)
         elif args.command == "latency":
             result = latency(peer, args.n)
+        elif args.command == "chord":
+            result = chords(peer, args.n, args.repeat)
         else:
             result = delayed(peer, args.n)
     finally:

@@ -193,6 +193,7 @@ def markdown(run: dict[str, Any]) -> str:
                   f"{d['rss_after_mb']:.1f} MB | {d['delta_mb']:+.1f} MB | "
                   f"{d.get('received_s', 0.0):.1f} s |" for b, d in delayed]
         parts.append("")
+    parts += chord_section(run)
     if "celeriac" in run["systems"]:
         parts += ["## Issue 7's targets", "", *targets(run), ""]
     notes = []
@@ -207,6 +208,40 @@ def markdown(run: dict[str, Any]) -> str:
         parts += ["## Notes", "", *notes, ""]
     parts += ["![chart](chart.png)", ""]
     return "\n".join(parts)
+
+
+# -- the chord row --------------------------------------------------------------------
+def chord_section(run: dict[str, Any]) -> list[str]:
+    """"Chord of 1,000 no-op tasks, send to callback done": a table, or nothing."""
+    cells = [(system, broker, res["chord"]) for system, brokers in run["systems"].items()
+             for broker, res in brokers.items() if "chord" in res]
+    if not cells:
+        return []
+    n = run.get("chord_n", 1000)
+    lines = [f"## Chord of {n:,} no-op tasks, send to callback done", "",
+             "The fast worker; results in Redis on both brokers; from `chord(header)(body)` "
+             "to the body's result read by `get()`; the median of 3 after a warm-up chord.",
+             "", "| system | broker | median s | runs s | header tasks /s | x Celery |",
+             "|---|---|---:|---|---:|---:|"]
+    for system, broker, cell in cells:
+        celery = run["systems"].get("celery", {}).get(broker, {}).get("chord")
+        ratio = f"{celery['median_s'] / cell['median_s']:.1f}x" \
+            if celery and system != "celery" else "-"
+        runs = ", ".join(f"{s:.3f}" for s in cell["seconds"])
+        lines.append(f"| {system} | {BROKER_NAMES[broker]} | {cell['median_s']:.3f} | "
+                     f"{runs} | {cell['rate']:,.0f} | {ratio} |")
+    return [*lines, ""]
+
+
+def write_chord(run: dict[str, Any], raw: Path) -> str:
+    """``run.py --only chord``: the raw JSON, and the chord table for the terminal."""
+    raw.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    (raw / f"chord-{stamp}.json").write_text(json.dumps(run, indent=2))
+    errors = [f"- {system} on {BROKER_NAMES[broker]}: {error}"
+              for system, brokers in run["systems"].items()
+              for broker, res in brokers.items() for error in res.get("errors", [])]
+    return "\n".join(["", *chord_section(run), *errors])
 
 
 # -- the chart ------------------------------------------------------------------------

@@ -10,7 +10,11 @@ queue is emptied before each publish):
  3. publish N with the system's bulk API, drain them with the tutorial's default worker;
  4. round-trip latency ``delay()`` -> ``get()`` with an idle (throughput) worker;
  5. celeriac only: the worker's RSS before and after 100,000 tasks are scheduled an hour
-    ahead (they must stay in the broker).
+    ahead (they must stay in the broker);
+ 6. celeriac and Celery on Redis and RabbitMQ, results in Redis: a chord of 1,000 no-op
+    tasks (BENCH_CHORD_N), from sending it to reading its body's result, with the fast
+    worker (median of 3). ``bench/run.py --only chord`` (``make bench-chord``) runs
+    only this row, for both systems and both brokers.
 Marker tasks write ``time.time()`` to a file: the same small cost in every system, two
 tasks out of N. The worker's peak RSS (process and children) is sampled every 50 ms.
 
@@ -51,6 +55,9 @@ FULL_N = 50_000
 N = int(os.environ.get("BENCH_N", FULL_N))
 LATENCY_N = int(os.environ.get("BENCH_LATENCY_N", 2000))
 DELAYED_N = int(os.environ.get("BENCH_DELAYED_N", 100_000))
+CHORD_N = int(os.environ.get("BENCH_CHORD_N", 1000))
+#: the systems and brokers the chord row compares
+CHORD_SYSTEMS, CHORD_BROKERS = ("celeriac", "celery"), ("redis", "amqp")
 CLIENT = ROOT / "bench" / "client.py"
 RESULTS = ROOT / "bench" / "results"
 RAW = RESULTS / "raw"
@@ -74,7 +81,11 @@ class Pair:
         self.env = clean_env()
         self.env.update({
             "BENCH_BROKER_URL": self.url, "BENCH_RESULT_BACKEND": backend,
-            "BENCH_REDIS_URL": infra.REDIS_URL, "PYTHONPATH": str(PEERS),
+            "BENCH_REDIS_URL": infra.REDIS_URL,
+            # celeriac's venv holds this checkout (editable): its src first all the same,
+            # so a venv shared with another checkout still runs this one's code
+            "PYTHONPATH": os.pathsep.join((str(PEERS), str(ROOT / "src")))
+            if system.name == "celeriac" else str(PEERS),
             "CELERIAC_HOME": str(self.dir), "PYTHONUNBUFFERED": "1",
         })
         self.results: dict[str, Any] = {"errors": [], "backend": self.backend_note}
@@ -191,6 +202,22 @@ class Pair:
               f"{DELAYED_N:,} delayed tasks in the broker", file=sys.stderr)
         self.results["delayed"] = result
 
+    def chord(self) -> None:
+        """A chord of CHORD_N no-op tasks, send to the body's result, results in Redis."""
+        self.reset()
+        infra.flush_redis()
+        saved = self.env["BENCH_RESULT_BACKEND"]
+        self.env["BENCH_RESULT_BACKEND"] = infra.REDIS_URL
+        try:
+            with self.worker(self.system.fast, "chord") as proc:
+                result = self.client("chord", "-n", str(CHORD_N), limit_s=900)
+                result["peak_rss_mb"] = proc.rss.peak_bytes / 2**20
+        finally:
+            self.env["BENCH_RESULT_BACKEND"] = saved
+        print(f"  chord of {CHORD_N:,}: median {result['median_s']:.3f} s "
+              f"({result['rate']:,.0f} tasks/s)", file=sys.stderr)
+        self.results["chord"] = result
+
     def wait_for_empty_queue(self, limit_s: float) -> float:
         """Seconds until the queue has no ready message (or the limit)."""
         probe, began = self.probe(), time.monotonic()
@@ -201,7 +228,10 @@ class Pair:
             probe.close()
         return time.monotonic() - began
 
-    def run(self) -> dict[str, Any]:
+    def run(self, only: str | None = None) -> dict[str, Any]:
+        chord_row = self.system.name in CHORD_SYSTEMS and self.broker in CHORD_BROKERS
+        if only == "chord":
+            return self._run([(f"chord of {CHORD_N:,}", self.chord)] if chord_row else [])
         phases = [("publish delay + consume (fast worker)",
                    lambda: self.consume(self.system.fast, *self.publish("delay"))),
                   ("publish bulk + consume (default worker)",
@@ -209,6 +239,11 @@ class Pair:
                   ("latency", self.latency)]
         if self.system.name == "celeriac":
             phases.append(("delayed tasks and RSS", self.delayed_rss))
+        if chord_row:
+            phases.append((f"chord of {CHORD_N:,}", self.chord))
+        return self._run(phases)
+
+    def _run(self, phases: list[tuple[str, Any]]) -> dict[str, Any]:
         try:
             for title, phase in phases:
                 print(f"- {self.system.name} on {self.broker}: {title}", file=sys.stderr)
@@ -255,8 +290,17 @@ def selected(variable: str, names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def main() -> int:
+    only = None
+    if sys.argv[1:2] == ["--only"] and sys.argv[2:3]:
+        only = sys.argv[2]
+        if only != "chord":
+            print(f"--only: unknown row {only!r} (chord)", file=sys.stderr)
+            return 2
+        os.environ.setdefault("BENCH_SYSTEMS", ",".join(CHORD_SYSTEMS))
+        os.environ.setdefault("BENCH_BROKERS", ",".join(CHORD_BROKERS))
     started = time.monotonic()
     run: dict[str, Any] = {"n": N, "latency_n": LATENCY_N, "delayed_n": DELAYED_N,
+                           "chord_n": CHORD_N,
                            "machine": report.machine(), "systems": {}, "configs": {}}
     print(f"celeriac bench: N={N:,} on {run['machine']['cpu']} "
           f"({run['machine']['cores']} cores)", file=sys.stderr)
@@ -285,7 +329,7 @@ def main() -> int:
                     run["systems"][system.name][broker] = {"unavailable": reason}
                     continue
                 pair = Pair(system, broker, workdir)
-                run["systems"][system.name][broker] = pair.run()
+                run["systems"][system.name][broker] = pair.run(only)
     finally:
         keep = RAW / "last-run"
         shutil.rmtree(keep, ignore_errors=True)
@@ -293,6 +337,9 @@ def main() -> int:
         shutil.copytree(workdir, keep, ignore=shutil.ignore_patterns("*.sqlite3*"))
         shutil.rmtree(workdir, ignore_errors=True)
     run["minutes"] = (time.monotonic() - started) / 60
+    if only == "chord":
+        print(report.write_chord(run, RAW))
+        return 0
     print(report.write(run, RESULTS if N >= FULL_N else RAW))
     return 0
 

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 
-from celeriac import Celery
+from celeriac import Celery, chord
 
 BATCH = 1000
 
@@ -28,6 +28,12 @@ def noop() -> None:
 @app.task(name="bench.noop_result")
 def noop_result() -> None:
     return None
+
+
+@app.task(name="bench.count")
+def count(results: list[None]) -> int:
+    """A chord's body: how many header results arrived."""
+    return len(results)
 
 
 @app.task(name="bench.mark", ignore_result=True)
@@ -53,6 +59,17 @@ def bulk_noop(n: int, progress: Callable[[int], None], countdown_s: float | None
         noop.delay_many([()] * size, batch_size=BATCH, **options)
         sent += size
         progress(sent)
+
+
+def chord_noop(n: int) -> float:
+    """Seconds from sending a chord of ``n`` no-op tasks to its body's result read."""
+    began = time.perf_counter()
+    result = chord(noop_result.s() for _ in range(n))(count.s())
+    got = result.get(timeout=600)
+    seconds = time.perf_counter() - began
+    if got != n:
+        raise RuntimeError(f"the chord's body counted {got} results, not {n}")
+    return seconds
 
 
 def roundtrip() -> None:

@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable
 
-from celery import Celery, group
+from celery import Celery, chord, group
 
 CHUNK = 1000
 
@@ -27,6 +27,12 @@ def noop() -> None:
 @app.task(name="bench.noop_result")
 def noop_result() -> None:
     return None
+
+
+@app.task(name="bench.count")
+def count(results: list[None]) -> int:
+    """A chord's body: how many header results arrived."""
+    return len(results)
 
 
 @app.task(name="bench.mark", ignore_result=True)
@@ -51,6 +57,17 @@ def bulk_noop(n: int, progress: Callable[[int], None]) -> None:
         group(noop.si() for _ in range(size)).apply_async()
         sent += size
         progress(sent)
+
+
+def chord_noop(n: int) -> float:
+    """Seconds from sending a chord of ``n`` no-op tasks to its body's result read."""
+    began = time.perf_counter()
+    result = chord(noop_result.s() for _ in range(n))(count.s())
+    got = result.get(timeout=600)
+    seconds = time.perf_counter() - began
+    if got != n:
+        raise RuntimeError(f"the chord's body counted {got} results, not {n}")
+    return seconds
 
 
 def roundtrip() -> None:

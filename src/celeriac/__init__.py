@@ -7,6 +7,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import uuid as _uuid
+
 from celeriac import states
 from celeriac.app import Celery, current_app, shared_task
 from celeriac.canvas import (
@@ -17,10 +19,11 @@ from celeriac.canvas import (
     group,
     maybe_signature,
     signature,
+    subtask,
     xmap,
     xstarmap,
 )
-from celeriac.context import Context
+from celeriac.context import Context, current_task
 from celeriac.errors import (
     CeleriacError,
     ChordError,
@@ -34,9 +37,16 @@ from celeriac.errors import (
     TimeLimitExceeded,
     TimeoutError,
 )
+from celeriac.queues import Exchange, Queue
 from celeriac.result import AsyncResult, EagerResult
 from celeriac.result_group import GroupResult, ResultSet, result_from_tuple
 from celeriac.task import Task
+
+
+def uuid() -> str:
+    """A new task id (Celery's ``celery.uuid``)."""
+    return str(_uuid.uuid4())
+
 
 __all__ = [
     "AsyncResult",
@@ -46,10 +56,12 @@ __all__ = [
     "ConfigurationError",
     "Context",
     "EagerResult",
+    "Exchange",
     "GroupResult",
     "ImproperlyConfigured",
     "MaxRetriesExceededError",
     "NotRegistered",
+    "Queue",
     "ResultSet",
     "Retry",
     "Signature",
@@ -63,12 +75,15 @@ __all__ = [
     "chord",
     "chunks",
     "current_app",
+    "current_task",
     "group",
     "maybe_signature",
     "result_from_tuple",
     "shared_task",
     "signature",
     "states",
+    "subtask",
+    "uuid",
     "xmap",
     "xstarmap",
 ]

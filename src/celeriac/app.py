@@ -13,11 +13,15 @@ import asyncio
 import datetime as dt
 import importlib
 import logging
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
+from celeriac import signals
+from celeriac import task as _task
+from celeriac.annotations import annotate
 from celeriac.backends import BACKEND_CLASSES, ResultBackend, create_backend
 from celeriac.backends.base import BlockingWaiter, BlockingWaitUnsupported, Meta
 from celeriac.bridge import BRIDGE, BlockingProducer, on_fork
@@ -26,6 +30,8 @@ from celeriac.clients import Clients
 from celeriac.config import Config, default_sqlite_path, import_object, to_seconds
 from celeriac.context import current_request
 from celeriac.contrib.django.fixup import maybe_install as maybe_install_django_fixup
+from celeriac.control.client import Control
+from celeriac.errors import QueueNotFound
 from celeriac.protocol import (
     CallBatch,
     Message,
@@ -37,9 +43,10 @@ from celeriac.protocol import (
 from celeriac.result import AsyncResult
 from celeriac.routing import Router
 from celeriac.send_defaults import SendDefaults
-from celeriac.serialization import PICKLE
+from celeriac.serialization import PICKLE, loads
 from celeriac.signing import sign
 from celeriac.task import Task, make_task_class
+from celeriac.utils.dispatch import Signal
 
 logger = logging.getLogger("celeriac.app")
 
@@ -129,6 +136,11 @@ class Celery:
         self._send_defaults: SendDefaults | None = None
         #: what changes inside a Django project (celeriac/contrib/django/fixup.py)
         self.django_fixup = maybe_install_django_fixup(self)
+        #: Celery's app hooks: ``@app.on_after_configure.connect`` and friends
+        self.on_configure = Signal("app.on_configure")
+        self.on_after_configure = Signal("app.on_after_configure")
+        self.on_after_finalize = Signal("app.on_after_finalize")
+        self.on_after_fork = Signal("app.on_after_fork")
         on_fork(self._forget_producer)
         if set_as_current:
             _current = self
@@ -293,7 +305,18 @@ class Celery:
         cls = make_task_class(self, fun, name, base, options)
         task = cls()
         self._tasks[name] = task
+        if self._finalized and self.conf.task_annotations:
+            annotate(self.conf.task_annotations, [task])
         return task
+
+    def register_task(self, task: Any) -> Any:
+        """Register a class-based task (a Task subclass or instance with ``run``)."""
+        from celeriac.task_state import register_class_task
+
+        registered = register_class_task(self, task)
+        if self._finalized and self.conf.task_annotations:
+            annotate(self.conf.task_annotations, [registered])
+        return registered
 
     def gen_task_name(self, fun: Callable[..., Any]) -> str:
         module = fun.__module__
@@ -332,7 +355,9 @@ class Celery:
                         raise  # the tasks module exists but imports something missing
 
     def finalize(self) -> None:
-        """Import ``imports``/``include`` modules and autodiscovered task modules."""
+        """Import ``imports``/``include`` modules and autodiscovered task modules. The
+        configuration is complete here, so ``on_configure``/``on_after_configure`` fire
+        first, then ``on_after_finalize`` once the tasks are registered."""
         with self._finalize_lock:
             if self._finalized:
                 return
@@ -342,9 +367,35 @@ class Celery:
             register_builtins(self)
             if self.django_fixup is not None:
                 self.django_fixup.setup()  # task modules may import models
+            self.on_configure.send(sender=self)
+            self.on_after_configure.send(sender=self, source=self.conf)
             for module in [*self.conf.imports, *self.conf.include]:
                 importlib.import_module(module)
             self._import_discovered()
+            signals.send(signals.import_modules, self)
+            annotate(self.conf.task_annotations, self._tasks.values())
+            self.on_after_finalize.send(sender=self)
+
+    def add_periodic_task(self, schedule: Any, sig: Any, args: Any = (), kwargs: Any = None,
+                          name: str | None = None, **options: Any) -> str:
+        """Add a ``beat_schedule`` entry for a signature (``add.s(2, 2)``) or task, as
+        Celery's: the entry is named ``name`` or after the call; returns the name."""
+        from celeriac.canvas import Signature
+
+        if isinstance(sig, Signature):
+            task = sig["task"]
+            call_args = [*args, *sig.get("args", ())]
+            call_kwargs = {**sig.get("kwargs", {}), **(kwargs or {})}
+            call_options = {**sig.get("options", {}), **options}
+        else:
+            task = getattr(sig, "name", sig)
+            call_args, call_kwargs, call_options = list(args), dict(kwargs or {}), options
+        key = name or _call_repr(task, call_args, call_kwargs)
+        entries = dict(self.conf.beat_schedule or {})
+        entries[key] = {"schedule": schedule, "task": task, "args": tuple(call_args),
+                        "kwargs": call_kwargs, "options": call_options}
+        self.conf.beat_schedule = entries
+        return key
 
     # -- sending ----------------------------------------------------------------------
     def send_defaults(self) -> SendDefaults:
@@ -365,14 +416,19 @@ class Celery:
         queue = get("queue") or d.queue
         if not isinstance(queue, str):
             queue = getattr(queue, "name", str(queue))
+        if d.declared_queues is not None and queue not in d.declared_queues:
+            raise QueueNotFound(f"Queue {queue!r} missing from task_queues "
+                                f"(task_create_missing_queues is off)")
         eta = expires = None
         now = None
         if get("eta") is not None or get("countdown") is not None or get("expires") is not None:
             now = utcnow()
-            eta = _when(get("eta"), get("countdown"), now)
-            expires = _when(get("expires"), None, now)
+            eta = _when(get("eta"), get("countdown"), now, d.naive_tz)
+            expires = _when(get("expires"), None, now, d.naive_tz)
         parent = current_request.get()
         priority = get("priority")
+        if priority is None and d.inherit_priority and parent.id is not None:
+            priority = parent.delivery_info.get("priority")
         if priority is None:
             priority = d.priority
         reply_to = get("reply_to")
@@ -404,7 +460,11 @@ class Celery:
             errbacks=_signatures(get("link_error")),
             chain=get("chain"),
             chord=get("chord"),
+            compression=get("compression") or d.compression,
         )
+        if signals.before_task_publish._receivers:  # before signing: it may add headers
+            _signal_publish(signals.before_task_publish, message, declare=[],
+                            retry_policy=None)
         if d.security_key:  # workers with the key dead-letter what is not signed
             sign(message, d.security_key)
         due = None
@@ -418,6 +478,8 @@ class Celery:
         task_type = options.pop("task_type", None)
         message, due = self._build_message(name, args, kwargs, task_type, options)
         self.publish_blocking(message, due)
+        if signals.after_task_publish._receivers:
+            _signal_publish(signals.after_task_publish, message)
         return AsyncResult(message.task_id, app=self)
 
     def send_many(self, name: str, calls: Iterable[Call], *, batch_size: int = 1000,
@@ -449,8 +511,9 @@ class Celery:
         the others differ only in id and arguments (a ``CallBatch``)."""
         if options.get("task_id"):
             raise TypeError("send_many: task_id cannot be shared by many calls")
-        per_call = self.conf.task_routes or any(
-            options.get(k) for k in ("link", "link_error", "chain", "chord"))
+        per_call = self.conf.task_routes or any(  # compressed: each body on its own
+            options.get(k) for k in ("link", "link_error", "chain", "chord", "compression")
+        ) or self.send_defaults().compression
         args, kwargs = calls[0]
         first, due = self._build_message(name, args, kwargs, task_type, dict(options))
         if per_call:  # routes may look at the arguments; signatures live in each body
@@ -527,6 +590,8 @@ class Celery:
         task_type = options.pop("task_type", None)
         message, due = self._build_message(name, args, kwargs, task_type, options)
         await self.publish(message, due)
+        if signals.after_task_publish._receivers:
+            _signal_publish(signals.after_task_publish, message)
         return AsyncResult(message.task_id, app=self)
 
     async def publish(self, message: Message, due: float | None = None) -> None:
@@ -541,6 +606,18 @@ class Celery:
         else:
             await broker.delay(scheduled(messages, due))
 
+    # -- time -------------------------------------------------------------------------
+    @property
+    def timezone(self) -> dt.tzinfo:
+        """``conf.timezone`` as a tzinfo (UTC when unset)."""
+        from celeriac.schedules import zone
+
+        return zone(self.conf.timezone)
+
+    def now(self) -> dt.datetime:
+        """The current time, aware, in the app's time zone (Celery's ``app.now()``)."""
+        return dt.datetime.now(self.timezone)
+
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
         return AsyncResult(task_id, app=self, **kwargs)
 
@@ -549,6 +626,14 @@ class Celery:
         from celeriac.result_group import GroupResult
 
         return GroupResult(id, results, app=self, **kwargs)
+
+    @property
+    def control(self) -> Control:
+        """Remote control of the workers (``celeriac.control.client``)."""
+        control: Control | None = self.__dict__.get("_control")
+        if control is None:
+            control = self.__dict__["_control"] = Control(self)
+        return control
 
     # -- running a worker -------------------------------------------------------------
     def Worker(self, **options: Any) -> Any:
@@ -564,6 +649,34 @@ class Celery:
         run_cli_for_app(self, argv or ["worker"])
 
     start = worker_main
+
+    # after every annotation that names the Task class: this property shadows it here
+    @property
+    def Task(self) -> type[_task.Task[Any, Any]]:
+        """The app's task class bound to the app: ``class MyTask(app.Task)``. Assign a
+        class to make it the base of every task the app makes afterwards."""
+        from celeriac.task_state import bind_task_class
+
+        bound = self.__dict__.get("_bound_task_cls")
+        if bound is None or bound._bound_base is not self.task_cls:
+            bound = self.__dict__["_bound_task_cls"] = bind_task_class(self, self.task_cls)
+        return bound
+
+    @Task.setter
+    def Task(self, cls: type[_task.Task[Any, Any]]) -> None:
+        self.task_cls = cls
+
+
+def _signal_publish(signal: Any, message: Message, **extra: Any) -> None:
+    """before/after_task_publish as Celery sends them: sender the task name, the body
+    as (args, kwargs, embed), the headers dict itself (receivers may add to it)."""
+    try:
+        body = loads(message.body, message.content_type, frozenset({message.content_type}))
+    except Exception:  # a receiver still learns of the publish
+        body = message.body
+    signal.send(message.task_name, body=body, exchange=message.exchange,
+                routing_key=message.routing_key, headers=message.headers,
+                properties=message.properties, **extra)
 
 
 def _batches(calls: Iterable[Call], size: int) -> Iterator[list[Call]]:
@@ -593,15 +706,23 @@ def _fill_options(d: SendDefaults, name: str, args: Any, kwargs: Any, task_type:
                 options[key] = value
 
 
-def _when(value: Any, countdown: float | None, now: dt.datetime) -> dt.datetime | None:
-    """eta/expires as an aware datetime: from a countdown, seconds, or a (naive=UTC) date."""
+def _when(value: Any, countdown: float | None, now: dt.datetime,
+          naive_tz: dt.tzinfo = dt.timezone.utc) -> dt.datetime | None:
+    """eta/expires as an aware datetime: from a countdown, seconds, or a date (a naive
+    one is in ``naive_tz``: send_defaults.naive_timezone)."""
     if countdown is not None:
         return now + dt.timedelta(seconds=float(countdown))
     if isinstance(value, (int, float)):
         return now + dt.timedelta(seconds=float(value))
     if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
+        return value.replace(tzinfo=naive_tz)
     return value if isinstance(value, dt.datetime) else None
+
+
+def _call_repr(task: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """``tasks.add(2, 2)``: how Celery names an entry added without a name."""
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{task}({', '.join(parts)})"
 
 
 def _signatures(value: Any) -> list[dict[str, Any]] | None:
@@ -631,3 +752,8 @@ def shared_task(*args: Any, **options: Any) -> Any:
 
 def new_task_id() -> str:
     return str(uuid.uuid4())
+
+
+#: ``from celeriac.app.task import Task``, Celery's path, while app.py is a module and not
+#: yet a package: the import system finds the submodule in sys.modules
+sys.modules.setdefault(f"{__name__}.task", importlib.import_module("celeriac.task"))

@@ -91,13 +91,14 @@ def _unlock_chord(self: Any, group_id: str, callback: Any, interval: float | Non
     from celeriac.result_group import GroupResult, result_from_tuple
 
     app = self.app
-    deps = GroupResult(group_id, [result_from_tuple(r, app) for r in result or []], app=app)
+    deps: GroupResult[Any] = GroupResult(
+        group_id, [result_from_tuple(r, app) for r in result or []], app=app)
     if not deps.ready():
         raise self.retry(countdown=1.0 if interval is None else interval,
                          max_retries=max_retries)
     body = maybe_signature(callback, app=app)
     try:
-        values = deps.join(propagate=True)
+        values = deps.join(propagate=True, disable_sync_subtasks=False)
     except Exception as exc:
         culprit = next((r for r in deps.results if r.failed()), None)
         reason = f"Dependency {culprit.id} raised {exc!r}" if culprit else repr(exc)

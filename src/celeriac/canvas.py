@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from celeriac.protocol import new_id
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
     from celeriac.result import AsyncResult, EagerResult
+
+R = TypeVar("R")
+_S = TypeVar("_S", bound="Signature[Any]")
 
 #: options a merge never overrides once set (a member's group is fixed when frozen)
 _IMMUTABLE_OPTIONS = frozenset({"group_id", "stamped_headers"})
@@ -46,10 +49,11 @@ def _kwarg(name: str) -> property:
     return property(get, put)
 
 
-class Signature(dict[str, Any]):
-    """A task call that can be sent later, linked, chained, grouped."""
+class Signature(dict[str, Any], Generic[R]):
+    """A task call that can be sent later, linked, chained, grouped. ``Signature[R]``:
+    a call of a task that returns R (``task.s()``), so ``apply_async().get()`` is R."""
 
-    TYPES: ClassVar[dict[str, type[Signature]]] = {}
+    TYPES: ClassVar[dict[str, type[Signature[Any]]]] = {}
     _app: Celery | None = None
 
     def __init__(self, task: Any = None, args: Any = None, kwargs: Any = None,
@@ -66,11 +70,11 @@ class Signature(dict[str, Any]):
 
     @classmethod
     def of(cls, name: str, args: Any = (), kwargs: Any = None, *, app: Celery | None = None,
-           immutable: bool = False, **options: Any) -> Signature:
+           immutable: bool = False, **options: Any) -> Signature[Any]:
         return cls(name, args, kwargs, options, app=app, immutable=immutable)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature:
+    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature[Any]:
         """The right class for a dict: a group, chord, chain, ... by ``subtask_type``."""
         kind = d.get("subtask_type")
         target = cls.TYPES.get(kind) if kind else None
@@ -125,7 +129,7 @@ class Signature(dict[str, Any]):
 
     partial = clone
 
-    def set(self, immutable: bool | None = None, **options: Any) -> Signature:
+    def set(self: _S, immutable: bool | None = None, **options: Any) -> _S:
         """Set calling options (countdown, queue, ...); returns the signature."""
         if immutable is not None:
             self.set_immutable(immutable)
@@ -135,7 +139,8 @@ class Signature(dict[str, Any]):
     def set_immutable(self, immutable: bool) -> None:
         self["immutable"] = immutable
 
-    def replace(self, args: Any = None, kwargs: Any = None, options: Any = None) -> Signature:
+    def replace(self, args: Any = None, kwargs: Any = None, options: Any = None
+                ) -> Signature[R]:
         sig = self.clone()
         if args is not None:
             sig["args"] = list(args)
@@ -190,14 +195,14 @@ class Signature(dict[str, Any]):
         self._append_option("link_error", errback)
         return errback
 
-    def on_error(self, errback: Any) -> Signature:
+    def on_error(self: _S, errback: Any) -> _S:
         """``link_error`` that returns this signature, for chaining calls."""
         self.link_error(errback)
         return self
 
     # -- calling -------------------------------------------------------------------
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any
-                    ) -> AsyncResult[Any]:
+                    ) -> AsyncResult[R]:
         """Send it; extra args go before the signature's own (unless immutable)."""
         options = {k: v for k, v in options.items() if v is not None}
         args, kwargs, merged = self._merge(args, kwargs, options)
@@ -207,7 +212,7 @@ class Signature(dict[str, Any]):
             return task.apply_async(args, kwargs, **merged)
         return self.app.send_task(self["task"], args, kwargs, **merged)
 
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult[Any]:
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult[R]:
         return self.apply_async(args, kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -215,7 +220,7 @@ class Signature(dict[str, Any]):
         new_args, new_kwargs, _ = self._merge(args, kwargs)
         return self.type(*new_args, **new_kwargs)
 
-    def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> EagerResult[Any]:
+    def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> EagerResult[R]:
         """Run it here, now, as a worker would (``task.apply``)."""
         new_args, new_kwargs, merged = self._merge(args, kwargs, options)
         return self.type.apply(new_args, new_kwargs,  # type: ignore[no-any-return]
@@ -237,7 +242,7 @@ class Signature(dict[str, Any]):
     def __ior__(self, other: Any) -> Any:
         return self.__or__(other)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Signature:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Signature[Any]:
         sig = Signature.from_dict(copy.deepcopy(dict(self), memo), app=self._app)
         return sig
 
@@ -248,7 +253,7 @@ class Signature(dict[str, Any]):
         return f"{self['task']}({', '.join(map(repr, self.get('args') or ()))})"
 
 
-def _from_dict(d: dict[str, Any]) -> Signature:
+def _from_dict(d: dict[str, Any]) -> Signature[Any]:
     return Signature.from_dict(d)
 
 
@@ -265,7 +270,8 @@ def reply_address(app: Celery) -> str:
     return protocol._CLIENT_ID
 
 
-def signature(varies: Any, *args: Any, app: Celery | None = None, **kwargs: Any) -> Signature:
+def signature(varies: Any, *args: Any, app: Celery | None = None, **kwargs: Any
+              ) -> Signature[Any]:
     """A Signature from a dict (e.g. one received in a message), a signature (cloned)
     or a task name with args, kwargs and options."""
     if isinstance(varies, Signature):
@@ -297,7 +303,7 @@ def maybe_signature(d: Any, app: Celery | None = None, clone: bool = False) -> A
     return d
 
 
-class chain(Signature):
+class chain(Signature[Any]):
     """``chain(a.s(1), b.s(), c.s())``: each step gets the previous one's result.
 
     Sent as Celery sends it: the first step's message carries the rest, reversed, in
@@ -308,7 +314,7 @@ class chain(Signature):
     tasks = _kwarg("tasks")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature:
+    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature[Any]:
         tasks = [maybe_signature(t, app=app) for t in (d.get("kwargs") or {}).get("tasks", ())]
         sig = cls(*tasks, app=app, **(d.get("options") or {}))
         sig["args"], sig["immutable"] = list(d.get("args") or ()), bool(d.get("immutable"))
@@ -334,7 +340,7 @@ class chain(Signature):
                                   for t in self["kwargs"]["tasks"]]
         return sig
 
-    def unchain_tasks(self) -> list[Signature]:
+    def unchain_tasks(self) -> list[Signature[Any]]:
         """Copies of the steps; the chain's own link/link_error moved onto them."""
         steps = [t.clone() for t in self.tasks]
         for sig in _as_list((self.get("options") or {}).get("link")):
@@ -426,7 +432,7 @@ class chain(Signature):
                       link_error: Any = None, last_task_id: str | None = None,
                       group_id: str | None = None, chord_body: Any = None,
                       clone: bool = True, group_index: int | None = None
-                      ) -> tuple[list[Signature], list[Any]]:
+                      ) -> tuple[list[Signature[Any]], list[Any]]:
         """The steps, last first, each frozen, with chords made of a group and the step
         after it; and their results, last first, each one's ``parent`` the step before.
         Partial args go to the first step."""
@@ -434,9 +440,9 @@ class chain(Signature):
 
         app = self.app
         pending = _flatten_steps(tasks, app, clone)
-        out: list[Signature] = []
+        out: list[Signature[Any]] = []
         results: list[Any] = []
-        prev_task: Signature | None = None
+        prev_task: Signature[Any] | None = None
         prev_res: Any = None
         while pending:
             is_last = not out
@@ -539,9 +545,9 @@ def _link_errbacks(task: Any, link_error: Any) -> None:
             task.body.link_error(errback)
 
 
-def _flatten_steps(tasks: Sequence[Any], app: Celery, clone: bool) -> list[Signature]:
+def _flatten_steps(tasks: Sequence[Any], app: Celery, clone: bool) -> list[Signature[Any]]:
     """The steps with nested chains spliced in (the first step is never a chain)."""
-    steps: list[Signature] = []
+    steps: list[Signature[Any]] = []
     for task in tasks:
         sig = maybe_signature(task, app=app)
         if isinstance(sig, chain):

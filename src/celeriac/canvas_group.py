@@ -4,15 +4,17 @@ Sent exactly as Celery 5.7 sends them: each member of a group is its own message
 the ``group`` header (the group id) and ``group_index``; a chord's header tasks also
 carry the body signature in the ``chord`` field of their embed, the body frozen with
 its task id and ``group_id``. The header's size is written to the result backend
-before the last member is sent (``celeriac.chords.set_size``: Redis
+before its members are sent (``celeriac.chords.set_size``: Redis
 ``celery-taskset-meta-<gid>.s``), and the task that completes the header sends the
-body (``celeriac.chords``). Import these from ``celeriac`` or ``celeriac.canvas``.
+body (``celeriac.chords``). Bad input fails at send time with TypeError (a header that
+is not signatures) or ValueError (a group id a saved group has). Import these from
+``celeriac`` or ``celeriac.canvas``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from celeriac.canvas import (
     Signature,
@@ -21,11 +23,72 @@ from celeriac.canvas import (
     chain,
     maybe_signature,
 )
-from celeriac.protocol import new_id
+from celeriac.protocol import Message, new_id
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
+    from celeriac.result import AsyncResult
     from celeriac.result_group import GroupResult
+
+R = TypeVar("R")
+
+
+#: a group's members are published this many per broker round trip
+_BATCH = 1000
+
+
+def _member_message(app: Celery, sig: Signature[Any], kwargs: Any, body: Any,
+                    options: dict[str, Any]) -> tuple[Message, float | None] | None:
+    """The message ``sig.apply_async(kwargs=kwargs, chord=body, **options)`` would
+    publish, built the same way (routing, the task's options, signing); None for a
+    canvas or a task class with its own ``apply_async`` (sent as themselves)."""
+    from celeriac.task import Task
+
+    if sig.get("subtask_type"):
+        return None
+    task = app.tasks.get(sig["task"])
+    if task is not None and type(task).apply_async is not Task.apply_async:
+        return None
+    call_options = {k: v for k, v in options.items() if v is not None}
+    if body is not None:
+        call_options["chord"] = body
+    args, call_kwargs, merged = sig._merge(None, kwargs, call_options)
+    merged.pop("add_to_parent", None)
+    return app._build_message(sig["task"], args, call_kwargs, task, merged)
+
+
+def _publish(app: Celery, batch: list[Message]) -> None:
+    """Publish the batch in one call (one broker round trip) and empty it."""
+    if batch:
+        app.publish_many_blocking(list(batch), None)
+        batch.clear()
+
+
+def _member(task: Any, app: Celery | None, kind: str) -> Signature[Any]:
+    """One member of a group or chord header as a signature, or a clear TypeError."""
+    sig = maybe_signature(task, app=app)
+    if not isinstance(sig, Signature):
+        raise TypeError(f"{kind} members must be signatures (task.s(...)), got "
+                        f"{type(task).__name__}: {task!r}")
+    return sig
+
+
+def _header(header: Any, app: Celery | None) -> group[Any]:
+    """A chord's header as a group, as Celery reads it: a group, a list (or any
+    iterable) of signatures, one signature, or a chain (its steps)."""
+    if isinstance(header, dict) and not isinstance(header, Signature):
+        header = maybe_signature(header, app=app)
+    if isinstance(header, group):
+        return header
+    if isinstance(header, chain):
+        return group(list(header.tasks), app=app)
+    if isinstance(header, Signature):
+        return group([header], app=app)
+    if header is None or isinstance(header, (str, bytes)) \
+            or not isinstance(header, Iterable):
+        raise TypeError(f"a chord's header must be a group or a list of signatures, got "
+                        f"{type(header).__name__}: {header!r}")
+    return group([_member(t, app, "chord header") for t in header], app=app)
 
 
 def maybe_unroll_group(g: Any) -> Any:
@@ -35,17 +98,31 @@ def maybe_unroll_group(g: Any) -> Any:
     return g
 
 
-class group(Signature):
-    """``group(a.s(1), a.s(2))``: call them all at once; returns a GroupResult."""
+class group(Signature[Any], Generic[R]):
+    """``group(a.s(1), a.s(2))``: call them all at once; returns a GroupResult.
+    ``group[R]``: of signatures of tasks that return R (``GroupResult[R]``,
+    ``get()`` is ``list[R]``)."""
 
     tasks = _kwarg("tasks")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature:
+    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature[Any]:
         tasks = [maybe_signature(t, app=app) for t in (d.get("kwargs") or {}).get("tasks", ())]
         sig = cls(tasks, app=app, **(d.get("options") or {}))
         sig["immutable"] = bool(d.get("immutable"))
         return sig
+
+    @overload
+    def __init__(self, __tasks: Iterable[Signature[R]], *, app: Celery | None = None,
+                 **options: Any) -> None: ...
+
+    @overload
+    def __init__(self, *tasks: Signature[R], app: Celery | None = None,
+                 **options: Any) -> None: ...
+
+    @overload
+    def __init__(self: group[Any], *tasks: Any, app: Celery | None = None,
+                 **options: Any) -> None: ...
 
     def __init__(self, *tasks: Any, app: Celery | None = None, **options: Any) -> None:
         if len(tasks) == 1:
@@ -54,9 +131,12 @@ class group(Signature):
                 tasks = tuple(only.tasks)
             elif isinstance(only, Signature):
                 tasks = (only.clone(),)
+            elif isinstance(only, (str, bytes)):
+                raise TypeError(f"group() takes signatures (task.s(...)), not a string: "
+                                f"{only!r}")
             elif isinstance(only, Iterable) and not isinstance(only, dict):
                 tasks = tuple(only)
-        members = [maybe_signature(t, app=app) for t in tasks]
+        members = [_member(t, app, "group") for t in tasks]
         super().__init__("celery.group", (), {"tasks": members}, options,
                          subtask_type="group", app=app)
 
@@ -78,7 +158,7 @@ class group(Signature):
                                   for t in self["kwargs"]["tasks"]]
         return sig
 
-    def __call__(self, *partial_args: Any, **options: Any) -> Any:
+    def __call__(self, *partial_args: Any, **options: Any) -> GroupResult[R]:
         return self.apply_async(partial_args, **options)
 
     def __or__(self, other: Any) -> Any:
@@ -102,17 +182,23 @@ class group(Signature):
         return tuple(task.link_error(sig.clone()) for task in self.tasks)
 
     # -- sending -------------------------------------------------------------------
-    def apply_async(self, args: Any = None, kwargs: Any = None, add_to_parent: bool = True,
-                    link: Any = None, link_error: Any = None, **options: Any) -> Any:
+    def apply_async(  # type: ignore[override]  # a GroupResult, not an AsyncResult
+            self, args: Any = None, kwargs: Any = None, add_to_parent: bool = True,
+            link: Any = None, link_error: Any = None, **options: Any) -> GroupResult[R]:
         if link is not None:
             raise TypeError("Cannot add link to group: use a chord")
         if link_error is not None:
             raise TypeError("Cannot add link to group: do that on individual tasks")
         app = self.app
         if app.send_defaults().always_eager:
-            return self.apply(args, kwargs, **options)
+            return self.apply(args, kwargs, **options)  # type: ignore[no-any-return]
         if not self.tasks:
             return self.freeze()
+        if options.get("task_id") and options.get("chord") is None \
+                and not any((t.get("options") or {}).get("chord") for t in self.tasks):
+            from celeriac.chords import check_group_id
+
+            check_group_id(app, options["task_id"])  # a chord checks in set_size
         options = {**(self.get("options") or {}), **{k: v for k, v in options.items()
                                                      if v is not None}}
         group_id = options.pop("task_id", None) or new_id()
@@ -120,15 +206,14 @@ class group(Signature):
         members = list(self._prepared(self.tasks, list(args or ()), group_id,
                                       options.get("root_id"), app))
         results = self._send(members, app, kwargs, options)
-        from celeriac.result import GroupResult
+        from celeriac.result_group import GroupResult
 
-        result = GroupResult(group_id, results, app=app)
-        if len(result.results) == 1 and isinstance(result.results[0], GroupResult):
-            return result.results[0]
-        return result
+        result: GroupResult[R] = GroupResult(group_id, results, app=app)
+        only = result.results[0] if len(result.results) == 1 else None
+        return only if isinstance(only, GroupResult) else result
 
     def _prepared(self, tasks: list[Any], partial_args: list[Any], group_id: str,
-                  root_id: str | None, app: Celery) -> Iterable[tuple[Signature, Any]]:
+                  root_id: str | None, app: Celery) -> Iterable[tuple[Signature[Any], Any]]:
         """Each member cloned and frozen in the group (nested groups flattened into it)."""
         for index, task in enumerate(tasks):
             sig = maybe_signature(task, app=app).clone()
@@ -141,27 +226,39 @@ class group(Signature):
                 sig["args"] = [*partial_args, *sig["args"]]
             yield sig, sig.freeze(group_id=group_id, root_id=root_id, group_index=index)
 
-    def _send(self, members: list[tuple[Signature, Any]], app: Celery, kwargs: Any,
+    def _send(self, members: list[tuple[Signature[Any], Any]], app: Celery, kwargs: Any,
               options: dict[str, Any]) -> list[Any]:
-        """Send every member; with a chord, the header's size goes to the backend first."""
+        """Send every member; with a chord, the header's size goes to the backend first
+        (Celery writes it before the last member: first is as safe, and a collision
+        with a saved group's id is refused before anything is sent)."""
         from celeriac.chords import set_size
 
         chord_obj = options.pop("chord", None)
         options.pop("group_index", None)
-        size = 0
-        results = []
-        for position, (sig, res) in enumerate(members):
-            body = chord_obj if chord_obj is not None else sig["options"].get("chord")
-            size += _chord.descend(sig)
-            if body is not None and position == len(members) - 1:
-                set_size(app, options["group_id"], size)
-            sig.apply_async(kwargs=kwargs, chord=body, add_to_parent=False, **options)
-            results.append(res)
-        return results
+        bodies = [chord_obj if chord_obj is not None else sig["options"].get("chord")
+                  for sig, _ in members]
+        if any(body is not None for body in bodies):
+            set_size(app, options["group_id"], sum(_chord.descend(sig) for sig, _ in members))
+        batch: list[Message] = []
+        for (sig, _), body in zip(members, bodies, strict=True):
+            built = _member_message(app, sig, kwargs, body, options)
+            if built is None or built[1] is not None:  # a canvas, or due later
+                _publish(app, batch)
+                if built is None:
+                    sig.apply_async(kwargs=kwargs, chord=body, add_to_parent=False,
+                                    **options)
+                else:
+                    app.publish_many_blocking([built[0]], built[1])
+                continue
+            batch.append(built[0])
+            if len(batch) >= _BATCH:
+                _publish(app, batch)
+        _publish(app, batch)
+        return [res for _, res in members]
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Run every member here, now; a GroupResult of their eager results."""
-        from celeriac.result import GroupResult
+        from celeriac.result_group import GroupResult
 
         app = self.app
         group_id = options.pop("task_id", None) or new_id()
@@ -171,12 +268,12 @@ class group(Signature):
 
     def freeze(self, _id: str | None = None, group_id: str | None = None,
                chord: Any = None, root_id: str | None = None, parent_id: str | None = None,
-               group_index: int | None = None) -> GroupResult:
-        from celeriac.result import GroupResult
+               group_index: int | None = None) -> GroupResult[R]:
+        from celeriac.result_group import GroupResult
 
         gid, results = self.freeze_members(_id, group_id, chord, root_id, parent_id,
                                            group_index)
-        return GroupResult(gid, results, app=self.app)  # type: ignore[no-any-return]
+        return GroupResult(gid, results, app=self.app)
 
     def freeze_members(self, _id: str | None = None, group_id: str | None = None,
                        chord: Any = None, root_id: str | None = None,
@@ -194,7 +291,7 @@ class group(Signature):
             opts["group_index"] = group_index
         root_id = opts.setdefault("root_id", root_id)
         parent_id = opts.setdefault("parent_id", parent_id)
-        flat: list[Signature] = []
+        flat: list[Signature[Any]] = []
         results = []
         pending = list(self.tasks)
         while pending:
@@ -214,29 +311,40 @@ class group(Signature):
         return f"group({list(self.tasks)!r})" if self.tasks else "group(<empty>)"
 
 
-class _chord(Signature):
+class _chord(Signature[R]):
     """``chord(header, body)``: run the header's tasks in parallel, then the body with
     the list of their results (in header order). The body runs exactly once; see
-    ``celeriac.chords``."""
+    ``celeriac.chords``. ``chord[R]``: its body returns R (``AsyncResult[R]``)."""
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature:
+    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature[Any]:
         kwargs = dict(d.get("kwargs") or {})
         header, body = kwargs.pop("header", None), kwargs.pop("body", None)
         sig = cls(header, body, app=app, kwargs=kwargs, **(d.get("options") or {}))
         sig["args"], sig["immutable"] = list(d.get("args") or ()), bool(d.get("immutable"))
         return sig
 
+    @overload
+    def __init__(self: _chord[Any], header: Any, body: None = None,
+                 task: str = "celery.chord", args: Any = None, kwargs: Any = None,
+                 app: Celery | None = None, **options: Any) -> None: ...
+
+    @overload
+    def __init__(self, header: Any, body: Signature[R], task: str = "celery.chord",
+                 args: Any = None, kwargs: Any = None, app: Celery | None = None,
+                 **options: Any) -> None: ...
+
+    @overload
+    def __init__(self: _chord[Any], header: Any, body: dict[str, Any],
+                 task: str = "celery.chord", args: Any = None, kwargs: Any = None,
+                 app: Celery | None = None, **options: Any) -> None: ...
+
     def __init__(self, header: Any, body: Any = None, task: str = "celery.chord",
                  args: Any = None, kwargs: Any = None, app: Celery | None = None,
                  **options: Any) -> None:
         kwargs = dict(kwargs) if kwargs else {"kwargs": {}}
         kwargs.setdefault("kwargs", {})
-        if isinstance(header, dict) and not isinstance(header, group):
-            header = maybe_signature(header, app=app)
-        if not isinstance(header, group):
-            header = group(list(header or ()), app=app)
-        kwargs["header"] = header
+        kwargs["header"] = _header(header, app)
         kwargs["body"] = maybe_signature(body, app=app)
         super().__init__(task, args or (), kwargs, options, subtask_type="chord", app=app)
 
@@ -263,7 +371,7 @@ class _chord(Signature):
                                                     clone=True)
         return sig
 
-    def __call__(self, body: Any = None, **options: Any) -> Any:
+    def __call__(self, body: Any = None, **options: Any) -> AsyncResult[R]:
         return self.apply_async((), {"body": body} if body else {}, **options)
 
     def __or__(self, other: Any) -> Any:
@@ -314,7 +422,7 @@ class _chord(Signature):
             return _chord.descend(sig.body)
         return 1
 
-    def unroll_body(self) -> list[Signature]:
+    def unroll_body(self) -> list[Signature[Any]]:
         """``chord(h, a | b | c)`` -> ``[chord(h, a), b, c]``: each header task carries
         the body, so it carries only the first step (as Celery 5.7 sends it)."""
         task = self.clone()
@@ -344,12 +452,15 @@ class _chord(Signature):
 
     # -- sending -------------------------------------------------------------------
     def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None,
-                    **options: Any) -> Any:
+                    **options: Any) -> AsyncResult[R]:
         args = tuple(args or ())
         args = (*args, *self["args"]) if args and not self.get("immutable") \
             else tuple(self["args"])
         kwargs = dict(kwargs or {})
         body = kwargs.pop("body", None) or self.body
+        if body is None:
+            raise TypeError("a chord needs a body: chord(header, body)() or "
+                            "chord(header)(body)")
         call_kwargs = {**self["kwargs"].get("kwargs", {}), **kwargs}
         header_delay = {k: options.pop(k) for k in ("countdown", "eta")
                         if options.get(k) is not None}
@@ -361,12 +472,14 @@ class _chord(Signature):
         header = self.tasks.clone()
         if app.send_defaults().always_eager:
             body = _add_body_callbacks(body, dict(callbacks))
-            return self.apply(args, call_kwargs, body=body, task_id=task_id)
+            return self.apply(args, call_kwargs, body=body,  # type: ignore[no-any-return]
+                              task_id=task_id)
         merged = {**(self.get("options") or {}), **options, **callbacks}
         for key in ("countdown", "eta"):
             header_delay.setdefault(key, merged.pop(key, None))
         option_task_id = merged.pop("task_id", None)
-        return self.run(header, body, args, app=app, task_id=task_id or option_task_id,
+        return self.run(header, body, args, app=app,  # type: ignore[no-any-return]
+                        task_id=task_id or option_task_id,
                         kwargs=call_kwargs,
                         header_delay={k: v for k, v in header_delay.items()
                                       if v is not None}, **merged)
@@ -378,7 +491,7 @@ class _chord(Signature):
         header (each task with the body in its ``chord`` field), or with an empty header
         send the body now with ``[]``."""
         from celeriac.chords import ensure_chords_allowed
-        from celeriac.result import GroupResult
+        from celeriac.result_group import GroupResult
 
         app = app or self.app
         group_id = header["options"].get("task_id") or new_id()
@@ -448,7 +561,7 @@ def _clear_chord_option(sig: Any) -> None:
         _clear_chord_option(sig.body)
 
 
-def _add_body_callbacks(body: Signature, options: dict[str, Any]) -> Signature:
+def _add_body_callbacks(body: Signature[Any], options: dict[str, Any]) -> Signature[Any]:
     """Move ``link``/``link_error`` from a chord's options onto its body (Celery: a
     chord's errback lives on the body, where a failed header reaches it once)."""
     callbacks = _as_list(options.pop("link", None))
@@ -466,14 +579,14 @@ def _add_body_callbacks(body: Signature, options: dict[str, Any]) -> Signature:
     return body
 
 
-class _basemap(Signature):
+class _basemap(Signature[Any]):
     """``task.map(items)`` / ``task.starmap(items)``: one task message that calls the
     task's function on each item in the worker (``celery.map`` / ``celery.starmap``)."""
 
     task_name = "celery.map"
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature:
+    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature[Any]:
         kwargs = d.get("kwargs") or {}
         return cls(kwargs["task"], kwargs["it"], app=app, **(d.get("options") or {}))
 
@@ -506,12 +619,12 @@ class xstarmap(_basemap):
     subtask_name = "xstarmap"
 
 
-class chunks(Signature):
+class chunks(Signature[Any]):
     """``task.chunks(items, n)``: the items in groups of ``n``, each a ``celery.starmap``
     task; a group of them when called (``.group()``)."""
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature:
+    def from_dict(cls, d: dict[str, Any], app: Celery | None = None) -> Signature[Any]:
         kwargs = d.get("kwargs") or {}
         return cls(kwargs["task"], kwargs["it"], kwargs["n"], app=app,
                    **(d.get("options") or {}))
@@ -531,13 +644,13 @@ class chunks(Signature):
         return self.group().apply_async(args, kwargs, **{**(self.get("options") or {}),
                                                          **opts})
 
-    def group(self) -> Signature:
+    def group(self) -> Signature[Any]:
         kw = self["kwargs"]
         return self.apply_chunks(kw["task"], kw["it"], kw["n"], app=self._app)
 
     @classmethod
     def apply_chunks(cls, task: Any, it: Any, n: int, app: Celery | None = None
-                     ) -> Signature:
+                     ) -> Signature[Any]:
         items = list(it)
         parts = [items[i:i + n] for i in range(0, len(items), max(1, int(n)))]
         return group([xstarmap(task, part, app=app) for part in parts], app=app)

@@ -8,7 +8,10 @@ Where a value comes from, strongest first:
    ``config_from_object()``;
 3. the defaults below.
 Unknown names are kept (Celery allows custom settings) but warn, naming the closest
-known setting, because a typo in a setting name otherwise fails silently.
+known setting, because a typo in a setting name otherwise fails silently. Settings
+celeriac accepts but does not act on are in ``UNSUPPORTED`` with the reason: set to
+anything but their default, they warn once per process (UnsupportedSetting), since a
+setting accepted and ignored would be worse than an unknown one.
 """
 
 from __future__ import annotations
@@ -118,14 +121,69 @@ SETTINGS: dict[str, Setting] = {
                                        "Seconds a warm shutdown waits for running tasks."),
     "worker_lost_wait": Setting(10.0, _NUM, "Seconds to wait for a lost child's result."),
     "worker_enable_remote_control": Setting(True, bool, "Answer remote control."),
+    "worker_revoked_ttl": Setting(None, _OPT_NUM,
+                                  "Seconds a revoked id is refused; none: result_expires."),
+    "worker_heartbeat_interval": Setting(2.0, _NUM, "Seconds between worker-heartbeat events."),
+    "control_exchange": Setting("celery", str, "Remote control namespace (celery.pidbox)."),
+    "event_exchange": Setting("celeryev", str, "Exchange events are sent to."),
     # app
     "imports": Setting((), _LIST, "Modules imported when the worker starts."),
     "include": Setting((), _LIST, "Same as imports."),
     "timezone": Setting("UTC", str, "Time zone of naive datetimes."),
     "enable_utc": Setting(True, bool, "Dates in messages are UTC."),
-    "beat_schedule": Setting({}, dict, "Periodic tasks (not yet run by celeriac)."),
+    "beat_schedule": Setting({}, dict, "Periodic tasks: name -> {task, schedule, args, "
+                             "kwargs, options, relative} (celeriac beat, worker -B)."),
+    "beat_max_loop_interval": Setting(300.0, _NUM, "Longest beat sleeps between checks."),
+    "beat_leader_timeout": Setting(
+        5.0, _NUM, "Seconds a beat's leadership outlives its last renewal: when the "
+        "sending beat dies, another sends within about this long (renewed every third)."),
+    "beat_cron_starting_deadline": Setting(
+        None, _OPT_NUM, "Seconds: a crontab run missed by more is skipped, not sent late."),
+    "beat_scheduler": Setting("celeriac.beat:Scheduler", str,
+                              "Accepted; celeriac keeps beat's state in the broker."),
+    "beat_schedule_filename": Setting("celerybeat-schedule", str,
+                                      "Accepted; beat's state lives in the broker."),
+    "beat_sync_every": Setting(0, int, "Accepted; every run's state is written at once."),
     "security_key": Setting(None, _OPT_STR, "Shared key for message signing."),
 }
+
+#: settings accepted and not acted on, and why (tests/unit/test_settings_read.py checks
+#: that every other setting is read somewhere, and that these are not)
+UNSUPPORTED: dict[str, str] = {
+    "broker_connection_retry": "celeriac always reconnects a lost connection",
+    "broker_heartbeat": "the AMQP connection uses the heartbeat the server proposes",
+    "broker_pool_limit": "one broker connection per process and event loop, no pool",
+    "result_serializer": "results are stored as JSON (kombu's, with __type__ wrappers)",
+    "result_accept_content": "results are JSON: there is nothing else to accept",
+    "result_persistent": "rpc:// result messages are not made durable",
+    "task_default_exchange_type": "a queue named only by name gets a direct exchange; "
+                                  "declare other types in task_queues",
+    "task_default_routing_key": "a task's routing key is its queue's name (or "
+                                "apply_async(exchange=, routing_key=))",
+    "task_publish_retry": "no retry policy: a send that cannot reach the broker raises "
+                          "(the connection reconnects for the next send)",
+    "task_send_sent_event": "task events are not sent (no Flower yet)",
+    "task_protocol": "only protocol 2 (Celery's default since 4.0) is spoken",
+    "worker_redirect_stdouts": "print() in a task goes to the worker's stdout as it is",
+    "worker_redirect_stdouts_level": "print() in a task goes to the worker's stdout",
+    "worker_lost_wait": "a task whose prefork child died is reported at once",
+    **{name: "beat: in progress (celeriac beat is being added)" for name in (
+        "beat_max_loop_interval", "beat_leader_timeout", "beat_cron_starting_deadline",
+        "beat_scheduler", "beat_schedule_filename", "beat_sync_every")},
+}
+_warned_unsupported: set[str] = set()
+
+
+def _warn_unsupported(name: str, value: Any) -> None:
+    """Warn once per process when an UNSUPPORTED setting is set to a non-default value."""
+    if name in _warned_unsupported or value == SETTINGS[name].default:
+        return
+    _warned_unsupported.add(name)
+    from celeriac.errors import UnsupportedSetting
+
+    warnings.warn(f"setting {name}={value!r} has no effect in celeriac: "
+                  f"{UNSUPPORTED[name]}", UnsupportedSetting, stacklevel=4)
+
 
 #: Celery's old upper-case names that do not follow the CELERY_<new name> rule
 _OLD_NAMES = {
@@ -262,6 +320,8 @@ class Config(MutableMapping[str, Any]):
     def __setitem__(self, name: str, value: Any) -> None:
         if name not in SETTINGS:
             _warn_unknown(name)
+        elif name in UNSUPPORTED:
+            _warn_unsupported(name, value)
         self._values[name] = value
         object.__setattr__(self, "_revision", self._revision + 1)
 
@@ -321,16 +381,22 @@ def import_object(path: str) -> Any:
     return getattr(module, attr) if attr else module
 
 
-def default_sqlite_path(app_name: str) -> Path:
-    """Where the embedded broker lives when none is configured.
-
-    Keyed by the app's name so a worker and a client started from different folders of
-    one project find the same file: ``$CELERIAC_HOME`` or ``$XDG_DATA_HOME/celeriac`` or
-    ``~/.local/share/celeriac``, then ``<app name>.sqlite3``.
-    """
+def default_sqlite_dir() -> Path:
+    """The folder of the embedded stores celeriac places itself: ``$CELERIAC_HOME``, else
+    ``$XDG_DATA_HOME/celeriac`` or ``~/.local/share/celeriac``. Private: see
+    ``celeriac.brokers.sqlite_files``."""
     base = os.environ.get("CELERIAC_HOME")
     if not base:
         xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
         base = os.path.join(xdg, "celeriac")
+    return Path(base)
+
+
+def default_sqlite_path(app_name: str) -> Path:
+    """Where the embedded broker lives when none is configured.
+
+    Keyed by the app's name so a worker and a client started from different folders of
+    one project find the same file: ``<default_sqlite_dir()>/<app name>.sqlite3``.
+    """
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in app_name) or "default"
-    return Path(base) / f"{safe}.sqlite3"
+    return default_sqlite_dir() / f"{safe}.sqlite3"

@@ -42,6 +42,11 @@ class Context:
     chain: list[dict[str, Any]] | None = None
     chord: dict[str, Any] | None = None
     headers: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+    shadow: str | None = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+    utc: bool = True
     #: set by retry() when it gives up; the worker then dead-letters the message
     retries_exhausted: bool = False
     #: options the message was published with (queue, priority, ...), reused by retry()
@@ -108,6 +113,10 @@ class WorkerRequest(Context):
     chain = _ReadLater(lambda s: s[0].chain)
     chord = _ReadLater(lambda s: s[0].chord)
     options = _ReadLater(lambda s: {})
+    properties = _ReadLater(lambda s: s[1].properties)
+    shadow = _ReadLater(lambda s: s[0].headers.get("shadow"))
+    content_type = _ReadLater(lambda s: s[1].content_type)
+    content_encoding = _ReadLater(lambda s: s[1].content_encoding)
 
     def full(self) -> Context:
         """A plain Context with every field read."""
@@ -128,3 +137,47 @@ _EMPTY = Context()
 current_request: contextvars.ContextVar[Context] = contextvars.ContextVar(
     "celeriac_request", default=_EMPTY
 )
+
+
+def get_current_task() -> Any:
+    """The task running in this thread or asyncio task (found by its request's name in
+    the apps' registries), or None."""
+    request = current_request.get()
+    if request.id is None or not request.task:
+        return None
+    from celeriac.app import _all_apps
+
+    for app in reversed(_all_apps):
+        task = app._tasks.get(request.task)
+        if task is not None:
+            return task
+    return None
+
+
+class _CurrentTask:
+    """Celery's ``current_task``: stands for the running task (false outside one)."""
+
+    __slots__ = ()
+
+    def _get_current_object(self) -> Any:
+        return get_current_task()
+
+    def __getattr__(self, name: str) -> Any:
+        task = get_current_task()
+        if task is None:
+            raise AttributeError(f"no task is running here ({name!r})")
+        return getattr(task, name)
+
+    def __bool__(self) -> bool:
+        return get_current_task() is not None
+
+    def __eq__(self, other: object) -> bool:
+        return bool(get_current_task() == other)
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return repr(get_current_task())
+
+
+current_task: Any = _CurrentTask()

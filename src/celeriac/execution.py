@@ -3,8 +3,10 @@
 The same code runs a task in every place a task can run: a worker's thread, its event
 loop, a prefork child, and ``task.apply()`` (eager). It sets ``task.request``, calls the
 function, applies ``autoretry_for``, and never lets the task's exception escape: the
-caller gets an Outcome saying SUCCESS, RETRY (with the Retry) or FAILURE (with the
-exception and its traceback). What to do next (store, republish, ack) is the caller's job.
+caller gets an Outcome saying SUCCESS, RETRY (with the Retry), FAILURE (with the
+exception and its traceback), REJECTED (``raise Reject``) or IGNORED (``raise Ignore``).
+The task class's hooks (before_start, on_success, ...) run here too (task_hooks.py), so
+they run where the task ran. What to do next (store, republish, ack) is the caller's job.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from celeriac import states
+from celeriac import signals, states, task_hooks
 from celeriac.backends.base import format_traceback
 from celeriac.context import Context, current_request
-from celeriac.errors import InvalidTaskArguments, Retry, SoftTimeLimitExceeded
+from celeriac.errors import Ignore, InvalidTaskArguments, Reject, Retry, SoftTimeLimitExceeded
 
 if TYPE_CHECKING:
     from celeriac.result import EagerResult
@@ -40,6 +42,9 @@ class Outcome:
     runtime_s: float = 0.0
     #: the task failed because retry() ran out of retries (the worker dead-letters it)
     exhausted: bool = False
+    #: the task's hooks ran for this outcome where it ran (False: an outcome the worker
+    #: made itself, such as a time limit; it runs on_failure then)
+    hooked: bool = False
 
 
 #: each task function's signature and arity (see _arity), computed once:
@@ -107,6 +112,10 @@ def _failure_or_autoretry(task: Task[Any, Any], exc: Exception) -> Outcome:
     """Turn an exception into RETRY (autoretry_for) or FAILURE. Needs the request set."""
     if isinstance(exc, Retry):
         return Outcome(states.RETRY, exc.exc, retry=exc)
+    if isinstance(exc, Reject):
+        return Outcome(states.REJECTED, exc)
+    if isinstance(exc, Ignore):  # e.g. Task.replace: the replacement records the result
+        return Outcome(states.IGNORED, exc)
     if (task.autoretry_for and isinstance(exc, task.autoretry_for)
             and not isinstance(exc, task.dont_autoretry_for or ())):
         try:
@@ -125,21 +134,70 @@ def _finished(outcome: Outcome, started: float, request: Context) -> Outcome:
     return outcome
 
 
+class ExceptionInfo:
+    """What Celery's ``einfo`` gives signal receivers: type, exception, tb, traceback."""
+
+    def __init__(self, exc: BaseException, traceback: str | None) -> None:
+        self.type = type(exc)
+        self.exception = exc
+        self.tb = exc.__traceback__
+        self.traceback = traceback or format_traceback(exc)
+
+    def __str__(self) -> str:
+        return self.traceback
+
+
+def _prerun(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+            request: Context) -> None:
+    if signals.task_prerun._receivers:
+        signals.task_prerun.send(task, task_id=request.id, task=task, args=args,
+                                 kwargs=kwargs)
+
+
+def _postrun(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+             request: Context, outcome: Outcome) -> None:
+    """The signals Celery sends after a run, in its order: success, failure or retry,
+    then postrun."""
+    if outcome.state == states.SUCCESS:
+        if signals.task_success._receivers:
+            signals.task_success.send(task, result=outcome.value, runtime=outcome.runtime_s)
+    elif outcome.state == states.RETRY:
+        if signals.task_retry._receivers and outcome.retry is not None:
+            reason = outcome.value if outcome.value is not None else outcome.retry
+            signals.task_retry.send(task, request=request, reason=reason,
+                                    einfo=ExceptionInfo(outcome.retry, None))
+    elif signals.task_failure._receivers and isinstance(outcome.value, BaseException):
+        einfo = ExceptionInfo(outcome.value, outcome.traceback)
+        signals.task_failure.send(task, task_id=request.id, exception=outcome.value,
+                                  args=args, kwargs=kwargs, traceback=einfo.tb, einfo=einfo)
+    if signals.task_postrun._receivers:
+        signals.task_postrun.send(task, task_id=request.id, task=task, args=args,
+                                  kwargs=kwargs, retval=outcome.value, state=outcome.state)
+
+
 def run_sync(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
              request: Context) -> Outcome:
     """Run a plain (non-async) task function in this thread."""
     token = current_request.set(request)
     started = time.perf_counter()
+    hooks = task_hooks.overridden(task)
     try:
+        _prerun(task, args, kwargs, request)
         try:
+            if "before_start" in hooks:
+                task_hooks.before_start(task, request.id, args, kwargs)
             value = task.run(*args, **kwargs)
         except Exception as exc:
             outcome = _failure_or_autoretry(task, exc)
         else:
             outcome = Outcome(states.SUCCESS, value)
+        _finished(outcome, started, request)
+        if hooks:
+            task_hooks.after(task, hooks, outcome, request.id, args, kwargs)
+        _postrun(task, args, kwargs, request, outcome)
     finally:
         current_request.reset(token)
-    return _finished(outcome, started, request)
+    return outcome
 
 
 async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
@@ -147,8 +205,12 @@ async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
     """Await an ``async def`` task on the running loop (soft time limit as a timeout)."""
     token = current_request.set(request)
     started = time.perf_counter()
+    hooks = task_hooks.overridden(task)
     try:
+        _prerun(task, args, kwargs, request)
         try:
+            if "before_start" in hooks:
+                task_hooks.before_start(task, request.id, args, kwargs)
             coro = task.run(*args, **kwargs)
             if soft_time_limit_s:
                 try:
@@ -162,9 +224,13 @@ async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
             outcome = _failure_or_autoretry(task, exc)
         else:
             outcome = Outcome(states.SUCCESS, value)
+        _finished(outcome, started, request)
+        if hooks:
+            task_hooks.after(task, hooks, outcome, request.id, args, kwargs)
+        _postrun(task, args, kwargs, request, outcome)
     finally:
         current_request.reset(token)
-    return _finished(outcome, started, request)
+    return outcome
 
 
 def run_coroutine_blocking(coro: Coroutine[Any, Any, T]) -> T:
@@ -219,6 +285,26 @@ def apply_eagerly(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
         retries += 1
         args = outcome.retry.options.get("args", args)
         kwargs = outcome.retry.options.get("kwargs", kwargs)
+    if task.app.conf.task_store_eager_result:
+        _store_eager(task, task_id, outcome)
     if outcome.state == states.FAILURE and propagate:
         raise outcome.value
     return EagerResult(task_id, outcome.value, outcome.state, outcome.traceback, app=task.app)
+
+
+def _store_eager(task: Task[Any, Any], task_id: str, outcome: Outcome) -> None:
+    """``task_store_eager_result``: an eager run's result goes to the backend too."""
+    from celeriac.backends.base import exception_to_result, make_meta
+
+    app = task.app
+    value = outcome.value
+    if outcome.state in states.EXCEPTION_STATES and isinstance(value, BaseException):
+        value = exception_to_result(value)
+    meta = make_meta(task_id, outcome.state, value, outcome.traceback)
+    expires_s = app.conf.seconds("result_expires")
+
+    async def store() -> None:
+        backend = await app.clients.backend()
+        await backend.store(task_id, meta, expires_s)
+
+    app.run_sync(store())

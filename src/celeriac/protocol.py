@@ -218,6 +218,7 @@ def build_task_message(
     errbacks: list[dict[str, Any]] | None = None,
     chain: list[dict[str, Any]] | None = None,
     chord: dict[str, Any] | None = None,
+    compression: str | None = None,
 ) -> Message:
     """Make a protocol v2 task message exactly as a Celery 5 client would."""
     task_id = task_id or new_id()
@@ -257,6 +258,10 @@ def build_task_message(
     }
     if headers:
         task_headers.update(headers)
+    if compression:  # as kombu: the codec's content type in the 'compression' header
+        from celeriac.compression import compress
+
+        task_headers["compression"], body = compress(compression, body)
     properties: dict[str, Any] = {
         "correlation_id": task_id,
         "reply_to": reply_to or _CLIENT_ID,
@@ -420,13 +425,10 @@ def parse_task(message: Message, accept: frozenset[str]) -> TaskCall:
     if not isinstance(headers["task"], str):
         raise DecodeError(f"'task' header must be a string, got {type(headers['task']).__name__}")
     body = message.body
-    if headers.get("compression") == "zlib":
-        import zlib
+    if headers.get("compression"):
+        from celeriac.compression import decompress
 
-        try:
-            body = zlib.decompress(body)
-        except zlib.error as exc:
-            raise DecodeError(f"zlib body does not decompress: {exc}") from exc
+        body = decompress(headers["compression"], body)
     decoded = serialization.loads(body, message.content_type, accept)
     if not (isinstance(decoded, (list, tuple)) and len(decoded) == 3):
         raise DecodeError("body must be [args, kwargs, embed]")

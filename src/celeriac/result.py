@@ -6,14 +6,22 @@ exception (rebuilt as its own type where that type is a real exception class).
 ``parent`` is the result of the step before in a chain (or a chord's header);
 ``children`` are the results a task's own calls started (read from the stored result).
 Groups' results (GroupResult, ResultSet) are in ``celeriac.result_group``.
+
+Inside a task run by a worker, ``get()`` raises RuntimeError, as Celery's does: a task
+waiting for another can deadlock the pool. ``with allow_join_result():`` or
+``get(disable_sync_subtasks=False)`` lifts the rule for one wait.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from celeriac import states
 from celeriac.backends.base import Meta, rebuild_exception
+from celeriac.context import current_request
 from celeriac.errors import TimeoutError
 
 if TYPE_CHECKING:
@@ -21,8 +29,53 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
+E_WOULDBLOCK = ("Never call result.get() within a task! See "
+                "https://docs.celeryq.dev/en/latest/userguide/tasks.html"
+                "#avoid-launching-synchronous-subtasks")
+_join_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "celeriac_join_allowed", default=False)
 
-class AsyncResult(Generic[R]):
+
+def task_join_will_block() -> bool:
+    """True inside a task a worker runs (not eager, not a plain call)."""
+    request = current_request.get()
+    return request.id is not None and not request.is_eager and not request.called_directly
+
+
+def assert_will_not_block() -> None:
+    """Raise RuntimeError when waiting here would block a worker's task (Celery's rule)."""
+    if not _join_allowed.get() and task_join_will_block():
+        raise RuntimeError(E_WOULDBLOCK)
+
+
+@contextlib.contextmanager
+def allow_join_result() -> Iterator[None]:
+    """Let ``get()`` wait inside a task (``with allow_join_result(): r.get()``)."""
+    token = _join_allowed.set(True)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
+
+
+@contextlib.contextmanager
+def denied_join_result() -> Iterator[None]:
+    """Restore the rule inside an ``allow_join_result`` block."""
+    token = _join_allowed.set(False)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
+
+
+class ResultBase:
+    """Base class of every result (Celery's ``celery.result.ResultBase``)."""
+
+    #: the result of the step before (a chain's parent), if known
+    parent: Any = None
+
+
+class AsyncResult(ResultBase, Generic[R]):
     """A task's result, looked up by id in the app's result backend."""
 
     def __init__(self, id: str, app: Celery | None = None,
@@ -37,6 +90,14 @@ class AsyncResult(Generic[R]):
         self._meta: Meta | None = None
 
     task_id = property(lambda self: self.id)
+
+    def revoke(self, connection: Any = None, terminate: bool = False,
+               signal: str | None = None, wait: bool = False,
+               timeout: float | None = None) -> None:
+        """Revoke this task on every worker (and those started later: see
+        ``celeriac.control``); ``terminate`` stops it if it is running."""
+        self.app.control.revoke(self.id, terminate=terminate, signal=signal or "SIGTERM",
+                                reply=wait, timeout=timeout or 1.0)
 
     # -- reading ----------------------------------------------------------------------
     def _cached_or_fetch(self) -> Meta | None:
@@ -65,11 +126,15 @@ class AsyncResult(Generic[R]):
         return cast(R, meta.get("result"))
 
     def get(self, timeout: float | None = None, propagate: bool = True,
-            interval: float = 0.5, **_ignored: Any) -> R:
+            interval: float = 0.5, disable_sync_subtasks: bool = True,
+            **_ignored: Any) -> R:
         """Wait for the task and return its value; re-raise its exception if it failed.
 
-        Raises celeriac.TimeoutError when ``timeout`` seconds pass first.
+        Raises celeriac.TimeoutError when ``timeout`` seconds pass first, RuntimeError
+        inside a worker's task (see the module docstring).
         """
+        if disable_sync_subtasks and not isinstance(self, EagerResult):
+            assert_will_not_block()
         meta = self._meta if self.ready_cached else self.app.wait_for_result(self.id, timeout)
         if meta is None:
             raise TimeoutError(f"task {self.id} did not finish within {timeout}s")
@@ -117,6 +182,24 @@ class AsyncResult(Generic[R]):
     def date_done(self) -> str | None:
         meta = self._cached_or_fetch()
         return meta.get("date_done") if meta else None
+
+    def _extended(self, key: str) -> Any:
+        """A field stored with the result under ``result_extended`` (None otherwise)."""
+        meta = self._cached_or_fetch()
+        return meta.get(key) if meta else None
+
+    name = property(lambda self: self._extended("name"), doc="The task's name "
+                    "(result_extended).")
+    args = property(lambda self: self._extended("args"), doc="Positional arguments "
+                    "(result_extended).")
+    kwargs = property(lambda self: self._extended("kwargs"), doc="Keyword arguments "
+                      "(result_extended).")
+    worker = property(lambda self: self._extended("worker"), doc="The worker's hostname "
+                      "(result_extended).")
+    retries = property(lambda self: self._extended("retries"), doc="Retries so far "
+                       "(result_extended).")
+    queue = property(lambda self: self._extended("queue"), doc="The queue it came from "
+                     "(result_extended).")
 
     def ready(self) -> bool:
         return self.state in states.READY_STATES

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from celeriac import states
 from celeriac.errors import TimeoutError
-from celeriac.result import AsyncResult
+from celeriac.result import AsyncResult, EagerResult, ResultBase, assert_will_not_block
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
 
+R = TypeVar("R")
 
-class ResultSet:
-    """A list of results, waited on and inspected together."""
+
+class ResultSet(ResultBase, Generic[R]):
+    """A list of results, waited on and inspected together. ``ResultSet[R]``: members
+    whose values are R (``get()`` is ``list[R]``)."""
 
     def __init__(self, results: Sequence[Any], app: Celery | None = None,
                  **_ignored: Any) -> None:
@@ -78,21 +81,27 @@ class ResultSet:
 
     # -- waiting -----------------------------------------------------------------
     def get(self, timeout: float | None = None, propagate: bool = True,
-            interval: float = 0.5, **kwargs: Any) -> list[Any]:
+            interval: float = 0.5, **kwargs: Any) -> list[R]:
         """Every member's value, in order (``join``)."""
         return self.join(timeout=timeout, propagate=propagate, interval=interval, **kwargs)
 
     def join(self, timeout: float | None = None, propagate: bool = True,
              interval: float = 0.5, callback: Any = None, no_ack: bool = True,
-             **_ignored: Any) -> list[Any]:
-        """Wait for each member in turn; a member's failure is raised (``propagate``)."""
+             disable_sync_subtasks: bool = True, **_ignored: Any) -> list[R]:
+        """Wait for each member in turn; a member's failure is raised (``propagate``).
+        Inside a worker's task: RuntimeError unless ``allow_join_result()`` or
+        ``disable_sync_subtasks=False`` (as ``AsyncResult.get``)."""
+        if disable_sync_subtasks and not all(isinstance(r, EagerResult)
+                                             for r in self.results):
+            assert_will_not_block()
         deadline = None if timeout is None else time.monotonic() + timeout
-        values = []
+        values: list[R] = []
         for result in self.results:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError("the operation timed out")
-            value = result.get(timeout=remaining, propagate=propagate)
+            value = result.get(timeout=remaining, propagate=propagate,
+                               disable_sync_subtasks=False)
             if callback is not None:
                 callback(result.id, value)
             else:
@@ -100,9 +109,11 @@ class ResultSet:
         return values
 
     def join_native(self, timeout: float | None = None, propagate: bool = True,
-                    interval: float = 0.5, callback: Any = None, **_ignored: Any
-                    ) -> list[Any]:
+                    interval: float = 0.5, callback: Any = None,
+                    disable_sync_subtasks: bool = True, **_ignored: Any) -> list[R]:
         """``join`` that reads every plain member in one backend round trip first."""
+        if disable_sync_subtasks:
+            assert_will_not_block()
         plain = [r for r in self.results if type(r) is AsyncResult and not r.ready_cached]
         if plain:
             found = self.app.run_sync(_get_many(self.app, [r.id for r in plain]))
@@ -110,7 +121,8 @@ class ResultSet:
                 meta = found.get(r.id)
                 if meta is not None and meta.get("status") in states.READY_STATES:
                     r._meta = meta
-        return self.join(timeout=timeout, propagate=propagate, callback=callback)
+        return self.join(timeout=timeout, propagate=propagate, callback=callback,
+                         disable_sync_subtasks=False)
 
     def iter_native(self, timeout: float | None = None, **kwargs: Any
                     ) -> Iterator[tuple[str, Any]]:
@@ -141,7 +153,7 @@ class ResultSet:
         return f"<{type(self).__name__}: [{', '.join(r.id for r in self.results)}]>"
 
 
-class GroupResult(ResultSet):
+class GroupResult(ResultSet[R]):
     """The result of a group: its id and its members' results."""
 
     def __init__(self, id: str | None = None, results: Sequence[Any] | None = None,
@@ -159,7 +171,7 @@ class GroupResult(ResultSet):
         return ((self.id, parent.as_tuple() if parent is not None else None),
                 [r.as_tuple() for r in self.results])
 
-    def save(self, backend: Any = None) -> GroupResult:
+    def save(self, backend: Any = None) -> GroupResult[R]:
         """Store the group's shape (``celery-taskset-meta-<id>``) for ``restore``."""
         from celeriac.chords import save_group
 
@@ -173,7 +185,7 @@ class GroupResult(ResultSet):
 
     @classmethod
     def restore(cls, id: str, backend: Any = None, app: Celery | None = None
-                ) -> GroupResult | None:
+                ) -> GroupResult[Any] | None:
         """The group saved under ``id``, or None."""
         from celeriac.chords import restore_group
 

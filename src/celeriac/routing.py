@@ -3,16 +3,21 @@
 Precedence, as in Celery: options given to ``apply_async`` > the task's own options
 (``@app.task(queue=...)``) > ``task_routes`` > ``task_default_queue``.
 ``task_routes`` is a dict ``{name or glob: route}`` (a route is a dict or a queue name),
-a callable ``(name, args, kwargs, options, task=None) -> route | None``, or a list of
-those tried in order.
+a callable ``(name, args, kwargs, options, task=None, **kw) -> route | None`` (or its
+import path, ``'proj.routers.route_task'``), or a list of those tried in order. Glob
+keys (``'feed.tasks.*'``) and ``re.compile`` keys match the task's name. A router that
+raises is logged with its traceback and skipped: the task is still sent.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+logger = logging.getLogger("celeriac.app")
 
 Route = dict[str, Any]
 RouterFn = Callable[..., Any]
@@ -46,11 +51,12 @@ class Router:
 
     def __init__(self, routes: Any) -> None:
         if routes is None:
-            self._routers: list[Any] = []
+            routers: list[Any] = []
         elif isinstance(routes, (list, tuple)):
-            self._routers = list(routes)
+            routers = list(routes)
         else:
-            self._routers = [routes]
+            routers = [routes]
+        self._routers = [_load(router) for router in routers]
 
     def lookup(self, name: str, args: Any, kwargs: Any, options: dict[str, Any],
                task: Any = None) -> Route | None:
@@ -58,9 +64,23 @@ class Router:
             if isinstance(router, Mapping):
                 route = _match_mapping(router, name)
             elif callable(router):
-                route = _as_route(router(name, args, kwargs, options, task=task))
+                try:
+                    route = _as_route(router(name, args, kwargs, options, task=task))
+                except Exception:
+                    logger.exception("task router %r failed for %s; trying the next",
+                                     router, name)
+                    continue
             else:
                 raise TypeError(f"task_routes entries must be dicts or callables: {router!r}")
             if route:
                 return route
         return None
+
+
+def _load(router: Any) -> Any:
+    """A router given by its import path, imported; anything else as it is."""
+    if isinstance(router, str):
+        from celeriac.config import import_object
+
+        return import_object(router)
+    return router

@@ -8,10 +8,12 @@ assignment or deletion), so a setting changed at run time applies to the next se
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from celeriac.config import Config, to_seconds
+from celeriac.queues import queue_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,14 @@ class SendDefaults:
     result_expires: float | None
     #: countdown/eta sends go to the broker's delay store (else: the queue, eta header)
     delay_store: bool
+    #: the queues a send may name, when task_create_missing_queues is off (else None)
+    declared_queues: frozenset[str] | None
+    #: task_compression (kombu's codec name) or None
+    compression: str | None
+    #: the time zone of naive eta/expires datetimes (timezone, enable_utc)
+    naive_tz: dt.tzinfo
+    #: tasks sent from a task get its priority when they name none
+    inherit_priority: bool
 
     @classmethod
     def read(cls, conf: Config, shared_delay_store: bool) -> SendDefaults:
@@ -51,4 +61,22 @@ class SendDefaults:
             rpc_results=str(conf.result_backend or "").startswith("rpc://"),
             result_expires=conf.seconds("result_expires"),
             delay_store=shared_delay_store if chosen is None else bool(chosen),
+            declared_queues=None if conf.task_create_missing_queues else frozenset(
+                queue_names(conf.task_queues) or [conf.task_default_queue]),
+            compression=conf.task_compression or None,
+            naive_tz=naive_timezone(conf),
+            inherit_priority=bool(conf.task_inherit_parent_priority),
         )
+
+
+def naive_timezone(conf: Config) -> dt.tzinfo:
+    """Where a naive datetime is: ``timezone`` when set, else UTC with ``enable_utc``
+    (the default) or the machine's local time without it, as Celery's app.timezone."""
+    if conf.is_set("timezone") and conf.timezone:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(str(conf.timezone))
+    if conf.enable_utc:
+        return dt.timezone.utc
+    local = dt.datetime.now().astimezone().tzinfo
+    return local or dt.timezone.utc

@@ -19,6 +19,7 @@ from celeriac.errors import MaxRetriesExceededError, Retry
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
+    from celeriac.canvas import Signature
     from celeriac.result import AsyncResult, EagerResult
 
 P = ParamSpec("P")
@@ -171,20 +172,20 @@ class Task(Generic[P, R]):
 
         return AsyncResult(task_id, app=self.app)
 
-    def s(self, *args: Any, **kwargs: Any) -> Any:
+    def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """A signature of this task (for link, link_error, chains, groups, chords)."""
         from celeriac.canvas import Signature
 
         return Signature.of(self.name, args, kwargs, app=self.app)
 
-    def si(self, *args: Any, **kwargs: Any) -> Any:
+    def si(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """An immutable signature: the parent's result is not prepended to its args."""
         from celeriac.canvas import Signature
 
         return Signature.of(self.name, args, kwargs, app=self.app, immutable=True)
 
     def signature(self, args: Any = None, kwargs: Any = None, *starargs: Any,
-                  **options: Any) -> Any:
+                  **options: Any) -> Signature[R]:
         """Celery's ``task.signature(args, kwargs, **options)`` (calling options kept)."""
         from celeriac.canvas import Signature
 
@@ -269,21 +270,91 @@ class Task(Generic[P, R]):
             raise signal
         return signal
 
+    def replace(self, sig: Any) -> Any:
+        """Replace this running task with ``sig`` (a task, chain, group or chord), as
+        Celery does: ``sig`` takes this task's id, so the caller's result is the
+        replacement's; it keeps this task's place in its group or chord (a group is made
+        a chord with ``celery.accumulate``, so its results reach the chord as one list),
+        inherits its callbacks, errbacks and the rest of its chain. In a worker it
+        raises Ignore (this task records nothing); eagerly, returns the replacement's
+        value."""
+        from celeriac.canvas import chain, group, signature
+        from celeriac.errors import Ignore, ImproperlyConfigured
+
+        request = self.request
+        if (sig.get("options") or {}).get("chord"):
+            raise ImproperlyConfigured(
+                "A signature replacing a task must not be part of a chord")
+        if isinstance(sig, chain) and not sig.tasks:
+            raise ImproperlyConfigured("Cannot replace with an empty chain")
+        if isinstance(sig, group):
+            sig = sig | self.app.tasks["celery.accumulate"].s(index=0)
+        for callback in request.callbacks or ():
+            sig.link(signature(callback, app=self.app))
+        for errback in request.errbacks or ():
+            sig.link_error(signature(errback, app=self.app))
+        if isinstance(sig, chain) and (sig.get("options") or {}).get("link"):
+            links = sig["options"].pop("link")
+            for link in links if isinstance(links, list) else [links]:
+                sig.tasks[-1].link(link)
+        sig.freeze(request.id)
+        nesting = int((request.headers or {}).get("replaced_task_nesting") or 0) + 1
+        headers = {**((sig.get("options") or {}).get("headers") or {}),
+                   "replaced_task_nesting": nesting}
+        place = {"chord": request.chord, "group_id": request.group,
+                 "group_index": request.group_index, "root_id": request.root_id}
+        sig.set(headers=headers, **{k: v for k, v in place.items() if v is not None})
+        for step in reversed(request.chain or ()):
+            sig |= signature(step, app=self.app)
+        if request.is_eager:
+            return sig.apply().get()
+        sig.delay()
+        raise Ignore("Replaced by new task")
+
+    def add_to_chord(self, sig: Any, lazy: bool = False) -> Any:
+        """Add ``sig`` to the chord this task is a header part of: the body then waits
+        for it too, and gets its result after this task's. Sends it (its AsyncResult),
+        or with ``lazy=True`` returns the prepared signature for the caller to send."""
+        from celeriac.chords import add_to_chord
+
+        request = self.request
+        if not request.chord or not request.group:
+            raise ValueError("Current task is not member of any chord")
+        place = {"group_id": request.group, "group_index": request.group_index,
+                 "chord": request.chord, "root_id": request.root_id}
+        sig.set(**{k: v for k, v in place.items() if v is not None})
+        sig.freeze()
+        add_to_chord(self.app, request.group)
+        return sig if lazy else sig.delay()
+
+    def update_state(self, task_id: str | None = None, state: str | None = None,
+                     meta: Any = None, **kwargs: Any) -> None:
+        """Store a state for this call (or ``task_id``): ``update_state(state='PROGRESS',
+        meta={'done': 3})`` -> ``AsyncResult.state == 'PROGRESS'``, ``.info == meta``.
+        Works from a worker's task in any pool (a prefork child stores it itself)."""
+        from celeriac.task_state import store_state
+
+        store_state(self, task_id or self.request.id, state, meta)
+
     # -- hooks a base class may override --------------------------------------------------
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        """Called where the task runs, just before it runs."""
+
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
-        """Called in the worker after the task succeeded."""
+        """Called where the task ran, after it succeeded."""
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: Any) -> None:
-        """Called in the worker after the task failed for good."""
+        """Called where the task ran, after it failed for good (``einfo``: the
+        exception and its traceback)."""
 
     def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                  einfo: Any) -> None:
-        """Called in the worker when the task will be retried."""
+        """Called where the task ran, when it will be retried."""
 
     def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,
                      einfo: Any) -> None:
-        """Called in the worker after the task returned, whatever the outcome."""
+        """Called where the task ran, after on_success/on_failure (not on retry)."""
 
     def __repr__(self) -> str:
         return f"<@task: {self.name} of {self.app.main}>"

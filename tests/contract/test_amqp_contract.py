@@ -23,6 +23,7 @@ from celeriac.backends.rpc import RPCBackend, reply_queue
 from celeriac.bridge import BRIDGE
 from celeriac.brokers.amqp import AMQPBroker
 from tests.contract.backend_suite import BackendContract
+from tests.contract.broadcast_suite import BroadcastContract
 from tests.contract.suite import BrokerContract, ids, make
 from tests.services import AMQP_HOST, AMQP_PORT, need_rabbitmq
 
@@ -61,7 +62,7 @@ async def fresh_queues(broker: AMQPBroker) -> None:
     await broker.purge_dead()
 
 
-class TestAMQPBroker(BrokerContract):
+class TestAMQPBroker(BrokerContract, BroadcastContract):
     atomic_park = False
     priority_order = "higher-first"
 

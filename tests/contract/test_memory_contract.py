@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from celeriac.brokers.memory import MemoryBroker
+from tests.contract.broadcast_suite import BroadcastContract
 from tests.contract.suite import BrokerContract
 
 
-class TestMemoryBroker(BrokerContract):
+class TestMemoryBroker(BrokerContract, BroadcastContract):
     @pytest.fixture
     async def broker(self) -> AsyncIterator[MemoryBroker]:
         yield MemoryBroker(f"memory://{uuid.uuid4().hex}")

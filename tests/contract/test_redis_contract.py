@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from celeriac.brokers.redis import RedisBroker
+from tests.contract.broadcast_suite import BroadcastContract
 from tests.contract.suite import BrokerContract
 from tests.services import REDIS_HOST, REDIS_PORT, need_redis
 
@@ -36,7 +37,7 @@ async def redis_broker(**options: Any) -> RedisBroker:
     return broker
 
 
-class TestRedisBroker(BrokerContract):
+class TestRedisBroker(BrokerContract, BroadcastContract):
     # kombu's Redis transport serves bucket 0 first: priority 0 before 9, as Celery does
     priority_order = RedisBroker.priority_order
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from celeriac.brokers.sqlite import SQLiteBroker
+from tests.contract.broadcast_suite import BroadcastContract
 from tests.contract.suite import BrokerContract
 
 
-class TestSQLiteBroker(BrokerContract):
+class TestSQLiteBroker(BrokerContract, BroadcastContract):
     @pytest.fixture
     async def broker(self, tmp_path: Path) -> AsyncIterator[SQLiteBroker]:
         broker = SQLiteBroker(f"sqlite:///{tmp_path}/broker.db")

@@ -7,12 +7,19 @@ the file named by ITEST_RECORD, outside the worker, so tests can count every run
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sys
 import time
 
 from celeriac import Celery, SoftTimeLimitExceeded, Task
+from celeriac.exceptions import Ignore, Reject
+from celeriac.utils.log import get_task_logger
 
 app = Celery("itest")
+if os.environ.get("ITEST_OWN_LOGGING"):  # an application that configures logging itself
+    logging.basicConfig(format="OWN %(name)s %(message)s", level=logging.INFO,
+                        stream=sys.stdout)
 app.conf.broker_transport_options = {
     "visibility_timeout": float(os.environ.get("ITEST_LEASE_S", "60")),
     "polling_interval": 0.02,
@@ -158,3 +165,87 @@ def unloadable() -> object:
 @app.task(name="errback")
 def errback(task_id: str) -> None:
     record(f"errback {task_id}")
+
+
+# -- Celery's task API: hooks, class-based tasks, progress, Reject/Ignore, logging -------
+
+task_logger = get_task_logger(__name__)
+
+
+class Hooked(app.Task):  # type: ignore[misc,name-defined]
+    """Records each hook with the process it ran in."""
+
+    def before_start(self, task_id: str, args: tuple, kwargs: dict) -> None:
+        record(f"hook before_start {task_id} {os.getpid()}")
+
+    def on_success(self, retval: object, task_id: str, args: tuple, kwargs: dict) -> None:
+        record(f"hook on_success {task_id} {os.getpid()} {retval}")
+
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict,
+                   einfo: object) -> None:
+        record(f"hook on_failure {task_id} {os.getpid()} {type(exc).__name__} "
+               f"{'Traceback' in str(einfo)}")
+
+    def on_retry(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict,
+                 einfo: object) -> None:
+        record(f"hook on_retry {task_id} {os.getpid()} {type(exc).__name__}")
+
+    def after_return(self, status: str, retval: object, task_id: str, args: tuple,
+                     kwargs: dict, einfo: object) -> None:
+        record(f"hook after_return {task_id} {os.getpid()} {status}")
+
+
+@app.task(name="hooked", base=Hooked, bind=True)
+def hooked(self: Task, mode: str) -> int:
+    record(f"hook run {self.request.id} {os.getpid()}")
+    if mode == "fail":
+        raise KeyError("nope")
+    if mode == "retry" and self.request.retries == 0:
+        raise self.retry(exc=RuntimeError("again"), countdown=0.1)
+    return os.getpid()
+
+
+class Multiply(app.Task):  # type: ignore[misc,name-defined]
+    """A class-based task, registered as Celery 5 apps do."""
+
+    name = "multiply"
+
+    def run(self, x: int, y: int) -> int:
+        task_logger.info("multiplying %s by %s", x, y)
+        return x * y
+
+
+app.register_task(Multiply())
+
+
+@app.task(name="progress", bind=True)
+def progress(self: Task, flag: str) -> str:
+    """Reports PROGRESS, then waits until the test creates ``flag``."""
+    self.update_state(state="PROGRESS", meta={"done": 1, "pid": os.getpid()})
+    deadline = time.monotonic() + 20
+    while not os.path.exists(flag) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return "finished"
+
+
+@app.task(name="rejecting", bind=True)
+def rejecting(self: Task, tag: str, requeue: bool) -> str:
+    record(f"rejecting {tag}")
+    if count(f"rejecting {tag}") == 1:
+        raise Reject(f"not now: {tag}", requeue=requeue)
+    return tag
+
+
+@app.task(name="ignoring")
+def ignoring(tag: str) -> None:
+    record(f"ignoring {tag}")
+    raise Ignore()
+
+
+@app.task(name="request_fields", bind=True)
+def request_fields(self: Task) -> dict:
+    r = self.request
+    return {"correlation_id": r.correlation_id, "reply_to": r.reply_to, "group": r.group,
+            "chord": r.chord, "callbacks": r.callbacks, "errbacks": r.errbacks,
+            "timelimit": list(r.timelimit), "origin": r.origin,
+            "delivery_info": r.delivery_info, "hostname": r.hostname, "id": r.id}

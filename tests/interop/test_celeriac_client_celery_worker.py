@@ -90,3 +90,17 @@ def test_unencodable_result_stored_by_celery_raises_encode_error(fleet: Fleet) -
     with pytest.raises(EncodeError, match="not JSON serializable"):
         result.get(timeout=20)
     assert result.state == "FAILURE"
+
+
+@pytest.mark.parametrize("codec", ["gzip", "bzip2"])
+def test_compressed_tasks_both_ways(fleet: Fleet, codec: str) -> None:
+    """task_compression: a Celery worker reads celeriac's compressed bodies, and a
+    celeriac worker reads Celery's (kombu's ``compression`` header)."""
+    celery_worker = fleet.celery_worker()
+    ours = fleet.celeriac_client(task_compression=codec)
+    assert ours.send_task("interop.add", (2, 3)).get(timeout=20) == 5
+    celery_worker.kill()  # from here on only celeriac's worker takes the queue
+    celery_worker.wait(10)
+    fleet.celeriac_worker()
+    theirs = fleet.celery_client(task_compression=codec)
+    assert theirs.send_task("interop.add", (4, 5)).get(timeout=20) == 9

@@ -176,14 +176,19 @@ def decode_meta(raw: bytes | str) -> Meta:
 #: celeriac exceptions that Celery has under the same name in ``celery.exceptions``: they
 #: travel under Celery's module so a Celery client raises its own class, and back.
 CELERY_TWINS = frozenset({
-    "TaskRevokedError", "SoftTimeLimitExceeded", "TimeLimitExceeded",
-    "MaxRetriesExceededError", "Retry", "NotRegistered", "ImproperlyConfigured",
-    "ChordError",
-    "BackendStoreError",
+    "CeleryError", "ImproperlyConfigured", "SecurityError", "TaskPredicate", "Retry",
+    "Ignore", "Reject", "TaskError", "QueueNotFound", "IncompleteStream", "NotRegistered",
+    "AlreadyRegistered", "TimeoutError", "MaxRetriesExceededError", "TaskRevokedError",
+    "InvalidTaskError", "ChordError", "BackendError", "BackendGetMetaError",
+    "BackendStoreError", "SoftTimeLimitExceeded", "TimeLimitExceeded", "WorkerLostError",
+    "Terminated",
 })
 #: the same for the kombu exceptions Celery stores: an unencodable result is a FAILURE
 #: with ``kombu.exceptions.EncodeError``, which a Celery client raises as kombu's own
-KOMBU_TWINS = frozenset({"EncodeError"})
+KOMBU_TWINS = frozenset({"EncodeError", "OperationalError"})
+#: Celery's prefork pool stores its limits and lost children under billiard's module
+BILLIARD_TWINS = frozenset({"SoftTimeLimitExceeded", "TimeLimitExceeded",
+                            "WorkerLostError", "Terminated"})
 
 
 def exception_to_result(exc: BaseException) -> dict[str, Any]:
@@ -195,7 +200,7 @@ def exception_to_result(exc: BaseException) -> dict[str, Any]:
     except ENCODE_ERRORS:
         args = [repr(a) for a in args]
     module = cls.__module__
-    if module == "celeriac.errors":
+    if module.startswith("celeriac."):  # errors.py, or a pool's own WorkerLostError
         if cls.__name__ in CELERY_TWINS:
             module = "celery.exceptions"
         elif cls.__name__ in KOMBU_TWINS:
@@ -232,7 +237,8 @@ def rebuild_exception(result: Any) -> BaseException:
     args = tuple(message) if isinstance(message, (list, tuple)) else (message,)
     cls: Any = None
     if (module_name == "celery.exceptions" and name in CELERY_TWINS) or (
-            module_name == "kombu.exceptions" and name in KOMBU_TWINS):
+            module_name == "kombu.exceptions" and name in KOMBU_TWINS) or (
+            module_name == "billiard.exceptions" and name in BILLIARD_TWINS):
         module_name = "celeriac.errors"
     if module_name == "builtins":
         cls = getattr(builtins, name, None)

@@ -9,7 +9,7 @@ from celeriac.brokers.base import Broker, DeadLetter, Delivery, mask_url
 from celeriac.errors import ConfigurationError
 
 #: scheme -> "module:Class"; modules are imported only when their scheme is used, so a
-#: missing optional dependency (redis, aiormq) only matters to those who use it.
+#: missing optional dependency (redis-py) only matters to those who use it.
 BROKER_CLASSES = {
     "memory": "celeriac.brokers.memory:MemoryBroker",
     "sqlite": "celeriac.brokers.sqlite:SQLiteBroker",
@@ -22,12 +22,14 @@ BROKER_CLASSES = {
     "pyamqp": "celeriac.brokers.amqp:AMQPBroker",
 }
 
-_EXTRAS = {
-    "celeriac.brokers.redis": "redis",
-    "celeriac.backends.redis": "redis",
-    "celeriac.brokers.amqp": "amqp",
-    "celeriac.backends.rpc": "amqp",
-    "celeriac.backends.postgres": "postgres",
+#: the install that brings a module's dependencies: redis-py is the ``redis`` extra;
+#: aiormq comes with celeriac itself (missing only from a broken or partial install)
+_INSTALLS = {
+    "celeriac.brokers.redis": "celeriac[redis]",
+    "celeriac.backends.redis": "celeriac[redis]",
+    "celeriac.brokers.amqp": "celeriac",
+    "celeriac.backends.rpc": "celeriac",
+    "celeriac.backends.postgres": "celeriac[postgres]",
 }
 
 
@@ -42,10 +44,10 @@ def load_class(table: dict[str, str], url: str, what: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        extra = _EXTRAS.get(module_name, "")
+        install = _INSTALLS.get(module_name, "celeriac")
         raise ConfigurationError(
-            f"{scheme}:// needs an optional dependency ({exc.name}): "
-            f"pip install 'celeriac[{extra}]'"
+            f"{scheme}:// needs {exc.name or 'a module'}, which is not installed: "
+            f'pip install "{install}"'
         ) from exc
     return getattr(module, class_name)
 

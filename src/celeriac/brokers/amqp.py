@@ -48,6 +48,7 @@ from celeriac.backends.rpc import reply_queue_declaration
 from celeriac.brokers.amqp_batch import outgoing, representatives
 from celeriac.brokers.amqp_blocking import DEFAULT_WINDOW, BlockingPublisher, SyncChannel
 from celeriac.brokers.amqp_dead import DeadLetterQueue
+from celeriac.brokers.amqp_fanout import AMQPFanout
 from celeriac.brokers.amqp_inbox import Inbox
 from celeriac.brokers.amqp_link import parse_url
 from celeriac.brokers.amqp_session import DeclareFn, Session
@@ -60,7 +61,7 @@ from celeriac.brokers.amqp_topology import (
     delay_route,
 )
 from celeriac.brokers.amqp_wire import Outgoing, PublishChannel
-from celeriac.brokers.base import Broker, DeadLetter, Delivery
+from celeriac.brokers.base import Broker, DeadLetter, Delivery, Exchange, Subscription
 from celeriac.protocol import Message
 
 DEFAULT_CONSUMER_TIMEOUT_S = 7 * 86400
@@ -73,6 +74,7 @@ class AMQPBroker(Broker):
     supports_priority = True  # on queues declared with x-max-priority (max_priority option)
     refill_early = True  # fetch takes from the inbox RabbitMQ pushes to; acks free room
     leased = False  # RabbitMQ redelivers only when the consumer's channel closes
+    supports_broadcast = True  # exchanges and private queues: amqp_fanout.py
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
@@ -91,6 +93,7 @@ class AMQPBroker(Broker):
                            prefetch=int(prefetch) if prefetch else None,
                            consumer_timeout_ms=int(float(timeout_s) * 1000) if timeout_s else None)
         self.dead = DeadLetterQueue(self.session, self.topology)
+        self.fanout = AMQPFanout(self.session, self.dead)
         self._blocking: BlockingPublisher | None = None
         self._blocking_lock = threading.Lock()
         self._window = int(opts.get("confirm_window", DEFAULT_WINDOW))
@@ -272,6 +275,27 @@ class AMQPBroker(Broker):
 
     async def purge_dead(self) -> int:
         return await self.dead.purge()
+
+    # -- broadcast (amqp_fanout.py) -------------------------------------------------------
+    async def broadcast(self, exchange: Exchange, message: Message) -> None:
+        await self.fanout.broadcast(exchange, message)
+
+    async def subscribe(self, exchange: Exchange, queue: str, binding: str = "#"
+                        ) -> Subscription:
+        return await self.fanout.subscribe(exchange, queue, binding)
+
+    async def send_direct(self, exchange: str, routing_key: str, message: Message) -> None:
+        await self.fanout.send_direct(exchange, routing_key, message)
+
+    async def open_mailbox(self, exchange: str, routing_key: str, queue: str
+                           ) -> Subscription:
+        return await self.fanout.open_mailbox(exchange, routing_key, queue)
+
+    async def store_revoked(self, ids: Sequence[str], ttl_s: float) -> None:
+        await self.fanout.store_revoked(ids, ttl_s)
+
+    async def load_revoked(self) -> dict[str, float]:
+        return await self.fanout.load_revoked()
 
 
 def _sync(declare: DeclareFn) -> Callable[[SyncChannel], Coroutine[Any, Any, None]]:

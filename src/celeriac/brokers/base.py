@@ -20,6 +20,14 @@ Guarantees every implementation gives (the contract suite checks them):
 - ``extend`` renews the lease of live deliveries so a long task is not redelivered.
 - ordering: FIFO within a priority; a higher priority is served first where
   ``supports_priority`` is set.
+
+Broadcast (optional, ``supports_broadcast``; remote control and events): ``broadcast``
+fans a message out to every current ``subscribe``r of an exchange (not durable: a
+subscriber sees what is sent after it subscribed, nothing before); ``send_direct``
+puts a message in the mailbox bound to (exchange, routing key) that ``open_mailbox``
+reads (control replies). ``store_revoked``/``load_revoked`` keep revoked task ids for a
+bounded time where every worker, including one started later, reads them. Brokers
+without it raise ``BroadcastNotSupported`` naming the broker.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from celeriac.errors import ConfigurationError
 from celeriac.protocol import Message
 
 #: default lease (seconds) of an in-flight message before it is redelivered
@@ -59,6 +68,52 @@ class DeadLetter:
     message: Message
 
 
+class BroadcastNotSupported(ConfigurationError):
+    """This broker has no fan-out: remote control and events cannot run on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A broadcast exchange: ``fanout`` (every subscriber gets every message) or
+    ``topic`` (subscribers bind a pattern: ``*`` one word, ``#`` any). ``durable`` is
+    only its AMQP declaration (Celery: pidbox False, celeryev True)."""
+
+    name: str
+    kind: str = "fanout"
+    durable: bool = False
+
+
+class Subscription(abc.ABC):
+    """Messages arriving for one subscriber (a broadcast binding or a mailbox)."""
+
+    @abc.abstractmethod
+    async def get(self, timeout_s: float) -> list[Message]:
+        """What arrived since the last call, waiting up to timeout_s for the first;
+        [] when nothing came. Rides out a lost connection (messages sent meanwhile
+        may be lost: broadcast is not durable)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop receiving and release the binding and its queue."""
+
+
+def topic_match(pattern: str, key: str) -> bool:
+    """AMQP's topic match: ``*`` is one word, ``#`` zero or more (``''`` matches all
+    on a fanout, where the broker ignores keys)."""
+    return _topic(pattern.split("."), key.split("."))
+
+
+def _topic(words: list[str], keys: list[str]) -> bool:
+    if not words:
+        return not keys
+    head, rest = words[0], words[1:]
+    if head == "#":
+        return any(_topic(rest, keys[i:]) for i in range(len(keys) + 1))
+    if not keys:
+        return False
+    return (head == "*" or head == keys[0]) and _topic(rest, keys[1:])
+
+
 class Broker(abc.ABC):
     """Moves task messages between producers and workers. See the module docstring."""
 
@@ -77,6 +132,8 @@ class Broker(abc.ABC):
     #: the other half runs. False when each fetch is a round trip that costs the broker
     #: less per message the bigger it is (Redis, SQLite): refill once the window is empty
     refill_early: ClassVar[bool] = False
+    #: True when broadcast, mailboxes and the revoked store are implemented
+    supports_broadcast: ClassVar[bool] = False
     #: True when a fetched delivery is redelivered after ``lease_s`` unless ``extend``
     #: renews it (Redis, SQLite, memory); False when the broker keeps it for as long as
     #: the consumer's connection lives (RabbitMQ): the worker then keeps no leases
@@ -155,6 +212,42 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def purge_dead(self) -> int:
         """Delete every dead letter; returns how many."""
+
+    # -- broadcast (remote control, events): optional ----------------------------------
+    def _no_broadcast(self) -> BroadcastNotSupported:
+        return BroadcastNotSupported(
+            f"the {type(self).__name__} broker has no broadcast: remote control, events "
+            f"and the revoked store need memory://, sqlite://, redis:// or amqp://")
+
+    async def broadcast(self, exchange: Exchange, message: Message) -> None:
+        """Send to every current subscriber of exchange whose binding matches
+        ``message.routing_key``. Not durable; no subscriber, no delivery."""
+        raise self._no_broadcast()
+
+    async def subscribe(self, exchange: Exchange, queue: str, binding: str = "#"
+                        ) -> Subscription:
+        """Receive what is broadcast on exchange from now on. ``queue`` names this
+        subscriber's private queue where the broker has queues (AMQP); ``binding`` is
+        a topic pattern (ignored on fanout exchanges)."""
+        raise self._no_broadcast()
+
+    async def send_direct(self, exchange: str, routing_key: str, message: Message) -> None:
+        """Put a message in the mailbox bound to (exchange, routing key), if one is;
+        dropped otherwise (a control reply whose client is gone)."""
+        raise self._no_broadcast()
+
+    async def open_mailbox(self, exchange: str, routing_key: str, queue: str
+                           ) -> Subscription:
+        """Create the mailbox ``queue`` bound to (exchange, routing key) and read it."""
+        raise self._no_broadcast()
+
+    async def store_revoked(self, ids: Sequence[str], ttl_s: float) -> None:
+        """Remember revoked task ids for ttl_s seconds where every worker sees them."""
+        raise self._no_broadcast()
+
+    async def load_revoked(self) -> dict[str, float]:
+        """Revoked task ids still remembered -> the unix time each is forgotten."""
+        raise self._no_broadcast()
 
 
 _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z0-9+.-]+://[^:/@]*:)(?P<pw>[^@]*)(?P<at>@)", re.I)

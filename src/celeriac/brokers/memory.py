@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from celeriac.brokers.base import Broker, DeadLetter, Delivery
+from celeriac.brokers.base import (
+    Broker,
+    DeadLetter,
+    Delivery,
+    Exchange,
+    Subscription,
+    topic_match,
+)
 from celeriac.protocol import Message
 
 
@@ -38,6 +45,55 @@ class _Store:
     waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(
         default_factory=list
     )
+    #: exchange -> its subscribers
+    subscribers: dict[str, list[_Inbox]] = field(default_factory=dict)
+    #: (exchange, routing key) -> the mailbox bound there
+    mailboxes: dict[tuple[str, str], _Inbox] = field(default_factory=dict)
+    #: revoked task id -> unix time it is forgotten
+    revoked: dict[str, float] = field(default_factory=dict)
+
+
+class _Inbox(Subscription):
+    """One subscriber's messages: a deque filled from any thread, read on one loop."""
+
+    def __init__(self, store: _Store, binding: str, on_close: Any) -> None:
+        self.store, self.binding, self._on_close = store, binding, on_close
+        self.items: list[Message] = []
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+
+    def put(self, message: Message) -> None:
+        """Called with the store's lock held."""
+        self.items.append(message)
+        if self._waiter is not None:
+            loop, fut = self._waiter
+            self._waiter = None
+            if not loop.is_closed():
+                try:
+                    loop.call_soon_threadsafe(_resolve, fut)
+                except RuntimeError:
+                    pass
+
+    async def get(self, timeout_s: float) -> list[Message]:
+        loop = asyncio.get_running_loop()
+        with self.store.lock:
+            if not self.items and timeout_s > 0:
+                fut: asyncio.Future[None] = loop.create_future()
+                self._waiter = (loop, fut)
+            else:
+                got, self.items = self.items, []
+                return got
+        try:
+            await asyncio.wait_for(fut, timeout_s)
+        except asyncio.TimeoutError:
+            pass
+        with self.store.lock:
+            self._waiter = None
+            got, self.items = self.items, []
+            return got
+
+    async def close(self) -> None:
+        with self.store.lock:
+            self._on_close()
 
 
 _STORES: dict[str, _Store] = {}
@@ -54,6 +110,7 @@ class MemoryBroker(Broker):
 
     schemes = ("memory",)
     supports_priority = True
+    supports_broadcast = True
 
     def __init__(self, url: str = "memory://", options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
@@ -216,6 +273,65 @@ class MemoryBroker(Broker):
             count = len(self._s.dead)
             self._s.dead.clear()
             return count
+
+    # -- broadcast ----------------------------------------------------------------------
+    async def broadcast(self, exchange: Exchange, message: Message) -> None:
+        with self._s.lock:
+            for inbox in self._s.subscribers.get(exchange.name, ()):
+                if exchange.kind == "fanout" or topic_match(inbox.binding, message.routing_key):
+                    inbox.put(_copy(message, exchange.name))
+
+    async def subscribe(self, exchange: Exchange, queue: str, binding: str = "#"
+                        ) -> Subscription:
+        s = self._s
+        with s.lock:
+            subscribers = s.subscribers.setdefault(exchange.name, [])
+            holder: list[_Inbox] = []
+            inbox = _Inbox(s, binding, lambda: _discard(subscribers, holder[0]))
+            holder.append(inbox)
+            subscribers.append(inbox)
+            return inbox
+
+    async def send_direct(self, exchange: str, routing_key: str, message: Message) -> None:
+        with self._s.lock:
+            inbox = self._s.mailboxes.get((exchange, routing_key))
+            if inbox is not None:
+                inbox.put(_copy(message, exchange))
+
+    async def open_mailbox(self, exchange: str, routing_key: str, queue: str
+                           ) -> Subscription:
+        s = self._s
+        key = (exchange, routing_key)
+        with s.lock:
+            inbox = _Inbox(s, routing_key, lambda: s.mailboxes.pop(key, None))
+            s.mailboxes[key] = inbox
+            return inbox
+
+    async def store_revoked(self, ids: Sequence[str], ttl_s: float) -> None:
+        until = time.time() + ttl_s
+        with self._s.lock:
+            for task_id in ids:
+                self._s.revoked[task_id] = max(until, self._s.revoked.get(task_id, 0.0))
+
+    async def load_revoked(self) -> dict[str, float]:
+        now = time.time()
+        with self._s.lock:
+            revoked = self._s.revoked
+            for task_id in [i for i, until in revoked.items() if until <= now]:
+                del revoked[task_id]
+            return dict(revoked)
+
+
+def _copy(message: Message, exchange: str) -> Message:
+    """Each subscriber gets its own Message (receivers may change headers)."""
+    return Message(dict(message.headers), message.body, dict(message.properties),
+                   message.content_type, message.content_encoding, exchange,
+                   message.routing_key)
+
+
+def _discard(items: list[Any], item: Any) -> None:
+    if item in items:
+        items.remove(item)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

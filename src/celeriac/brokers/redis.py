@@ -61,7 +61,7 @@ from typing import Any, ClassVar
 import orjson
 from redis.exceptions import NoScriptError, RedisError
 
-from celeriac.brokers.base import Broker, DeadLetter, Delivery
+from celeriac.brokers.base import Broker, DeadLetter, Delivery, Exchange, Subscription
 from celeriac.brokers.redis_blocking import DEFAULT_WINDOW, BlockingPublisher
 from celeriac.brokers.redis_connection import (
     DEFAULT_SOCKET_TIMEOUT_S,
@@ -70,6 +70,7 @@ from celeriac.brokers.redis_connection import (
     blocking_redis_client,
     redis_client,
 )
+from celeriac.brokers.redis_fanout import RedisFanout
 from celeriac.errors import BrokerConnectionError, DecodeError
 from celeriac.protocol import (
     CallBatch,
@@ -114,6 +115,7 @@ class RedisBroker(Broker):
     schemes = ("redis", "rediss", "redis+socket", "sentinel")
     supports_priority = True
     shared_delay_store = False
+    supports_broadcast = True  # kombu's fan-out over PUB/SUB: redis_fanout.py
     #: as Celery on Redis: priority 0 is served before 9
     priority_order: ClassVar[str] = "lower-first"
 
@@ -141,6 +143,7 @@ class RedisBroker(Broker):
         self._blocking: BlockingPublisher | None = None
         self._next_sweep = 0.0
         self._rotation = 0
+        self.fanout = RedisFanout(self.redis, opts, self.prefix)
 
     def _k(self, name: str) -> str:
         return self.prefix + name
@@ -484,6 +487,27 @@ class RedisBroker(Broker):
 
 # -- envelopes and records ------------------------------------------------------------
 
+
+    # -- broadcast (redis_fanout.py) ------------------------------------------------------
+    async def broadcast(self, exchange: Exchange, message: Message) -> None:
+        await self.fanout.broadcast(exchange, message)
+
+    async def subscribe(self, exchange: Exchange, queue: str, binding: str = "#"
+                        ) -> Subscription:
+        return await self.fanout.subscribe(exchange, binding)
+
+    async def send_direct(self, exchange: str, routing_key: str, message: Message) -> None:
+        await self.fanout.send_direct(exchange, routing_key, message)
+
+    async def open_mailbox(self, exchange: str, routing_key: str, queue: str
+                           ) -> Subscription:
+        return await self.fanout.open_mailbox(exchange, routing_key, queue)
+
+    async def store_revoked(self, ids: Sequence[str], ttl_s: float) -> None:
+        await self.fanout.store_revoked(ids, ttl_s)
+
+    async def load_revoked(self) -> dict[str, float]:
+        return await self.fanout.load_revoked()
 
 def _raw(value: Any) -> bytes:
     """redis-py types replies as bytes | str; without decode_responses they are bytes."""

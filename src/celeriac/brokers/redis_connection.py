@@ -18,12 +18,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis import Redis as SyncRedis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from redis.retry import Retry as SyncRetry
 from redis.sentinel import Sentinel as SyncSentinel
 
 from celeriac.brokers.base import mask_url
@@ -45,7 +46,11 @@ RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 DEFAULT_SOCKET_TIMEOUT_S = 10.0
 
 
-def _client_kwargs(options: dict[str, Any], protocol: int = 2) -> dict[str, Any]:
+def _client_kwargs(options: dict[str, Any], protocol: int = 2,
+                   blocking: bool = False) -> dict[str, Any]:
+    """Keyword arguments for a client of either kind. Each gets its own kind of ``Retry``:
+    redis-py 8.2 warns (UserWarning) when an asyncio client is handed the blocking one."""
+    retry_cls = SyncRetry if blocking else AsyncRetry
     kwargs: dict[str, Any] = {
         # the broker's connect_timeout is broker_connection_timeout (Celery.broker_options)
         "socket_connect_timeout": float(options.get("socket_connect_timeout",
@@ -53,7 +58,7 @@ def _client_kwargs(options: dict[str, Any], protocol: int = 2) -> dict[str, Any]
         "socket_timeout": options.get("socket_timeout"),
         "socket_keepalive": bool(options.get("socket_keepalive", True)),
         # celeriac retries itself (with backoff, logging the loss once)
-        "retry": Retry(NoBackoff(), 0),
+        "retry": retry_cls(NoBackoff(), 0),
         "max_connections": int(options.get("max_connections", 64)),
         "client_name": options.get("client_name"),
         # RESP2 as kombu: the same reply shapes on every redis-py version (RESP3 only
@@ -89,15 +94,15 @@ def blocking_redis_client(url: str, options: dict[str, Any] | None = None,
     sync callers' publishes (celeriac.brokers.redis_blocking) and result waits."""
     options = dict(options or {})
     if url.split("://", 1)[0].lower() == "sentinel":
-        return _sentinel_client(url, options, _client_kwargs(options, protocol),
-                                SyncSentinel)
-    return _direct_client(url, options, SyncRedis, protocol)
+        return _sentinel_client(url, options,
+                                _client_kwargs(options, protocol, blocking=True), SyncSentinel)
+    return _direct_client(url, options, SyncRedis, protocol, blocking=True)
 
 
 def _direct_client(url: str, options: dict[str, Any], client_cls: Any,
-                   protocol: int = 2) -> Any:
+                   protocol: int = 2, blocking: bool = False) -> Any:
     scheme = url.split("://", 1)[0].lower()
-    kwargs = _client_kwargs(options, protocol)
+    kwargs = _client_kwargs(options, protocol, blocking)
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     password = unquote(parts.password) if parts.password else None

@@ -20,14 +20,15 @@ polls with a backoff capped at ``polling_interval`` (transport option, default 0
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from celeriac.brokers.base import Broker, DeadLetter, Delivery
+from celeriac.brokers import sqlite_files
+from celeriac.brokers.base import Broker, DeadLetter, Delivery, Exchange, Subscription
+from celeriac.brokers.sqlite_fanout import SQLiteFanout
 from celeriac.errors import BrokerConnectionError, ConfigurationError, DecodeError
 from celeriac.protocol import DueBatch, Message, from_envelope, scheduled, to_envelope
 
@@ -66,13 +67,13 @@ def sqlite_path(url: str) -> str:
 
 
 def connect_sqlite(path: str) -> sqlite3.Connection:
-    """Open a WAL-mode connection shared by threads (callers hold their own lock)."""
+    """Open a WAL-mode connection shared by threads (callers hold their own lock).
+    The default store's folder and files are made private first (``sqlite_files``)."""
     if path != ":memory:":
-        directory = os.path.dirname(os.path.abspath(path))
         try:
-            os.makedirs(directory, exist_ok=True)
+            sqlite_files.prepare(path)
         except OSError as exc:
-            raise BrokerConnectionError(f"cannot create {directory}: {exc}") from exc
+            raise BrokerConnectionError(f"cannot prepare {path}: {exc}") from exc
     try:
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None,
                                check_same_thread=False)
@@ -88,6 +89,7 @@ class SQLiteBroker(Broker):
 
     schemes = ("sqlite",)
     supports_priority = True
+    supports_broadcast = True  # tables of its own: sqlite_fanout.py
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)
@@ -95,6 +97,7 @@ class SQLiteBroker(Broker):
         self.polling_interval_s = float(self.options.get("polling_interval", 0.05))
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self.fanout = SQLiteFanout(self._db, self._lock, self.polling_interval_s)
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -304,3 +307,24 @@ class SQLiteBroker(Broker):
     async def purge_dead(self) -> int:
         with self._lock:
             return self._db().execute("DELETE FROM dead_letters").rowcount
+
+    # -- broadcast (sqlite_fanout.py) -----------------------------------------------------
+    async def broadcast(self, exchange: Exchange, message: Message) -> None:
+        await self.fanout.broadcast(exchange, message)
+
+    async def subscribe(self, exchange: Exchange, queue: str, binding: str = "#"
+                        ) -> Subscription:
+        return await self.fanout.subscribe(exchange, binding)
+
+    async def send_direct(self, exchange: str, routing_key: str, message: Message) -> None:
+        await self.fanout.send_direct(exchange, routing_key, message)
+
+    async def open_mailbox(self, exchange: str, routing_key: str, queue: str
+                           ) -> Subscription:
+        return await self.fanout.open_mailbox(exchange, routing_key)
+
+    async def store_revoked(self, ids: Sequence[str], ttl_s: float) -> None:
+        await self.fanout.store_revoked(ids, ttl_s)
+
+    async def load_revoked(self) -> dict[str, float]:
+        return await self.fanout.load_revoked()

@@ -7,7 +7,9 @@ Keys, each ``celery-taskset-meta-<group id>`` plus a suffix (and the backend's
 - ``.j``  a sorted set of parts, scored by group index: JSON ``[1, id, state, result]``;
 - ``.d``  a set of ``<task id>:<index>``: a part already counted is not added again;
 - ``.t``  a counter of tasks added to the chord at run time (``Task.add_to_chord``);
-- ``.c``  the claim to send the body (``SET NX`` with a token), then ``done``.
+- ``.c``  the claim to send the body (``SET NX`` with a token, expiring), then ``done``;
+- ``.b``  (celeriac's own) a hash of body task id -> the claim token it was first sent
+  under, so a copy sent again under a taken-over claim is dropped (``accept``).
 A part, the check for completion and the claim are one script (``_ADD_PART``), so two
 workers racing on the last parts cannot both claim.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from celeriac.chords.base import ChordJoin, Claim, member
+from celeriac.chords.base import HELD, NO_SIZE, ChordJoin, Claim, Held, NoSize, member
 from celeriac.serialization import json_dumps, json_loads
 
 if TYPE_CHECKING:
@@ -42,9 +44,40 @@ local added = redis.call('GET', KEYS[2])
 local size = redis.call('GET', KEYS[3])
 local claimed = 0
 if size and ready == tonumber(size) + tonumber(added or 0) then
-  if redis.call('SET', KEYS[6], ARGV[7], 'NX', 'EX', ARGV[6]) then claimed = 1 end
+  if redis.call('SET', KEYS[6], ARGV[7], 'NX', 'EX', ARGV[6]) then claimed = 1
+  else claimed = 2 end
 end
 return {ready, added, size, claimed}
+"""
+
+# KEYS: j t s c   ARGV: token, claim s. 1: claimed, 2: held, 0: done or not complete
+_RECLAIM = """
+local holder = redis.call('GET', KEYS[4])
+if holder == 'done' then return 0 end
+local size = redis.call('GET', KEYS[3])
+if not size then return 0 end
+local added = redis.call('GET', KEYS[2])
+if redis.call('ZCARD', KEYS[1]) ~= tonumber(size) + tonumber(added or 0) then return 0 end
+if holder then return 2 end
+redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+# KEYS: b   ARGV: task id, token, seconds the hash lives
+_ACCEPT = """
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 1 end
+return 0
+"""
+
+# KEYS: g c s   ARGV: size, seconds the size lives. A saved group has this id: 0.
+_SET_SIZE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2])
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+else redis.call('SET', KEYS[3], ARGV[1]) end
+return 1
 """
 
 # KEYS: c s   ARGV: token, seconds. Extend our claim (or take an expired one back).
@@ -78,14 +111,30 @@ class RedisChordJoin(ChordJoin):
     def key(self, group_id: str, suffix: str = "") -> str:
         return f"{self.prefix}{group_id}{suffix}"
 
-    async def set_size(self, group_id: str, size: int) -> None:
-        ex = int(self.chord_expires_s or 0)
-        size_set = ("SET", self.key(group_id, ".s"), size, *(("EX", ex) if ex else ()))
+    async def set_size(self, group_id: str, size: int) -> bool:
         # a frozen chord sent again reuses its group id: a new run, a new claim
-        await self.backend.redis.run(("DEL", self.key(group_id, ".c")), size_set)
+        k = self.key
+        ok = await self.backend.redis.eval(
+            _SET_SIZE, [k(group_id), k(group_id, ".c"), k(group_id, ".s")],
+            [size, int(self.chord_expires_s or 0)])
+        return bool(ok)
+
+    async def size_known(self, group_id: str) -> bool:
+        size, claim = await self.backend.redis.run(("EXISTS", self.key(group_id, ".s")),
+                                                   ("GET", self.key(group_id, ".c")))
+        return bool(size) or claim == b"done"
+
+    async def group_exists(self, group_id: str) -> bool:
+        [found] = await self.backend.redis.run(("EXISTS", self.key(group_id)))
+        return bool(found)
+
+    async def add_to_chord(self, group_id: str) -> None:
+        key = self.key(group_id, ".t")
+        ex = int(self.chord_expires_s or 0)
+        await self.backend.redis.run(("INCR", key), *([("EXPIRE", key, ex)] if ex else []))
 
     async def add_part(self, group_id: str, task_id: str, group_index: int | None,
-                       state: str, result: Any) -> Claim | None:
+                       state: str, result: Any) -> Claim | Held | NoSize | None:
         k = self.key
         keys = [k(group_id, ".j"), k(group_id, ".t"), k(group_id, ".s"), k(group_id, ".d"),
                 k(group_id), k(group_id, ".c")]
@@ -96,9 +145,34 @@ class RedisChordJoin(ChordJoin):
             _ADD_PART, keys, [member(task_id, group_index), value, score,
                               int(self.chord_expires_s or 0),
                               int(self.group_expires_s or 0), self.claim_expires_s, token])
-        if ready == -1 or not size or not claimed:
+        if ready == -1:
             return None
-        [raw] = await self.backend.redis.run(("ZRANGE", keys[0], 0, -1))
+        if not size:
+            return NO_SIZE
+        if not claimed:
+            return None
+        if claimed == 2:
+            return HELD
+        return await self._claim(keys[0], token)
+
+    async def reclaim(self, group_id: str) -> Claim | Held | None:
+        k = self.key
+        token = uuid.uuid4().hex
+        got = await self.backend.redis.eval(
+            _RECLAIM, [k(group_id, ".j"), k(group_id, ".t"), k(group_id, ".s"),
+                       k(group_id, ".c")], [token, self.claim_expires_s])
+        if got == 2:
+            return HELD
+        return await self._claim(k(group_id, ".j"), token) if got == 1 else None
+
+    async def accept(self, group_id: str, task_id: str, token: str) -> bool:
+        ex = int(self.group_expires_s or self.chord_expires_s or 0) or 86400
+        ok = await self.backend.redis.eval(_ACCEPT, [self.key(group_id, ".b")],
+                                           [task_id, token, ex])
+        return bool(ok)
+
+    async def _claim(self, parts_key: str, token: str) -> Claim:
+        [raw] = await self.backend.redis.run(("ZRANGE", parts_key, 0, -1))
         parts = []
         for item in raw:
             _, tid, part_state, part_result = json_loads(item)
@@ -120,7 +194,7 @@ class RedisChordJoin(ChordJoin):
                     k(group_id, ".s"), k(group_id, ".d")], [claim.token, done_s])
 
     async def failed(self, group_id: str, claim: Claim) -> None:
-        await self.backend.redis.run(("DEL", self.key(group_id, ".s")))
+        await self.done(group_id, claim)
 
     async def save_group(self, group_id: str, encoded: bytes) -> None:
         ex = int(self.backend_expires() or 0)

@@ -111,13 +111,16 @@ def app_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register_commands() -> None:
-    from celeriac.cli import calls, dlq, list_cmd, multi, purge, report, shell, worker
+    from celeriac.cli import calls, dlq, list_cmd, multi, purge, remote, report, shell, worker
 
     cli.add_command(worker.worker)
     cli.add_command(purge.purge)
     cli.add_command(calls.call)
     cli.add_command(calls.result)
     cli.add_command(dlq.dlq)
+    cli.add_command(remote.inspect)
+    cli.add_command(remote.control)
+    cli.add_command(remote.status)
     cli.add_command(multi.multi)
     cli.add_command(shell.shell)
     cli.add_command(report.report)

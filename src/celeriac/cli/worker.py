@@ -18,6 +18,8 @@ from celeriac.cli.worker_daemon import (
     pidlock,
 )
 from celeriac.errors import CeleriacError
+from celeriac.queues import select_queues
+from celeriac.utils.log import mlevel, setup_task_logging
 from celeriac.worker.banner import setup_logging
 from celeriac.worker.daemon import drop_privileges
 from celeriac.worker.pools import ALIASES, POOL_NAMES
@@ -37,6 +39,7 @@ _POOL_CHOICES = click.Choice([*POOL_NAMES, *ALIASES], case_sensitive=False)
 @click.option("-P", "--pool", type=_POOL_CHOICES,
               help="prefork (default), solo, threads, asyncio; eventlet/gevent run asyncio.")
 @click.option("-Q", "--queues", help="Comma-separated queues to consume from.")
+@click.option("-X", "--exclude-queues", help="Comma-separated queues not to consume from.")
 @click.option("-n", "--hostname", help="Worker name, e.g. w1@%h.")
 @click.option("--prefetch-multiplier", type=click.IntRange(min=1),
               help="Messages reserved per pool slot.")
@@ -49,15 +52,18 @@ _POOL_CHOICES = click.Choice([*POOL_NAMES, *ALIASES], case_sensitive=False)
               help="Log to this file, not stderr (%n %i %I %p %h expand as Celery's).")
 @click.option("--shutdown-timeout", type=float,
               help="Seconds a warm shutdown waits for running tasks (default 60).")
-@click.option("--without-gossip", is_flag=True, help="Accepted for Celery compatibility.")
-@click.option("--without-mingle", is_flag=True, help="Accepted for Celery compatibility.")
-@click.option("--without-heartbeat", is_flag=True, help="Accepted for Celery compatibility.")
+@click.option("--without-gossip", is_flag=True,
+              help="Accepted for Celery compatibility (celeriac has no gossip).")
+@click.option("--without-mingle", is_flag=True, help="Accepted for Celery compatibility "
+              "(celeriac does not mingle: revoked ids are kept in the broker instead).")
+@click.option("--without-heartbeat", is_flag=True, help="Send no worker-heartbeat events.")
 @click.option("-O", "--optimization", "optimization", type=OPTIMIZATIONS,
               help="default or fair: both are fair here (a task waits for a free slot).")
 @daemon_options
 @click.pass_obj
 def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str | None,
-           queues: str | None, hostname: str | None, prefetch_multiplier: int | None,
+           queues: str | None, exclude_queues: str | None, hostname: str | None,
+           prefetch_multiplier: int | None,
            max_tasks_per_child: int | None, max_memory_per_child: int | None,
            task_events: bool, logfile: str | None, shutdown_timeout: float | None,
            **options: Any) -> None:
@@ -67,15 +73,22 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
                                "--detach")
     app = ctx.app
     conf = app.conf
+    if options.get("without_heartbeat"):
+        conf.worker_heartbeat_interval = 0
     try:
-        setup_logging(loglevel, conf.worker_log_format)
+        level = mlevel(loglevel)
+        if conf.worker_hijack_root_logger or not logging.getLogger().handlers:
+            setup_logging(loglevel, conf.worker_log_format)
+        logging.getLogger().setLevel(level or logging.WARNING)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'-l'") from None
     if maybe_detach({**options, "logfile": logfile}, hostname):
         return
     nodename = expand_hostname(hostname)
     if logfile:
-        log_to_file(logfile, nodename, conf.worker_log_format)
+        log_to_file(logfile, nodename, conf.worker_log_format,
+                    replace_stderr=bool(conf.worker_hijack_root_logger))
+    setup_task_logging(conf, level)
     if options.get("optimization"):
         logger.info("%s", FAIR_NOTE)
     for limit in ("time_limit", "soft_time_limit"):
@@ -86,13 +99,15 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
     except CeleriacError as exc:
         raise click.ClickException(str(exc)) from None
     with pidlock(options.get("pidfile"), nodename):
-        _run(app, concurrency=concurrency, pool=pool, queues=queues, hostname=hostname,
+        _run(app, concurrency=concurrency, pool=pool, queues=queues,
+             exclude_queues=exclude_queues, hostname=hostname,
              prefetch_multiplier=prefetch_multiplier, max_tasks_per_child=max_tasks_per_child,
              max_memory_per_child=max_memory_per_child, task_events=task_events,
              shutdown_timeout=shutdown_timeout, autoscale=options.get("autoscale"))
 
 
 def _run(app: Any, *, concurrency: int | None, pool: str | None, queues: str | None,
+         exclude_queues: str | None,
          hostname: str | None, prefetch_multiplier: int | None,
          max_tasks_per_child: int | None, max_memory_per_child: int | None,
          task_events: bool, shutdown_timeout: float | None,
@@ -100,8 +115,8 @@ def _run(app: Any, *, concurrency: int | None, pool: str | None, queues: str | N
     try:
         w = app.Worker(
             concurrency=concurrency, pool=pool,
-            queues=[q.strip() for q in queues.split(",") if q.strip()] if queues else None,
-            hostname=hostname, prefetch_multiplier=prefetch_multiplier,
+            queues=select_queues(app.conf, queues, exclude_queues), hostname=hostname,
+            prefetch_multiplier=prefetch_multiplier,
             max_tasks_per_child=max_tasks_per_child,
             max_memory_per_child=max_memory_per_child, send_events=task_events,
             shutdown_timeout_s=shutdown_timeout, autoscale=autoscale)

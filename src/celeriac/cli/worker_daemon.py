@@ -117,8 +117,10 @@ def maybe_detach(options: dict[str, Any], hostname: str | None) -> bool:
     return True
 
 
-def log_to_file(logfile: str, nodename: str, fmt: str) -> None:
-    """``--logfile``: the worker logs there instead of stderr (Celery's %n %i %I %p)."""
+def log_to_file(logfile: str, nodename: str, fmt: str, replace_stderr: bool = True) -> None:
+    """``--logfile``: the worker logs there instead of stderr (Celery's %n %i %I %p); the
+    application's own handlers stay when it keeps the root logger
+    (``worker_hijack_root_logger=False``)."""
     path = node_format(logfile, nodename)
     try:
         check_logfile(path)
@@ -127,7 +129,7 @@ def log_to_file(logfile: str, nodename: str, fmt: str) -> None:
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter(fmt))
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in list(root.handlers) if replace_stderr else ():
         if isinstance(old, logging.StreamHandler) and not isinstance(
                 old, logging.FileHandler):
             root.removeHandler(old)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from celeriac import signals
 from celeriac.brokers.base import mask_url
 
 if TYPE_CHECKING:
@@ -56,12 +57,27 @@ def banner(app: Celery, hostname: str, version: str, pool: str, queues: Sequence
     return "\n".join(lines)
 
 
-def setup_logging(level: str, fmt: str) -> None:
-    """Log to stderr in Celery's format at the given level (``-l info``)."""
+def setup_logging(level: str, fmt: str, logfile: str | None = None) -> None:
+    """Log to stderr in Celery's format at the given level (``-l info``). As in Celery,
+    a receiver of the ``setup_logging`` signal replaces this set-up entirely, and
+    ``after_setup_logger`` / ``after_setup_task_logger`` receivers may adjust it."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}: use debug, info, warning, error "
                          f"or critical")
+    if signals.listened(signals.setup_logging):
+        signals.setup_logging.send(None, loglevel=numeric, logfile=logfile, format=fmt,
+                                   colorize=False)
+        return
+    _own_logging(numeric, fmt)
+    for signal, logger in ((signals.after_setup_logger, logging.getLogger()),
+                           (signals.after_setup_task_logger,
+                            logging.getLogger("celery.task"))):
+        signals.send(signal, None, logger=logger, loglevel=numeric, logfile=logfile,
+                     format=fmt, colorize=False)
+
+
+def _own_logging(numeric: int, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(fmt))
     root = logging.getLogger()

@@ -139,11 +139,12 @@ async def connect_on_startup(connect: Callable[[], Awaitable[T]], url: str, *, r
 
 
 def retry_settings(conf: Any) -> tuple[bool, int | None]:
-    """(retry at start-up?, max retries) from the app's settings, as Celery reads them:
-    ``broker_connection_retry_on_startup``, or ``broker_connection_retry`` when that
-    one is None."""
+    """(retry at start-up?, max retries) from ``broker_connection_retry_on_startup``
+    (None counts as on: Celery would read ``broker_connection_retry`` there, which
+    celeriac does not act on: a lost connection is always reconnected) and
+    ``broker_connection_max_retries``."""
     on_startup = conf.broker_connection_retry_on_startup
-    retry = bool(conf.broker_connection_retry if on_startup is None else on_startup)
+    retry = True if on_startup is None else bool(on_startup)
     max_retries = conf.broker_connection_max_retries
     return retry, (None if max_retries is None else int(max_retries))
 

@@ -7,19 +7,24 @@
  4. ack now if the task acks early (``acks_late=False``)
  5. run it in the pool
  6. record the outcome: SUCCESS (result, callbacks, chain), RETRY (republish through
-    the delay store), FAILURE (result, errbacks; out of retries -> dead letter)
+    the delay store), FAILURE (result, errbacks; out of retries -> dead letter);
+    ``raise Reject`` -> back to the queue (requeue=True) or dead letter, no state stored;
+    ``raise Ignore`` -> no state stored, acked
  7. ack (batched), unless step 4 did, or the delivery went back to the queue.
 Nothing here raises into the consumer: every path ends in ack, requeue or dead letter.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+from collections import Counter
+from collections.abc import Container
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from celeriac import chords, serialization, signing, states
+from celeriac import chords, serialization, signals, signing, states, task_hooks
 from celeriac.backends.base import (
     ResultBackend,
     exception_to_result,
@@ -33,6 +38,7 @@ from celeriac.errors import (
     BackendStoreError,
     DecodeError,
     EncodeError,
+    NotRegistered,
     TaskMessageError,
     TaskRevokedError,
 )
@@ -69,6 +75,11 @@ class Executor:
         self.soft_time_limit_s = conf.seconds("task_soft_time_limit")
         self.ignore_result_default = bool(conf.task_ignore_result)
         self.track_started = bool(conf.task_track_started)
+        #: result_extended: name, args, kwargs, worker, retries, queue stored with results
+        self.extended = bool(conf.result_extended)
+        #: off: a failed task's message is dead-lettered instead of acked (acks_late)
+        self.acks_on_failure = bool(conf.task_acks_on_failure_or_timeout)
+        self.store_errors_ignored = bool(conf.task_store_errors_even_if_ignored)
         self.reject_on_worker_lost = bool(conf.task_reject_on_worker_lost)
         #: set: unsigned or tampered messages are dead-lettered (celeriac.signing)
         self.security_key: str | None = conf.security_key or None
@@ -76,6 +87,15 @@ class Executor:
         self.processed = 0
         #: False only in celeriac.testing.drain, which runs delayed tasks at once
         self.honour_eta = True
+        #: revoked ids, refused on receipt (celeriac.control.revoked sets it)
+        self.revoked: Container[str] = frozenset()
+        #: tasks run, by name (inspect stats: "total")
+        self.totals: Counter[str] = Counter()
+        #: running task id -> the asyncio task awaiting it; ids being terminated
+        self.running: dict[str, asyncio.Task[Any] | None] = {}
+        self.terminating: set[str] = set()
+        #: the event dispatcher while task events are on (-E), else None
+        self.events: Any = None
 
     async def process(self, delivery: Delivery) -> None:
         try:
@@ -99,7 +119,7 @@ class Executor:
         except Exception:
             logger.error("requeue failed too (%s); the lease will bring it back", exc)
 
-    async def _process(self, delivery: Delivery) -> None:
+    async def _process(self, delivery: Delivery) -> None:  # noqa: C901, RUF100 (the pipeline, in order)
         props = delivery.message.properties
         result_route.set((props.get("reply_to"), props.get("correlation_id")))
         if delivery.envelope_error:
@@ -113,39 +133,85 @@ class Executor:
             call = parse_task(delivery.message, self.accept)
             task = self.tasks.get(call.name)
             if task is None:
+                signals.send(signals.task_unknown, self, name=call.name, id=call.id,
+                             message=delivery.message, exc=NotRegistered(call.name))
                 return await self._dead_letter(
                     delivery, f"unregistered task {call.name!r}: no task by that name is "
                               f"registered in this worker", call)
             check_arguments(task, call.args, call.kwargs)
             _check_canvas(call)
             request = self._request(call, delivery, task)
+            if chords.CLAIM_HEADER in call.headers \
+                    and not await chords.accept_body(self.app, self.backend, call):
+                return self._drop_second_copy(delivery, call)
         except TaskMessageError as exc:
+            signals.send(signals.task_rejected, self, message=delivery.message, exc=exc)
             return await self._dead_letter(delivery, f"{type(exc).__name__}: {exc}")
         except (TypeError, ValueError, OverflowError) as exc:  # a header of the wrong type
             return await self._dead_letter(delivery, f"bad header: {type(exc).__name__}: "
                                                      f"{exc}", call)
 
-        expires, eta = call.expires, call.eta
-        now = utcnow() if expires is not None or eta is not None else None
-        if expires is not None and now is not None and expires <= now:
-            return await self._expire(delivery, call)
-        if eta is not None and now is not None and self.honour_eta \
-                and (eta - now).total_seconds() > 0.01:
-            logger.info("Task %s[%s] received with eta %s: kept in the broker until then",
-                        call.name, call.id, eta.isoformat())
-            return self.acker.park(delivery, eta.timestamp())
-
+        if (call.expires is not None or call.eta is not None or call.id in self.revoked) \
+                and await self._expired_or_early(delivery, call):
+            return
         acks_late = self.acks_late_default if task.acks_late is None else task.acks_late
         if not acks_late:
             self.acker.ack(delivery)
         logger.info("Task %s[%s] received", call.name, call.id)
+        signals.send(signals.task_received, self, request=request)
         if self.track_started and not request.ignore_result:
             started = {"pid": None, "hostname": self.hostname}
-            await self._store(call, make_meta(call.id, states.STARTED, started))
-        outcome = await self.pool.run(task, call.args, call.kwargs, request)
-        settled = await self._record(task, call, request, delivery, outcome)
+            await self._store(call, make_meta(call.id, states.STARTED, started,
+                                              extra=self._extended(call, request)))
+        outcome = await self._run(task, call, request)
+        if outcome.state in _PREDICATES:
+            settled = await self._predicate(call, delivery, outcome, acks_late)
+        else:
+            settled = await self._record(task, call, request, delivery, outcome)
         if acks_late and not settled:
             self.acker.ack(delivery)
+
+    async def _expired_or_early(self, delivery: Delivery, call: TaskCall) -> bool:
+        """Settle a delivery revoked or past its expiry (REVOKED) or before its eta
+        (parked in the broker's delay store); True when it was."""
+        expires, eta, now = call.expires, call.eta, utcnow()
+        if call.id in self.revoked or (expires is not None and expires <= now):
+            await self._expire(delivery, call)
+            return True
+        if eta is not None and self.honour_eta and (eta - now).total_seconds() > 0.01:
+            logger.info("Task %s[%s] received with eta %s: kept in the broker until then",
+                        call.name, call.id, eta.isoformat())
+            self.acker.park(delivery, eta.timestamp())
+            return True
+        return False
+
+    async def _run(self, task: Task[Any, Any], call: TaskCall, request: Context
+                   ) -> Outcome:
+        """Run it in the pool; REVOKED when remote control terminated it."""
+        self.totals[call.name] += 1
+        self.running[call.id] = asyncio.current_task()
+        events = self.events
+        if events is not None:
+            events.task_received(call)
+            events.task_started(call)
+        outcome = None
+        try:
+            outcome = await self.pool.run(task, call.args, call.kwargs, request)
+        except asyncio.CancelledError:  # control's terminate on an async task
+            if call.id not in self.terminating:
+                raise
+            uncancel = getattr(asyncio.current_task(), "uncancel", None)
+            if uncancel is not None:  # Python 3.11+: this task goes on
+                uncancel()
+        finally:
+            self.running.pop(call.id, None)
+        if self.terminating and call.id in self.terminating:
+            self.terminating.discard(call.id)
+            outcome = Outcome(states.REVOKED, TaskRevokedError("terminated"))
+        assert outcome is not None
+        if events is not None:
+            events.task_finished(call, outcome)
+        return outcome
 
     def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
         """``task.request``: what the worker reads itself now, the rest when the task
@@ -181,15 +247,17 @@ class Executor:
                             outcome.runtime_s, outcome.value)
                 if call.callbacks or call.chain:
                     await self._send_followers(call, outcome.value)
-                if type(task).on_success is not Task.on_success:  # the default: nothing
-                    _safe_hook(task.on_success, outcome.value, call.id, call.args,
-                               call.kwargs)
                 if call.chord:
                     await chords.on_task_done(self.app, self.backend, call, states.SUCCESS,
                                               outcome.value)
                 return False
             outcome = Outcome(states.FAILURE, refused, format_traceback(refused),
                               runtime_s=outcome.runtime_s)
+        if outcome.state == states.REVOKED:  # terminated by remote control
+            logger.warning("Task %s[%s] terminated (revoked)", call.name, call.id)
+            await self._store(call, make_meta(call.id, states.REVOKED,
+                                              exception_to_result(outcome.value)))
+            return False
         if outcome.state == states.RETRY and outcome.retry is not None:
             await self._retry(task, call, delivery, outcome)
             return False
@@ -202,15 +270,22 @@ class Executor:
             return True
         logger.error("Task %s[%s] raised unexpected: %r\n%s", call.name, call.id, exc,
                      outcome.traceback or "")
-        await self._store(call, make_meta(call.id, states.FAILURE, exception_to_result(exc),
-                                          outcome.traceback, parent_id=request.parent_id))
+        if not request.ignore_result or self.store_errors_ignored:
+            await self._store(call, make_meta(
+                call.id, states.FAILURE, exception_to_result(exc), outcome.traceback,
+                parent_id=request.parent_id, extra=self._extended(call, request)))
         await self._send_errbacks(call)
         if call.chord:
             await chords.on_task_done(self.app, self.backend, call, states.FAILURE, exc)
-        _safe_hook(task.on_failure, exc, call.id, call.args, call.kwargs, None)
+        task_hooks.on_failure_in_parent(task, outcome, call.id, call.args, call.kwargs)
         if outcome.exhausted:
             await self._dead_letter(delivery, f"max retries exceeded ({call.retries}): {exc!r}",
                                     call, quiet=True)
+            return True
+        if not self.acks_on_failure and (
+                self.acks_late_default if task.acks_late is None else task.acks_late):
+            await self._dead_letter(delivery, f"failed, and task_acks_on_failure_or_timeout "
+                                              f"is off: {exc!r}", call, quiet=True)
             return True
         return False
 
@@ -234,14 +309,67 @@ class Executor:
                     max(0.0, (eta - now).total_seconds()), retry.exc)
         exc = retry.exc or retry
         await self._store(call, make_meta(call.id, states.RETRY, exception_to_result(exc),
-                                          format_traceback(exc) if retry.exc else None))
-        _safe_hook(task.on_retry, exc, call.id, call.args, call.kwargs, None)
+                                          format_traceback(exc) if retry.exc else None,
+                                          extra=self._extended(call, None)))
+        if not outcome.hooked:
+            _safe_hook(task.on_retry, exc, call.id, call.args, call.kwargs, None)
+
+    async def _predicate(self, call: TaskCall, delivery: Delivery, outcome: Outcome,
+                         acks_late: bool) -> bool:
+        """``raise Reject`` / ``raise Ignore``: no state stored. Reject sends the message
+        back to the queue (requeue=True) or to the dead-letter store with its reason;
+        once acked early there is nothing left to reject. True when settled here."""
+        exc = outcome.value
+        if outcome.state == states.IGNORED:
+            logger.info("Task %s[%s] ignored", call.name, call.id)
+            return False
+        requeue = bool(getattr(exc, "requeue", False))
+        logger.info("Task %s[%s] rejected (requeue=%s): %s", call.name, call.id, requeue,
+                    getattr(exc, "reason", exc))
+        if not acks_late:
+            logger.warning("Task %s[%s] was acked before it ran (acks_late=False): the "
+                           "rejection has nothing to reject", call.name, call.id)
+            return True
+        if requeue:
+            await self.broker.requeue([delivery])
+        else:
+            await self._dead_letter(delivery, f"rejected: {getattr(exc, 'reason', exc)}",
+                                    call, quiet=True)
+        return True
+
+    def _extended(self, call: TaskCall, request: Context | None) -> dict[str, Any] | None:
+        """What ``result_extended`` stores with a result, as Celery does."""
+        if not self.extended:
+            return None
+        return {"name": call.name, "args": call.args, "kwargs": call.kwargs,
+                "worker": self.hostname, "retries": call.retries,
+                "queue": request.delivery_info.get("routing_key") if request is not None
+                else None}
 
     async def _expire(self, delivery: Delivery, call: TaskCall) -> None:
-        logger.warning("Discarding revoked task: %s[%s] (expired at %s)", call.name, call.id,
-                       call.expires)
-        exc = TaskRevokedError("expired")
+        """Expired, or revoked (celeriac.control.revoked): REVOKED, never run."""
+        if call.id in self.revoked:
+            logger.warning("Discarding revoked task: %s[%s]", call.name, call.id)
+            exc = TaskRevokedError("revoked")
+        else:
+            logger.warning("Discarding revoked task: %s[%s] (expired at %s)", call.name,
+                           call.id, call.expires)
+            exc = TaskRevokedError("expired")
+        if self.events is not None:
+            self.events.task_revoked(call, expired=exc.args == ("expired",))
+        if signals.task_revoked._receivers:
+            task = self.tasks.get(call.name)
+            signals.task_revoked.send(task, request=self._request(call, delivery, task)
+                                      if task is not None else None, terminated=False,
+                                      signum=None, expired=exc.args == ("expired",))
         await self._store(call, make_meta(call.id, states.REVOKED, exception_to_result(exc)))
+        self.acker.ack(delivery)
+
+    def _drop_second_copy(self, delivery: Delivery, call: TaskCall) -> None:
+        """A chord's body sent again by a worker that took over its claim, after the
+        first copy was taken (celeriac.chords): ack it, do not run it."""
+        logger.warning("Task %s[%s] dropped: a second copy of a chord's body, sent again "
+                       "by a worker that took over the claim", call.name, call.id)
         self.acker.ack(delivery)
 
     async def _dead_letter(self, delivery: Delivery, reason: str,
@@ -262,7 +390,8 @@ class Executor:
                              value: Any) -> Exception | None:
         """Store a SUCCESS (the backend encodes it once, here, before anything is logged);
         when it cannot, the exception to record instead, naming the task and the type."""
-        meta = make_meta(call.id, states.SUCCESS, value, parent_id=request.parent_id)
+        meta = make_meta(call.id, states.SUCCESS, value, parent_id=request.parent_id,
+                         extra=self._extended(call, request))
         try:
             await self.backend.store(call.id, meta, self.result_expires_s)
             return None
@@ -364,6 +493,10 @@ class Executor:
                              call.id)
 
 
+#: outcomes a task chose by raising Reject or Ignore
+_PREDICATES = frozenset({states.REJECTED, states.IGNORED})
+
+
 def _check_canvas(call: TaskCall) -> None:
     """Refuse canvas fields of the wrong shape before the task runs, not after."""
     for name in ("callbacks", "errbacks", "chain"):
@@ -389,6 +522,10 @@ def _retried_message(message: Message, call: TaskCall, eta: dt.datetime,
         _, _, body = serialization.dumps(
             [options.get("args", call.args), options.get("kwargs", call.kwargs), embed],
             "pickle" if message.content_type == serialization.PICKLE else "json")
+        if headers.get("compression"):  # the same codec for the new body
+            from celeriac.compression import compress
+
+            headers["compression"], body = compress(headers["compression"], body)
     return replace(message, headers=headers, body=body,
                    properties=dict(message.properties))
 

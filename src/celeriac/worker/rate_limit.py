@@ -142,6 +142,11 @@ class RateLimiter:
             self._cleared.add(key)
             self._resubmit(entry[0])
 
+    def reset(self, name: str) -> None:
+        """Forget a task's bucket: its rate_limit changed (remote ``rate_limit``)."""
+        self._buckets.pop(name, None)
+        self.possible = True
+
     def release_all(self) -> list[Delivery]:
         """Stop every timer and hand back the held deliveries (warm shutdown)."""
         held, self._held = self._held, {}

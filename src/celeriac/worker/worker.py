@@ -2,16 +2,21 @@
 
 ``Worker.run`` is the whole life of a worker, top to bottom:
 
-    1. import the app's task modules (autodiscovery, imports/include)
+    1. import the app's task modules (autodiscovery, imports/include); the signals
+       celeryd_init before, import_modules and worker_init after (celeriac/signals.py)
     2. connect to the broker and the result backend (waiting for a server not up yet,
-       as Celery's broker_connection_retry_on_startup: worker/connect.py; URL masked)
+       as Celery's broker_connection_retry_on_startup: worker/connect.py; URL masked);
+       warn when an embedded store the user placed can be read by other users
     3. start the pool (prefork forks its children here, after the tasks are imported)
-    4. start the lease keeper (on brokers with leases, not RabbitMQ) and the acker
-    5. print the banner
+    4. start the lease keeper (on brokers with leases, not RabbitMQ) and the acker;
+       then the control plane (celeriac.control.service): the mailbox, the revoked ids
+       loaded from the broker before the first fetch, events with -E
+    5. celeryd_after_setup; print the banner
     6. install signal handlers: first SIGTERM/SIGINT = warm, second = cold shutdown
-    7. consume until asked to stop
+    7. worker_ready; consume until asked to stop
     8. shut down: stop fetching, return reserved messages, let running tasks finish
-       (up to worker_shutdown_timeout), flush acks, stop the pool, close connections
+       (up to worker_shutdown_timeout), flush acks, stop the pool, stop the control
+       plane, close connections
 
 Where a message goes from here: consumer.py (fetch) -> executor.py (run, ack).
 """
@@ -26,9 +31,12 @@ import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from celeriac import __version__, loops
+from celeriac import __version__, loops, signals
 from celeriac.brokers.base import mask_url
+from celeriac.brokers.sqlite_files import store_warnings
+from celeriac.control.service import WorkerControl, start_control
 from celeriac.errors import BrokerConnectionError
+from celeriac.queues import queue_names
 from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.autoscale import ScaledPool, autoscaler_for
 from celeriac.worker.banner import banner
@@ -49,6 +57,13 @@ def expand_hostname(template: str | None) -> str:
     name, _, domain = host.partition(".")
     template = template or "celeriac@%h"
     return template.replace("%h", host).replace("%n", name).replace("%d", domain)
+
+
+def _sqlite_paths(*urls: str | None) -> list[str]:
+    """The files of the embedded stores among these URLs."""
+    from celeriac.brokers.sqlite import sqlite_path
+
+    return [sqlite_path(u) for u in urls if u and u.startswith("sqlite://")]
 
 
 class Worker:
@@ -77,7 +92,9 @@ class Worker:
         self.concurrency = concurrency or conf.worker_concurrency or os.cpu_count() or 1
         if pool_name == "solo":
             self.concurrency = 1
-        self.queues = list(queues or [conf.task_default_queue])
+        # as Celery: every queue task_queues declares, unless -Q names some
+        self.queues = list(queues or queue_names(conf.task_queues)
+                           or [conf.task_default_queue])
         self.hostname = expand_hostname(hostname)
         self.prefetch_multiplier = prefetch_multiplier or conf.worker_prefetch_multiplier
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
@@ -86,11 +103,17 @@ class Worker:
         self.shutdown_timeout_s = (shutdown_timeout_s if shutdown_timeout_s is not None
                                    else conf.seconds("worker_shutdown_timeout") or 0.0)
         self.print_banner = print_banner
+        #: the options it was made with (Celery's ``celeryd_init`` passes them on)
+        self.options = {"concurrency": concurrency, "pool": pool, "queues": queues,
+                        "hostname": hostname, "prefetch_multiplier": prefetch_multiplier}
         #: (max, min) pool size, or None: a fixed pool of ``concurrency`` (autoscale.py)
         self.autoscale = autoscale if pool_name != "solo" else None
         if autoscale and pool_name == "solo":
             logger.warning("--autoscale has no effect on the solo pool (one task at a time)")
         self.consumer: Consumer | None = None
+        self.control: WorkerControl | None = None
+        #: send worker events (heartbeats; task events with -E); see celeriac.events
+        self.events_enabled = self.send_events
         self._stop = asyncio.Event()
         self._cold = asyncio.Event()
         self._signals = 0
@@ -106,9 +129,14 @@ class Worker:
         """The start-up order (see the module docstring), then the shutdown order."""
         app = self.app
         self._stop, self._cold = asyncio.Event(), asyncio.Event()
+        signals.send(signals.celeryd_init, self.hostname, instance=self, conf=app.conf,
+                     options=self.options)
         app.finalize()                                                    # 1
+        signals.send(signals.worker_init, self)
         broker = await self._connect(app.clients.broker, app.broker_url)  # 2
         backend = await self._connect(app.clients.backend, app.result_backend_url or "")
+        for warning in store_warnings(_sqlite_paths(app.broker_url, app.result_backend_url)):
+            logger.warning("%s", warning)
         if self.pool_notice:
             logger.warning("%s", self.pool_notice)
         pool = self._create_pool()
@@ -121,12 +149,16 @@ class Worker:
             broker, executor, leases, self.queues, pool.capacity,
             pool.capacity * max(1, self.prefetch_multiplier))
         scaler = autoscaler_for(pool, consumer, self.prefetch_multiplier)
+        self.control = await start_control(self, broker, pool, executor, consumer)
+        signals.send(signals.celeryd_after_setup, self.hostname, instance=self,
+                     conf=app.conf)
         if self.print_banner:                                             # 5
             print(banner(app, self.hostname, __version__, pool.describe(), self.queues,
                          app.result_backend_url, self.send_events), flush=True)
         logger.info("Connected to %s", mask_url(app.broker_url))  # after it, as Celery
         self._install_signal_handlers()                                   # 6
         logger.info("%s ready.", self.hostname)
+        signals.send(signals.worker_ready, consumer)
         consuming = asyncio.create_task(consumer.run())                   # 7
         await self._stop.wait()
         if scaler is not None:
@@ -178,6 +210,9 @@ class Worker:
         if not cold:
             await pool.stop()
         leases.stop()
+        if self.control is not None:
+            await self.control.stop()
+        signals.send(signals.worker_shutdown, self)
         await self.app.clients.close()
         logger.info("%s stopped.", self.hostname)
 
@@ -194,6 +229,9 @@ class Worker:
         self._signals += 1
         if signum == signal.SIGQUIT:
             self._signals = 2
+        how = "Warm" if self._signals == 1 else "Cold"
+        signals.send(signals.worker_shutting_down, self.hostname,
+                     sig=signal.Signals(signum).name, how=how, exitcode=self.exit_code)
         if self._signals == 1:
             logger.warning("worker: Warm shutdown (MainProcess)")
             self.stop()

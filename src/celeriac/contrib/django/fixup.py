@@ -62,10 +62,29 @@ class DjangoFixup:
                 conn.connection = None
 
 
+def _around_task(sender: Any = None, task: Any = None, **_: Any) -> None:
+    """task_prerun / task_postrun: not for eager calls (they run inside the caller's
+    own request and transaction)."""
+    request = getattr(task, "request", None)
+    if not getattr(request, "is_eager", False):
+        DjangoFixup.close_old_connections()
+
+
+def _in_new_child(**_: Any) -> None:
+    DjangoFixup.close_inherited_connections()
+
+
 def maybe_install(app: Any) -> DjangoFixup | None:
-    """The fix-up for this app, when it runs inside a Django project."""
+    """The fix-up for this app, when it runs inside a Django project: its signal
+    receivers are connected once per process, whichever app installs it first."""
     if not os.environ.get("DJANGO_SETTINGS_MODULE"):
         return None
     if importlib.util.find_spec("django") is None:
         return None
+    from celeriac import signals
+
+    signals.task_prerun.connect(_around_task, weak=False, dispatch_uid="celeriac.django")
+    signals.task_postrun.connect(_around_task, weak=False, dispatch_uid="celeriac.django")
+    signals.worker_process_init.connect(_in_new_child, weak=False,
+                                        dispatch_uid="celeriac.django")
     return DjangoFixup(app)

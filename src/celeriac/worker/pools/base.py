@@ -32,5 +32,12 @@ class Pool(abc.ABC):
     def terminate(self) -> None:
         """Stop at once, abandoning running calls (cold shutdown)."""
 
+    def terminate_job(self, task_id: str, signum: int) -> str | None:
+        """Stop one running sync call (remote ``revoke(terminate=True)``): None when
+        done, else why not. Threads cannot be stopped from outside; async calls are
+        cancelled by the executor, not here."""
+        return (f"the {self.name} pool cannot stop a running sync task: it runs to its "
+                f"end (prefork can; async tasks are cancelled on any pool)")
+
     def describe(self) -> str:
         return f"{self.capacity} ({self.name})"

@@ -23,6 +23,7 @@ import traceback
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
+from celeriac import signals
 from celeriac.context import Context
 from celeriac.errors import (
     CeleriacError,
@@ -47,6 +48,7 @@ class _Child:
         self.pid = pid
         self.conn = conn
         self.jobs = 0
+        self.task_id: str | None = None  # the call it runs (terminate_job)
 
 
 class PreforkPool(Pool):
@@ -91,6 +93,7 @@ class PreforkPool(Pool):
     async def run(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
                   request: Context) -> Outcome:
         child = await self._idle.get()
+        child.task_id = request.id
         try:
             child.conn.send_bytes(pickle.dumps((task.name, args, kwargs, request), protocol=5))
         except (OSError, pickle.PicklingError, TypeError) as exc:
@@ -121,6 +124,7 @@ class PreforkPool(Pool):
         if retiring:
             self._reap(child)
         else:
+            child.task_id = None
             self._idle.put_nowait(child)
         result: Outcome = outcome
         return result
@@ -139,6 +143,17 @@ class PreforkPool(Pool):
         finally:
             loop.remove_reader(fd)
         return child.conn.recv_bytes()
+
+    def terminate_job(self, task_id: str, signum: int) -> str | None:
+        """Signal the child running task_id (it dies; run() reports it lost)."""
+        for child in self._children.values():
+            if child.task_id == task_id:
+                try:
+                    os.kill(child.pid, signum)
+                except ProcessLookupError:
+                    pass
+                return None
+        return "not running in this pool"
 
     def _kill(self, child: _Child) -> None:
         try:
@@ -229,9 +244,18 @@ def _on_soft_limit(signum: int, frame: Any) -> None:
 
 
 def _child_main(conn: Connection, max_tasks: int | None, max_memory_kib: int | None) -> None:
+    _reset_inherited_state()
+    signals.send(signals.worker_process_init, None)
+    try:
+        _serve(conn, max_tasks, max_memory_kib)
+    finally:
+        signals.send(signals.worker_process_shutdown, None, pid=os.getpid(), exitcode=0)
+
+
+def _serve(conn: Connection, max_tasks: int | None, max_memory_kib: int | None) -> None:
+    """The child's loop: a job in, its outcome out, until told to stop or retiring."""
     from celeriac.app import _all_apps
 
-    _reset_inherited_state()
     done = 0
     while True:
         try:
@@ -274,6 +298,7 @@ def _pickle_outcome(outcome: Outcome, retiring: bool, request: Context) -> bytes
                 f"pickled to leave the pool's child process: {type(value)!r} "
                 f"({type(exc).__name__}: {exc})")
             outcome.traceback = traceback.format_exc()
+            outcome.hooked = False  # the parent runs on_failure for what it records
         if outcome.retry is not None:
             outcome.retry = None
             outcome.state = FAILURE

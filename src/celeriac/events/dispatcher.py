@@ -1,0 +1,142 @@
+"""The worker's event sender: worker-online/heartbeat/offline, and task events with -E.
+
+Worker events go out at once (one message each; a heartbeat every
+``worker_heartbeat_interval`` s, 2 by default; 0 turns them off, as
+``--without-heartbeat``). Task events are buffered and sent as one list message per
+``FLUSH_S`` or per ``BATCH`` events, so ``-E`` costs a publish per batch rather than
+per event. task-received is sent when the task is taken to run (celeriac keeps no
+separate "received" step for prefetched tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback as tb
+from typing import TYPE_CHECKING, Any
+
+from celeriac import states
+from celeriac.events.event import event, event_exchange, event_message, worker_fields
+
+if TYPE_CHECKING:
+    from celeriac.control.state import WorkerState
+    from celeriac.execution import Outcome
+    from celeriac.protocol import TaskCall
+
+logger = logging.getLogger("celeriac.events")
+FLUSH_S = 0.1
+BATCH = 100
+
+
+class EventDispatcher:
+    """See the module docstring."""
+
+    def __init__(self, state: WorkerState, task_events: bool) -> None:
+        self.state = state
+        conf = state.app.conf
+        self.exchange = event_exchange(str(conf.event_exchange or "celeryev"))
+        self.heartbeat_s = float(conf.seconds("worker_heartbeat_interval") or 0.0)
+        self.task_events = task_events
+        self.buffer: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- worker events --------------------------------------------------------------------
+    def _worker_event(self, type_: str) -> dict[str, Any]:
+        s = self.state
+        return event(type_, s.hostname, s.clock.forward(),
+                     **worker_fields(self.heartbeat_s or 2.0, len(s.consumer.active),
+                                     s.executor.processed))
+
+    async def _send(self, events: dict[str, Any] | list[dict[str, Any]]) -> None:
+        try:
+            await self.state.broker.broadcast(self.exchange,
+                                              event_message(events, self.state.hostname))
+        except Exception as exc:
+            logger.warning("sending events failed: %s", exc)
+
+    async def heartbeat(self) -> None:
+        await self._send(self._worker_event("worker-heartbeat"))
+
+    async def start(self) -> None:
+        await self._send(self._worker_event("worker-online"))
+        if self.heartbeat_s > 0:
+            self._tasks.append(asyncio.create_task(self._beat(), name="events-heartbeat"))
+        self._tasks.append(asyncio.create_task(self._flusher(), name="events-flush"))
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            await self.heartbeat()
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(FLUSH_S)
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self.buffer = self.buffer, []
+        if batch:
+            await self._send(batch)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks.clear()
+        await self.flush()
+        await self._send(self._worker_event("worker-offline"))
+
+    # -- task events (the executor calls these when -E is on) ---------------------------
+    def _task(self, type_: str, task_id: str, **fields: Any) -> None:
+        if not self.task_events:
+            return
+        s = self.state
+        self.buffer.append(event(type_, s.hostname, s.clock.forward(), uuid=task_id,
+                                 **fields))
+        if len(self.buffer) >= BATCH:
+            asyncio.get_running_loop().create_task(self.flush())
+        else:
+            self._wake.set()
+
+    def task_received(self, call: TaskCall) -> None:
+        headers = call.headers
+        eta, expires = call.eta, call.expires
+        self._task("task-received", call.id, name=call.name,
+                   args=headers.get("argsrepr") or repr(call.args),
+                   kwargs=headers.get("kwargsrepr") or repr(call.kwargs),
+                   retries=call.retries, eta=eta.isoformat() if eta else None,
+                   expires=expires.isoformat() if expires else None,
+                   root_id=headers.get("root_id"), parent_id=headers.get("parent_id"))
+
+    def task_started(self, call: TaskCall) -> None:
+        self._task("task-started", call.id)
+
+    def task_finished(self, call: TaskCall, outcome: Outcome) -> None:
+        state = outcome.state
+        if state == states.SUCCESS:
+            self._task("task-succeeded", call.id, result=repr(outcome.value),
+                       runtime=outcome.runtime_s)
+        elif state == states.RETRY:
+            self._task("task-retried", call.id, exception=repr(outcome.value),
+                       traceback=outcome.traceback or "")
+        elif state == states.REVOKED:
+            self._task("task-revoked", call.id, terminated=True, signum=None, expired=False)
+        else:
+            text = outcome.traceback or "".join(tb.format_exception_only(outcome.value))
+            self._task("task-failed", call.id, exception=repr(outcome.value), traceback=text)
+
+    def task_revoked(self, call: TaskCall, expired: bool) -> None:
+        self._task("task-revoked", call.id, terminated=False, signum=None, expired=expired)
+
+
+async def start_worker_events(state: WorkerState, task_events: bool) -> EventDispatcher:
+    dispatcher = EventDispatcher(state, task_events)
+    await dispatcher.start()
+    return dispatcher

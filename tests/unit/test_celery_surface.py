@@ -1,0 +1,142 @@
+"""Celery 5.7's public names, under celeriac's path: replace ``celery`` with ``celeriac``
+in an import and it keeps working.
+
+``CHECKED`` is the list of names an application imports, written out per module. Each
+must exist in Celery 5.7 (installed as a test dependency) and under celeriac's path.
+``LEFT_OUT`` names the rest of Celery's ``__all__`` with the reason for each: what is
+internal to Celery, and what is missing on purpose for now (``MISSING``: those are
+strict xfails, so adding the name makes this test fail until its entry is removed).
+A Celery release that adds a public name fails ``test_every_celery_name_is_accounted``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+#: what an application imports, per module (Celery's path -> names)
+CHECKED: dict[str, tuple[str, ...]] = {
+    "celery": (
+        "Celery", "Task", "shared_task", "current_app", "current_task", "uuid",
+        "Signature", "signature", "maybe_signature", "subtask", "chain", "chord",
+        "chunks", "group", "xmap", "xstarmap", "__version__",
+    ),
+    "celery.canvas": (
+        "Signature", "chain", "xmap", "xstarmap", "chunks", "group", "chord",
+        "signature", "maybe_signature",
+    ),
+    "celery.result": (
+        "ResultBase", "AsyncResult", "ResultSet", "GroupResult", "EagerResult",
+        "result_from_tuple",
+    ),
+    "celery.exceptions": (
+        "CeleryWarning", "AlwaysEagerIgnored", "DuplicateNodenameWarning",
+        "DuplicateTaskNameWarning", "FixupWarning", "NotConfigured", "SecurityWarning",
+        "CeleryError", "ImproperlyConfigured", "SecurityError", "OperationalError",
+        "TaskPredicate", "Ignore", "Reject", "Retry",
+        "TaskError", "QueueNotFound", "IncompleteStream", "NotRegistered",
+        "AlreadyRegistered", "TimeoutError", "MaxRetriesExceededError",
+        "TaskRevokedError", "InvalidTaskError", "ChordError",
+        "BackendError", "BackendGetMetaError", "BackendStoreError",
+        "SoftTimeLimitExceeded", "TimeLimitExceeded", "WorkerLostError", "Terminated",
+        "CPendingDeprecationWarning", "CDeprecationWarning",
+        "WorkerShutdown", "WorkerTerminate", "reraise",
+    ),
+    "celery.signals": (
+        "before_task_publish", "after_task_publish", "task_internal_error",
+        "task_prerun", "task_postrun", "task_success", "task_received", "task_rejected",
+        "task_unknown", "task_retry", "task_failure", "task_revoked", "celeryd_init",
+        "celeryd_after_setup", "worker_init", "worker_before_create_process",
+        "worker_process_init", "worker_process_shutdown", "worker_ready",
+        "worker_shutdown", "worker_shutting_down", "setup_logging", "after_setup_logger",
+        "after_setup_task_logger", "beat_init", "beat_embedded_init", "heartbeat_sent",
+    ),
+    "celery.schedules": ("schedule", "crontab", "solar", "maybe_schedule",
+                         "crontab_parser", "ParseException"),
+    "celery.states": (
+        "PENDING", "RECEIVED", "STARTED", "SUCCESS", "FAILURE", "REVOKED", "RETRY",
+        "IGNORED", "REJECTED", "READY_STATES", "UNREADY_STATES", "EXCEPTION_STATES",
+        "PROPAGATE_STATES", "ALL_STATES", "precedence", "state",
+    ),
+    "celery.utils.log": ("get_task_logger", "get_logger", "base_logger", "LOG_LEVELS",
+                         "mlevel"),
+    "celery.app.task": ("Task", "Context"),
+}
+
+#: Celery names celeriac leaves out, with the reason. ``MISSING`` reasons are strict xfails.
+MISSING: dict[str, str] = {}
+INTERNAL = "Celery's packaging or internals, not something an application imports"
+LEFT_OUT: dict[str, str] = {
+    **{f"celery.{n}": INTERNAL for n in (
+        "SERIES", "VERSION", "VERSION_BANNER", "version_info", "version_info_t",
+        "__author__", "__contact__", "__homepage__", "__docformat__", "__package__",
+        "__file__", "__path__", "__doc__", "_find_option_with_arg", "_original_os_write",
+        "maybe_patch_concurrency", "local", "log", "registry", "messaging", "execute")},
+    "celery.bugreport": "use the CLI's `celeriac report` (the worker/CLI helper's part)",
+    "celery.exceptions.CeleryCommandException": "a click exception of Celery's own CLI",
+    **{f"celery.signals.{n}": "eventlet is not a celeriac pool (-P eventlet runs asyncio)"
+       for n in ("eventlet_pool_started", "eventlet_pool_preshutdown",
+                 "eventlet_pool_postshutdown", "eventlet_pool_apply")},
+    **{f"celery.utils.log.{n}": "the prefork pool's and the console's internals "
+       "(billiard's multiprocessing logger, colours, signal-handler flags)"
+       for n in ("ColorFormatter", "LoggingProxy", "set_in_sighandler", "in_sighandler",
+                 "get_multiprocessing_logger", "reset_multiprocessing_logger")},
+}
+
+
+def _celeriac_path(module: str) -> str:
+    return "celeriac" + module[len("celery"):]
+
+
+def _cases() -> list[object]:
+    cases = []
+    for module, names in CHECKED.items():
+        for name in names:
+            key = f"{module}.{name}"
+            marks = [pytest.mark.xfail(strict=True, reason=MISSING[key])] \
+                if key in MISSING else []
+            cases.append(pytest.param(module, name, id=key, marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize(("module", "name"), _cases())
+def test_name_exists_under_celeriac(module: str, name: str) -> None:
+    try:
+        ours = importlib.import_module(_celeriac_path(module))
+    except ImportError as exc:
+        pytest.fail(f"{_celeriac_path(module)} cannot be imported: {exc}")
+    assert hasattr(ours, name), f"{_celeriac_path(module)} has no {name!r} ({module} does)"
+
+
+@pytest.mark.parametrize("module", sorted(CHECKED))
+def test_checked_names_are_celerys(module: str) -> None:
+    """The list is honest: every name it checks is one Celery 5.7 has."""
+    theirs = importlib.import_module(module)
+    absent = [n for n in CHECKED[module] if not hasattr(theirs, n)]
+    assert not absent, f"{module} has no {absent}"
+
+
+@pytest.mark.parametrize("module", sorted(CHECKED))
+def test_every_celery_name_is_accounted(module: str) -> None:
+    """Each name in Celery's ``__all__`` is checked or left out with a reason."""
+    theirs = importlib.import_module(module)
+    public = set(getattr(theirs, "__all__", ()))
+    unaccounted = sorted(n for n in public
+                         if n not in CHECKED[module] and f"{module}.{n}" not in LEFT_OUT)
+    assert not unaccounted, f"{module}: add to CHECKED or LEFT_OUT: {unaccounted}"
+
+
+def test_exceptions_are_the_same_objects_under_both_celeriac_paths() -> None:
+    """``celeriac.X`` and ``celeriac.exceptions.X`` are one class, so ``except`` matches."""
+    import celeriac
+    import celeriac.exceptions as exceptions
+
+    for name in ("Retry", "TimeoutError", "SoftTimeLimitExceeded", "ChordError"):
+        assert getattr(celeriac, name) is getattr(exceptions, name)
+
+
+def test_left_out_names_do_not_hide_checked_ones() -> None:
+    for key in LEFT_OUT:
+        module, _, name = key.rpartition(".")
+        assert name not in CHECKED.get(module, ()), key
