@@ -87,6 +87,7 @@ def test_worker_gives_up_on_rabbitmq_after_max_retries() -> None:
         f"refused; gave up after 2 retries (broker_connection_max_retries=2)")
     assert time.monotonic() - started >= 6  # it did wait 2 + 4 seconds
     assert "Traceback" not in done.stderr
+    assert "error when creating transport" not in done.stderr  # one line per attempt
 
 
 def test_no_retry_on_startup_fails_at_once() -> None:

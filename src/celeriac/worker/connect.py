@@ -19,6 +19,7 @@ commands do not come here: they fail on the first refusal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -122,7 +123,8 @@ async def connect_on_startup(connect: Callable[[], Awaitable[T]], url: str, *, r
     masked = mask_url(url)
     while True:
         try:
-            return await connect()
+            with _quiet_client_logs():
+                return await connect()
         except BrokerConnectionError as exc:
             if not retry or not is_transient(exc):
                 raise
@@ -136,6 +138,24 @@ async def connect_on_startup(connect: Callable[[], Awaitable[T]], url: str, *, r
             logger.error("consumer: Cannot connect to %s: %s. Trying again %s... (%d/%s)",
                          masked, reason(exc), humanize_seconds(wait_s), retries, max_retries)
             await sleep(wait_s)
+
+
+class _DropRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def _quiet_client_logs() -> Iterator[None]:
+    """aiormq logs each refused connection itself ('error when creating transport');
+    our line per attempt says it already, with the URL and what happens next."""
+    quiet = _DropRecords()
+    client_logger = logging.getLogger("aiormq.connection")
+    client_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        client_logger.removeFilter(quiet)
 
 
 def retry_settings(conf: Any) -> tuple[bool, int | None]:
