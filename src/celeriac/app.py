@@ -9,6 +9,7 @@ task has a future eta) on the caller's loop, or on the bridge loop for sync call
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import importlib
 import logging
@@ -573,6 +574,13 @@ class Celery:
             waiter[1].close_blocking()
         if BRIDGE.started:
             self.run_sync(self.clients.close())
+
+    async def aclose(self) -> None:
+        """``close()`` for async apps (FastAPI's lifespan, an aiohttp cleanup): close the
+        connections ``adelay()``/``aget()`` opened on the running loop, then what sync
+        calls opened (in a thread, so the loop is not blocked)."""
+        await self.clients.close()
+        await asyncio.to_thread(self.close)
 
     def __enter__(self) -> Celery:
         return self

@@ -151,13 +151,10 @@ SETTINGS: dict[str, Setting] = {
     "security_key": Setting(None, _OPT_STR, "Shared key for message signing."),
 }
 
-_IN_PROGRESS_RETRY = "in progress (the worker/CLI work: connection retry on start-up)"
 #: settings accepted and not acted on, and why (tests/unit/test_settings_read.py checks
 #: that every other setting is read somewhere, and that these are not)
 UNSUPPORTED: dict[str, str] = {
     "broker_connection_retry": "celeriac always reconnects a lost connection",
-    "broker_connection_retry_on_startup": _IN_PROGRESS_RETRY,
-    "broker_connection_max_retries": _IN_PROGRESS_RETRY,
     "broker_heartbeat": "the AMQP connection uses the heartbeat the server proposes",
     "broker_pool_limit": "one broker connection per process and event loop, no pool",
     "result_serializer": "results are stored as JSON (kombu's, with __type__ wrappers)",

@@ -52,7 +52,9 @@ def _client_kwargs(options: dict[str, Any], protocol: int = 2,
     redis-py 8.2 warns (UserWarning) when an asyncio client is handed the blocking one."""
     retry_cls = SyncRetry if blocking else AsyncRetry
     kwargs: dict[str, Any] = {
-        "socket_connect_timeout": float(options.get("socket_connect_timeout", 5.0)),
+        # the broker's connect_timeout is broker_connection_timeout (Celery.broker_options)
+        "socket_connect_timeout": float(options.get("socket_connect_timeout",
+                                                    options.get("connect_timeout", 5.0))),
         "socket_timeout": options.get("socket_timeout"),
         "socket_keepalive": bool(options.get("socket_keepalive", True)),
         # celeriac retries itself (with backoff, logging the loss once)

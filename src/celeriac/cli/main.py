@@ -111,7 +111,19 @@ def app_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register_commands() -> None:
-    from celeriac.cli import beat, calls, dashboard, dlq, purge, remote, worker
+    from celeriac.cli import (
+        beat,
+        calls,
+        dashboard,
+        dlq,
+        list_cmd,
+        multi,
+        purge,
+        remote,
+        report,
+        shell,
+        worker,
+    )
 
     cli.add_command(worker.worker)
     cli.add_command(beat.beat)
@@ -123,6 +135,10 @@ def _register_commands() -> None:
     cli.add_command(remote.control)
     cli.add_command(remote.status)
     cli.add_command(dashboard.dashboard)
+    cli.add_command(multi.multi)
+    cli.add_command(shell.shell)
+    cli.add_command(report.report)
+    cli.add_command(list_cmd.list_)
 
 
 _register_commands()

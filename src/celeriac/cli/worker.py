@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import click
 
 from celeriac.cli.main import AppContext, app_option
+from celeriac.cli.worker_daemon import (
+    FAIR_NOTE,
+    OPTIMIZATIONS,
+    daemon_options,
+    log_to_file,
+    maybe_detach,
+    pidlock,
+)
 from celeriac.errors import CeleriacError
 from celeriac.queues import select_queues
 from celeriac.utils.log import mlevel, setup_task_logging
 from celeriac.worker.banner import setup_logging
+from celeriac.worker.daemon import drop_privileges
 from celeriac.worker.pools import ALIASES, POOL_NAMES
+from celeriac.worker.worker import expand_hostname
 
 logger = logging.getLogger("celeriac.worker")
 
@@ -41,7 +52,8 @@ _POOL_CHOICES = click.Choice([*POOL_NAMES, *ALIASES], case_sensitive=False)
               help="Also run beat, the periodic task scheduler (any number may).")
 @click.option("-s", "--schedule", "schedule_file",
               help="Accepted for Celery compatibility (-B keeps state in the broker).")
-@click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log to this file.")
+@click.option("-f", "--logfile", type=click.Path(dir_okay=False),
+              help="Log to this file, not stderr (%n %i %I %p %h expand as Celery's).")
 @click.option("--shutdown-timeout", type=float,
               help="Seconds a warm shutdown waits for running tasks (default 60).")
 @click.option("--metrics-port", type=click.IntRange(min=0, max=65535),
@@ -53,19 +65,23 @@ _POOL_CHOICES = click.Choice([*POOL_NAMES, *ALIASES], case_sensitive=False)
 @click.option("--without-mingle", is_flag=True, help="Accepted for Celery compatibility "
               "(celeriac does not mingle: revoked ids are kept in the broker instead).")
 @click.option("--without-heartbeat", is_flag=True, help="Send no worker-heartbeat events.")
-@click.option("-O", "optimization", help="Accepted for Celery compatibility (fair is default).")
+@click.option("-O", "--optimization", "optimization", type=OPTIMIZATIONS,
+              help="default or fair: both are fair here (a task waits for a free slot).")
+@daemon_options
 @click.pass_obj
 def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str | None,
            queues: str | None, exclude_queues: str | None, hostname: str | None,
            prefetch_multiplier: int | None,
            max_tasks_per_child: int | None, max_memory_per_child: int | None,
-           task_events: bool, beat: bool, schedule_file: str | None, logfile: str | None,
-           shutdown_timeout: float | None, metrics_port: int | None, metrics_address: str,
-           **_celery_only: object) -> None:
+           task_events: bool, logfile: str | None, shutdown_timeout: float | None,
+           **options: Any) -> None:
     """Start a worker that runs the app's tasks."""
+    if options.get("detach") and not ctx.spec:
+        raise click.UsageError("--detach needs the command line: celeriac -A proj worker "
+                               "--detach")
     app = ctx.app
     conf = app.conf
-    if _celery_only.get("without_heartbeat"):
+    if options.get("without_heartbeat"):
         conf.worker_heartbeat_interval = 0
     try:
         level = mlevel(loglevel)
@@ -74,21 +90,50 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
         logging.getLogger().setLevel(level or logging.WARNING)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'-l'") from None
+    if maybe_detach({**options, "logfile": logfile}, hostname):
+        return
+    nodename = expand_hostname(hostname)
     if logfile:
-        handler = logging.FileHandler(logfile)
-        handler.setFormatter(logging.Formatter(conf.worker_log_format))
-        logging.getLogger().addHandler(handler)
+        log_to_file(logfile, nodename, conf.worker_log_format,
+                    replace_stderr=bool(conf.worker_hijack_root_logger))
     setup_task_logging(conf, level)
+    if options.get("optimization"):
+        logger.info("%s", FAIR_NOTE)
+    for limit in ("time_limit", "soft_time_limit"):
+        if options.get(limit) is not None:
+            setattr(conf, f"task_{limit}", options[limit])
+    try:
+        drop_privileges(options.get("uid"), options.get("gid"))
+    except CeleriacError as exc:
+        raise click.ClickException(str(exc)) from None
+    with pidlock(options.get("pidfile"), nodename):
+        _run(app, concurrency=concurrency, pool=pool, queues=queues,
+             exclude_queues=exclude_queues, hostname=hostname,
+             prefetch_multiplier=prefetch_multiplier, max_tasks_per_child=max_tasks_per_child,
+             max_memory_per_child=max_memory_per_child, task_events=task_events,
+             shutdown_timeout=shutdown_timeout, autoscale=options.get("autoscale"),
+             metrics_port=options.get("metrics_port"),
+             metrics_address=options.get("metrics_address") or "127.0.0.1",
+             beat=bool(options.get("beat")))
+
+
+def _run(app: Any, *, concurrency: int | None, pool: str | None, queues: str | None,
+         exclude_queues: str | None,
+         hostname: str | None, prefetch_multiplier: int | None,
+         max_tasks_per_child: int | None, max_memory_per_child: int | None,
+         task_events: bool, shutdown_timeout: float | None,
+         autoscale: tuple[int, int] | None, metrics_port: int | None,
+         metrics_address: str, beat: bool) -> None:
     try:
         w = app.Worker(
             concurrency=concurrency, pool=pool,
-            queues=select_queues(conf, queues, exclude_queues),
-            hostname=hostname, prefetch_multiplier=prefetch_multiplier,
+            queues=select_queues(app.conf, queues, exclude_queues), hostname=hostname,
+            prefetch_multiplier=prefetch_multiplier,
             max_tasks_per_child=max_tasks_per_child,
             max_memory_per_child=max_memory_per_child, send_events=task_events,
-            shutdown_timeout_s=shutdown_timeout, metrics_port=metrics_port,
-            metrics_address=metrics_address, beat=beat)
-        sys.exit(w.start())
+            shutdown_timeout_s=shutdown_timeout, autoscale=autoscale,
+            metrics_port=metrics_port, metrics_address=metrics_address, beat=beat)
+        code = w.start()
     except CeleriacError as exc:
         raise click.ClickException(str(exc)) from None
-
+    sys.exit(code)

@@ -104,6 +104,21 @@ class Consumer:
         #: rate-limited deliveries wait here for their token, not in a runner
         self.limiter = RateLimiter.for_app(executor.app, self.reserved.put_nowait)
 
+    def set_window(self, window: int) -> None:
+        """--autoscale: a new prefetch window for a pool that grew or shrank (the
+        runners stay; the pool's gate limits how many run, worker/autoscale.py)."""
+        self.window = max(1, window)
+        if self.broker.refill_early:
+            self.refill = max(1, self.window // 2)
+            self.yield_every = self.refill
+        else:
+            self.yield_every = self.window
+        self._room.set()
+
+    def load(self) -> int:
+        """Deliveries held: waiting for a runner or running (--autoscale's measure)."""
+        return len(self.reserved.items) + len(self.active)
+
     async def run(self) -> None:
         """Fetch and run until ``stop_fetching`` is called and the runners are done."""
         self._runners = [asyncio.create_task(self._runner(), name=f"runner-{i}")

@@ -4,8 +4,9 @@
 
     1. import the app's task modules (autodiscovery, imports/include); the signals
        celeryd_init before, import_modules and worker_init after (celeriac/signals.py)
-    2. connect to the broker and the result backend (fail fast, URL masked); warn when
-       an embedded store the user placed can be read by other users (sqlite_files)
+    2. connect to the broker and the result backend (waiting for a server not up yet,
+       as Celery's broker_connection_retry_on_startup: worker/connect.py; URL masked);
+       warn when an embedded store the user placed can be read by other users
     3. start the pool (prefork forks its children here, after the tasks are imported)
     4. start the lease keeper (on brokers with leases, not RabbitMQ) and the acker;
        then the control plane (celeriac.control.service): the mailbox, the revoked ids
@@ -38,7 +39,9 @@ from celeriac.control.service import WorkerControl, start_control
 from celeriac.errors import BrokerConnectionError, ConfigurationError
 from celeriac.queues import queue_names
 from celeriac.worker.acks import Acker, LeaseKeeper
+from celeriac.worker.autoscale import ScaledPool, autoscaler_for
 from celeriac.worker.banner import banner
+from celeriac.worker.connect import connect_on_startup, retry_settings
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.executor import Executor
 from celeriac.worker.pools import create_pool, resolve_pool_name
@@ -95,6 +98,7 @@ class Worker:
         metrics_port: int | None = None,
         metrics_address: str = "127.0.0.1",
         beat: bool = False,
+        autoscale: tuple[int, int] | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -123,6 +127,10 @@ class Worker:
         self.options = {"concurrency": concurrency, "pool": pool, "queues": queues,
                         "hostname": hostname, "prefetch_multiplier": prefetch_multiplier}
         self.beat = beat
+        #: (max, min) pool size, or None: a fixed pool of ``concurrency`` (autoscale.py)
+        self.autoscale = autoscale if pool_name != "solo" else None
+        if autoscale and pool_name == "solo":
+            logger.warning("--autoscale has no effect on the solo pool (one task at a time)")
         self.consumer: Consumer | None = None
         self.control: WorkerControl | None = None
         #: send worker events (heartbeats; task events with -E); see celeriac.events
@@ -152,8 +160,7 @@ class Worker:
             logger.warning("%s", warning)
         if self.pool_notice:
             logger.warning("%s", self.pool_notice)
-        pool = create_pool(self.pool_name, self.concurrency, self.max_tasks_per_child,
-                           self.max_memory_per_child, requested=self.pool_requested)
+        pool = self._create_pool()
         await pool.start()                                                # 3
         leases = LeaseKeeper(app._new_broker, broker.lease_s, broker.leased)  # 4
         leases.start()
@@ -166,12 +173,14 @@ class Worker:
         self.consumer = consumer = Consumer(
             broker, executor, leases, self.queues, pool.capacity,
             pool.capacity * max(1, self.prefetch_multiplier))
+        scaler = autoscaler_for(pool, consumer, self.prefetch_multiplier)
         self.control = await start_control(self, broker, pool, executor, consumer)
         signals.send(signals.celeryd_after_setup, self.hostname, instance=self,
                      conf=app.conf)
         if self.print_banner:                                             # 5
             print(banner(app, self.hostname, __version__, pool.describe(), self.queues,
                          app.result_backend_url, self.send_events), flush=True)
+        logger.info("Connected to %s", mask_url(app.broker_url))  # after it, as Celery
         self._install_signal_handlers()                                   # 6
         beat = self._start_beat()
         logger.info("%s ready.", self.hostname)
@@ -181,6 +190,8 @@ class Worker:
         if beat is not None:  # stop sending before the connections close
             beat[0].stop()
             await asyncio.to_thread(beat[1].join, 10.0)
+        if scaler is not None:
+            await scaler.stop()
         await self._shutdown(consuming, consumer, acker, pool, leases)    # 8
 
     def _start_beat(self) -> Any:
@@ -192,13 +203,31 @@ class Worker:
         scheduler = Scheduler(self.app)
         return scheduler, run_threaded(scheduler)
 
+    def _create_pool(self) -> Any:
+        def make(size: int) -> Any:
+            return create_pool(self.pool_name, size, self.max_tasks_per_child,
+                               self.max_memory_per_child, requested=self.pool_requested)
+
+        if self.autoscale:
+            max_size, min_size = self.autoscale
+            # prefork and threads resize themselves; others get the gate alone
+            resizes = self.pool_name in ("prefork", "threads")
+            return ScaledPool(make(max(1, min_size) if resizes else max_size),
+                              max_size, min_size)
+        return make(self.concurrency)
+
     async def _connect(self, connect: Any, url: str) -> Any:
-        try:
-            return await connect()
-        except BrokerConnectionError:
-            raise
-        except Exception as exc:
-            raise BrokerConnectionError(f"cannot connect to {mask_url(url)}: {exc}") from exc
+        """Connect, waiting for a server that is not up yet (worker/connect.py)."""
+        async def attempt() -> Any:
+            try:
+                return await connect()
+            except BrokerConnectionError:
+                raise
+            except Exception as exc:
+                raise BrokerConnectionError(f"cannot connect to {mask_url(url)}: {exc}") from exc
+
+        retry, max_retries = retry_settings(self.app.conf)
+        return await connect_on_startup(attempt, url, retry=retry, max_retries=max_retries)
 
     async def _shutdown(self, consuming: asyncio.Task[None], consumer: Consumer,
                         acker: Acker, pool: Any, leases: LeaseKeeper) -> None:

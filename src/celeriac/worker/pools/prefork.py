@@ -199,6 +199,23 @@ class PreforkPool(Pool):
                 pass
         self._children.clear()
 
+    async def resize(self, size: int) -> None:
+        """--autoscale (worker/autoscale.py): fork children up to ``size``, or retire
+        idle ones beyond it (busy ones are retired by a later call, once idle)."""
+        self.capacity = max(1, size)
+        while len(self._children) < self.capacity and not self._closing:
+            self._idle.put_nowait(self._fork())
+        loop = asyncio.get_running_loop()
+        while len(self._children) > self.capacity and not self._idle.empty():
+            child = self._idle.get_nowait()
+            self._children.pop(child.pid, None)
+            try:
+                child.conn.send_bytes(b"")  # empty job: exit
+            except OSError:
+                os.kill(child.pid, signal.SIGKILL)
+            await loop.run_in_executor(None, _wait_pid, child.pid)
+            child.conn.close()
+
 
 def _wait_pid(pid: int) -> None:
     try:

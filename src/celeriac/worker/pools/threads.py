@@ -80,6 +80,16 @@ class ThreadPool(Pool):
     def terminate(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    async def resize(self, size: int) -> None:
+        """--autoscale (worker/autoscale.py): a new executor of ``size`` threads takes
+        new calls; the old one's threads end once their call returns."""
+        size = max(1, size)
+        if size == self.capacity:
+            return
+        old, self.capacity = self._executor, size
+        self._executor = ThreadPoolExecutor(size, thread_name_prefix="celeriac-task")
+        old.shutdown(wait=False)
+
 
 async def _run_coroutine_task(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
                               request: Context) -> Outcome:
