@@ -9,16 +9,18 @@ task has a future eta) on the caller's loop, or on the bridge loop for sync call
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import importlib
 import logging
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
-from celeriac import signals
+from celeriac import publish_retry, signals
 from celeriac import task as _task
 from celeriac.annotations import annotate
 from celeriac.backends import BACKEND_CLASSES, ResultBackend, create_backend
@@ -30,7 +32,7 @@ from celeriac.config import Config, default_sqlite_path, import_object, to_secon
 from celeriac.context import current_request
 from celeriac.contrib.django.fixup import maybe_install as maybe_install_django_fixup
 from celeriac.control.client import Control
-from celeriac.errors import QueueNotFound
+from celeriac.errors import BrokerConnectionError, QueueNotFound
 from celeriac.protocol import (
     CallBatch,
     Message,
@@ -479,8 +481,9 @@ class Celery:
                   **options: Any) -> AsyncResult[Any]:
         """Send a task by name (it need not be registered here); returns its AsyncResult."""
         task_type = options.pop("task_type", None)
+        window_s = self._publish_window(options)
         message, due = self._build_message(name, args, kwargs, task_type, options)
-        self.publish_blocking(message, due)
+        self.publish_many_blocking([message], due, window_s=window_s)
         if signals.after_task_publish._receivers:
             _signal_publish(signals.after_task_publish, message)
         return AsyncResult(message.task_id, app=self)
@@ -490,10 +493,11 @@ class Celery:
         """Send many calls of one task with the same options, ``batch_size`` messages per
         broker round trip: ``app.send_many("add", [((1, 2), None), ((3, 4), {})])``."""
         task_type = options.pop("task_type", None)
+        window_s = self._publish_window(options)
         results: list[AsyncResult[Any]] = []
         for batch in _batches(calls, batch_size):
             messages, due = self._build_many(name, batch, task_type, options)
-            self.publish_many_blocking(messages, due)
+            self.publish_many_blocking(messages, due, window_s=window_s)
             results.extend(AsyncResult(i, app=self) for i in task_ids(messages))
         return results
 
@@ -501,10 +505,11 @@ class Celery:
                          **options: Any) -> list[AsyncResult[Any]]:
         """Awaitable ``send_many`` (publishes on the caller's event loop)."""
         task_type = options.pop("task_type", None)
+        window_s = self._publish_window(options)
         results: list[AsyncResult[Any]] = []
         for batch in _batches(calls, batch_size):
             messages, due = self._build_many(name, batch, task_type, options)
-            await self.publish_many(messages, due)
+            await self.publish_many(messages, due, window_s=window_s)
             results.extend(AsyncResult(i, app=self) for i in task_ids(messages))
         return results
 
@@ -539,15 +544,40 @@ class Celery:
         the bridge loop. Returns once the broker has the message."""
         self.publish_many_blocking([message], due)
 
-    def publish_many_blocking(self, messages: Sequence[Message], due: float | None) -> None:
-        """Publish a batch from a sync caller; returns once the broker has all of it."""
+    def publish_many_blocking(self, messages: Sequence[Message], due: float | None, *,
+                              window_s: float | None = None) -> None:
+        """Publish a batch from a sync caller; returns once the broker has all of it.
+        ``window_s``: seconds to keep trying to reach the broker (publish_retry.py);
+        None: the app's ``task_publish_retry``/``task_publish_retry_policy``."""
         producer = self._blocking_producer()
+        if window_s is None:
+            window_s = self.send_defaults().publish_window_s
         if producer is None:
-            self.run_sync(self.publish_many(messages, due))
-        elif due is None or not self.send_defaults().delay_store:
+            self.run_sync(self.publish_many(messages, due, window_s=window_s))
+            return
+        if window_s is None:  # the broker's own window: no ContextVar to set
+            self._produce(producer, messages, due)
+        else:
+            with publish_retry.covering(window_s):
+                self._produce(producer, messages, due)
+
+    def _produce(self, producer: BlockingProducer, messages: Sequence[Message],
+                 due: float | None) -> None:
+        if due is None or not self.send_defaults().delay_store:
             producer.publish_blocking(messages)
         else:
             producer.delay_blocking(scheduled(messages, due))
+
+    def _publish_window(self, options: dict[str, Any]) -> float | None:
+        """apply_async's ``retry``/``retry_policy`` (taken out of options) over the
+        app's settings: how long this send keeps trying to reach the broker."""
+        retry, policy = options.pop("retry", None), options.pop("retry_policy", None)
+        d = self.send_defaults()
+        if retry is None and policy is None:
+            return d.publish_window_s
+        return publish_retry.window_for(d.publish_retry if retry is None else retry,
+                                        policy if policy is not None
+                                        else d.publish_retry_policy)
 
     def wait_for_publishes(self, timeout: float | None = None) -> None:
         """Wait until the broker has answered every sync publish from this process and
@@ -584,8 +614,9 @@ class Celery:
                          **options: Any) -> AsyncResult[Any]:
         """Awaitable ``send_task`` (publishes on the caller's event loop)."""
         task_type = options.pop("task_type", None)
+        window_s = self._publish_window(options)
         message, due = self._build_message(name, args, kwargs, task_type, options)
-        await self.publish(message, due)
+        await self.publish_many([message], due, window_s=window_s)
         if signals.after_task_publish._receivers:
             _signal_publish(signals.after_task_publish, message)
         return AsyncResult(message.task_id, app=self)
@@ -594,13 +625,34 @@ class Celery:
         """Publish one message now, or into the broker's delay store until ``due``."""
         await self.publish_many([message], due)
 
-    async def publish_many(self, messages: Sequence[Message], due: float | None) -> None:
-        """Publish a batch now, or into the broker's delay store until ``due``."""
-        broker = await self.clients.broker()
-        if due is None or not self.send_defaults().delay_store:
-            await broker.publish(messages)
-        else:
-            await broker.delay(scheduled(messages, due))
+    async def publish_many(self, messages: Sequence[Message], due: float | None, *,
+                           window_s: float | None = None) -> None:
+        """Publish a batch now, or into the broker's delay store until ``due``;
+        ``window_s`` as in ``publish_many_blocking``."""
+        if window_s is None:
+            window_s = self.send_defaults().publish_window_s
+        with publish_retry.covering(window_s):
+            broker = await self._connected_broker(window_s)
+            if due is None or not self.send_defaults().delay_store:
+                await broker.publish(messages)
+            else:
+                await broker.delay(scheduled(messages, due))
+
+    async def _connected_broker(self, window_s: float | None) -> Broker:
+        """This loop's broker; under a retry policy a refused first connection is tried
+        again (backoff) until the policy's window passes, then raised."""
+        if window_s is None:
+            return await self.clients.broker()
+        deadline = time.monotonic() + window_s
+        pause = 0.05
+        while True:
+            try:
+                return await self.clients.broker()
+            except BrokerConnectionError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     # -- time -------------------------------------------------------------------------
     @property

@@ -97,7 +97,13 @@ SETTINGS: dict[str, Setting] = {
     "task_time_limit": Setting(None, _OPT_NUM, "Hard time limit (seconds)."),
     "task_soft_time_limit": Setting(None, _OPT_NUM, "Soft time limit (seconds)."),
     "task_annotations": Setting(None, (dict, list, type(None)), "Per-task option overrides."),
-    "task_publish_retry": Setting(True, bool, "Retry publishing on connection errors."),
+    "task_publish_retry": Setting(True, bool, "Retry publishing on connection errors; "
+                                  "False: one attempt, then raise."),
+    "task_publish_retry_policy": Setting(
+        None, (dict, type(None)),
+        "Celery's policy (max_retries, interval_start, interval_step, interval_max): a "
+        "send keeps reconnecting for as long as its pauses add up to, then raises; "
+        "none: the broker's retry_timeout (30 s) (celeriac/publish_retry.py)."),
     "task_send_sent_event": Setting(False, bool, "Send task-sent events."),
     "task_protocol": Setting(2, int, "Message protocol (only 2)."),
     "task_inherit_parent_priority": Setting(False, bool, "Children inherit priority."),
@@ -167,8 +173,6 @@ UNSUPPORTED: dict[str, str] = {
                                   "declare other types in task_queues",
     "task_default_routing_key": "a task's routing key is its queue's name (or "
                                 "apply_async(exchange=, routing_key=))",
-    "task_publish_retry": "no retry policy: a send that cannot reach the broker raises "
-                          "(the connection reconnects for the next send)",
     "task_send_sent_event": "task events are not sent (no Flower yet)",
     "task_protocol": "only protocol 2 (Celery's default since 4.0) is spoken",
     "worker_redirect_stdouts": "print() in a task goes to the worker's stdout as it is",
