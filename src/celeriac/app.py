@@ -271,6 +271,9 @@ class Celery:
 
     def _backend_options(self) -> dict[str, Any]:
         options = dict(self.conf.result_backend_transport_options or {})
+        conf = self.conf  # how results are written and which are read (backends/codec.py)
+        options["result_serializer"] = conf.result_serializer
+        options["result_accept_content"] = conf.result_accept_content or conf.accept_content
         if self._rpc_results():  # rpc:// talks to the broker (backends/rpc.py)
             options.setdefault("broker_url", self.broker_url)
             options.setdefault("broker_options", self.broker_options())

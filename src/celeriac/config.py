@@ -63,12 +63,13 @@ SETTINGS: dict[str, Setting] = {
                               "Result URL; none: the broker's file on SQLite/memory."),
     "result_backend_transport_options": Setting({}, dict, "Result backend options."),
     "result_expires": Setting(86400.0, _OPT_NUM, "Seconds results are kept (1 day)."),
-    "result_serializer": Setting("json", str, "Serializer for results."),
+    "result_serializer": Setting("json", str, "Serializer for results: json or pickle."),
     "result_chord_join_timeout": Setting(3.0, _NUM, "Seconds a chord's join may take; "
                                                     "its send claim lasts twice that."),
     "result_chord_expires": Setting(None, _OPT_NUM, "Seconds a chord's join state is "
                                                     "kept; none: result_expires."),
-    "result_accept_content": Setting(None, (list, tuple, type(None)), "Result content types."),
+    "result_accept_content": Setting(None, (list, tuple, type(None)),
+                                     "Result content types read; none: accept_content."),
     "result_extended": Setting(False, bool, "Store name, args, kwargs with results."),
     "result_persistent": Setting(None, (bool, type(None)), "Durable rpc result messages."),
     # tasks
@@ -166,8 +167,6 @@ UNSUPPORTED: dict[str, str] = {
     "broker_connection_max_retries": _IN_PROGRESS_RETRY,
     "broker_heartbeat": "the AMQP connection uses the heartbeat the server proposes",
     "broker_pool_limit": "one broker connection per process and event loop, no pool",
-    "result_serializer": "results are stored as JSON (kombu's, with __type__ wrappers)",
-    "result_accept_content": "results are JSON: there is nothing else to accept",
     "result_persistent": "rpc:// result messages are not made durable",
     "task_default_exchange_type": "a queue named only by name gets a direct exchange; "
                                   "declare other types in task_queues",
