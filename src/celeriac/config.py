@@ -174,8 +174,6 @@ UNSUPPORTED: dict[str, str] = {
                                 "apply_async(exchange=, routing_key=))",
     "task_send_sent_event": "task events are not sent (no Flower yet)",
     "task_protocol": "only protocol 2 (Celery's default since 4.0) is spoken",
-    "worker_redirect_stdouts": "print() in a task goes to the worker's stdout as it is",
-    "worker_redirect_stdouts_level": "print() in a task goes to the worker's stdout",
     "worker_lost_wait": "a task whose prefork child died is reported at once",
     "beat_scheduler": "one scheduler, whose state lives in the broker (docs/beat.md)",
     "beat_schedule_filename": "beat's state lives in the broker, not in a local file",

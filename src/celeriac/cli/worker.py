@@ -10,7 +10,7 @@ import click
 from celeriac.cli.main import AppContext, app_option
 from celeriac.errors import CeleriacError
 from celeriac.queues import select_queues
-from celeriac.utils.log import mlevel, setup_task_logging
+from celeriac.utils.log import mlevel, redirect_stdouts, setup_task_logging
 from celeriac.worker.banner import setup_logging
 from celeriac.worker.pools import ALIASES, POOL_NAMES
 
@@ -80,15 +80,17 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
         logging.getLogger().addHandler(handler)
     setup_task_logging(conf, level)
     try:
-        w = app.Worker(
-            concurrency=concurrency, pool=pool,
-            queues=select_queues(conf, queues, exclude_queues),
-            hostname=hostname, prefetch_multiplier=prefetch_multiplier,
-            max_tasks_per_child=max_tasks_per_child,
-            max_memory_per_child=max_memory_per_child, send_events=task_events,
-            shutdown_timeout_s=shutdown_timeout, metrics_port=metrics_port,
-            metrics_address=metrics_address, beat=beat)
-        sys.exit(w.start())
+        with redirect_stdouts(conf):  # print() -> the log while it runs, as Celery's
+            w = app.Worker(
+                concurrency=concurrency, pool=pool,
+                queues=select_queues(conf, queues, exclude_queues),
+                hostname=hostname, prefetch_multiplier=prefetch_multiplier,
+                max_tasks_per_child=max_tasks_per_child,
+                max_memory_per_child=max_memory_per_child, send_events=task_events,
+                shutdown_timeout_s=shutdown_timeout, metrics_port=metrics_port,
+                metrics_address=metrics_address, beat=beat)
+            code = w.start()
+        sys.exit(code)
     except CeleriacError as exc:
         raise click.ClickException(str(exc)) from None
 

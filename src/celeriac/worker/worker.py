@@ -28,6 +28,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -170,8 +171,9 @@ class Worker:
         signals.send(signals.celeryd_after_setup, self.hostname, instance=self,
                      conf=app.conf)
         if self.print_banner:                                             # 5
+            out = getattr(sys.stdout, "original", sys.stdout)  # not redirected to the log
             print(banner(app, self.hostname, __version__, pool.describe(), self.queues,
-                         app.result_backend_url, self.send_events), flush=True)
+                         app.result_backend_url, self.send_events), file=out, flush=True)
         self._install_signal_handlers()                                   # 6
         beat = self._start_beat()
         logger.info("%s ready.", self.hostname)
