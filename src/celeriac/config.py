@@ -166,7 +166,8 @@ UNSUPPORTED: dict[str, str] = {
     "broker_connection_retry_on_startup": _IN_PROGRESS_RETRY,
     "broker_connection_max_retries": _IN_PROGRESS_RETRY,
     "broker_heartbeat": "the AMQP connection uses the heartbeat the server proposes",
-    "broker_pool_limit": "one broker connection per process and event loop, no pool",
+    "broker_pool_limit": "there is no connection pool to size: one broker connection "
+                         "per process and event loop, plus one for sync sends",
     "result_persistent": "rpc:// result messages are not made durable",
     "task_default_exchange_type": "a queue named only by name gets a direct exchange; "
                                   "declare other types in task_queues",
