@@ -63,12 +63,13 @@ SETTINGS: dict[str, Setting] = {
                               "Result URL; none: the broker's file on SQLite/memory."),
     "result_backend_transport_options": Setting({}, dict, "Result backend options."),
     "result_expires": Setting(86400.0, _OPT_NUM, "Seconds results are kept (1 day)."),
-    "result_serializer": Setting("json", str, "Serializer for results."),
+    "result_serializer": Setting("json", str, "Serializer for results: json or pickle."),
     "result_chord_join_timeout": Setting(3.0, _NUM, "Seconds a chord's join may take; "
                                                     "its send claim lasts twice that."),
     "result_chord_expires": Setting(None, _OPT_NUM, "Seconds a chord's join state is "
                                                     "kept; none: result_expires."),
-    "result_accept_content": Setting(None, (list, tuple, type(None)), "Result content types."),
+    "result_accept_content": Setting(None, (list, tuple, type(None)),
+                                     "Result content types read; none: accept_content."),
     "result_extended": Setting(False, bool, "Store name, args, kwargs with results."),
     "result_persistent": Setting(None, (bool, type(None)), "Durable rpc result messages."),
     # tasks
@@ -97,7 +98,13 @@ SETTINGS: dict[str, Setting] = {
     "task_time_limit": Setting(None, _OPT_NUM, "Hard time limit (seconds)."),
     "task_soft_time_limit": Setting(None, _OPT_NUM, "Soft time limit (seconds)."),
     "task_annotations": Setting(None, (dict, list, type(None)), "Per-task option overrides."),
-    "task_publish_retry": Setting(True, bool, "Retry publishing on connection errors."),
+    "task_publish_retry": Setting(True, bool, "Retry publishing on connection errors; "
+                                  "False: one attempt, then raise."),
+    "task_publish_retry_policy": Setting(
+        None, (dict, type(None)),
+        "Celery's policy (max_retries, interval_start, interval_step, interval_max): a "
+        "send keeps reconnecting for as long as its pauses add up to, then raises; "
+        "none: the broker's retry_timeout (30 s) (celeriac/publish_retry.py)."),
     "task_send_sent_event": Setting(False, bool, "Send task-sent events."),
     "task_protocol": Setting(2, int, "Message protocol (only 2)."),
     "task_inherit_parent_priority": Setting(False, bool, "Children inherit priority."),
@@ -156,20 +163,15 @@ SETTINGS: dict[str, Setting] = {
 UNSUPPORTED: dict[str, str] = {
     "broker_connection_retry": "celeriac always reconnects a lost connection",
     "broker_heartbeat": "the AMQP connection uses the heartbeat the server proposes",
-    "broker_pool_limit": "one broker connection per process and event loop, no pool",
-    "result_serializer": "results are stored as JSON (kombu's, with __type__ wrappers)",
-    "result_accept_content": "results are JSON: there is nothing else to accept",
+    "broker_pool_limit": "there is no connection pool to size: one broker connection "
+                         "per process and event loop, plus one for sync sends",
     "result_persistent": "rpc:// result messages are not made durable",
     "task_default_exchange_type": "a queue named only by name gets a direct exchange; "
                                   "declare other types in task_queues",
     "task_default_routing_key": "a task's routing key is its queue's name (or "
                                 "apply_async(exchange=, routing_key=))",
-    "task_publish_retry": "no retry policy: a send that cannot reach the broker raises "
-                          "(the connection reconnects for the next send)",
     "task_send_sent_event": "task events are not sent (no Flower yet)",
     "task_protocol": "only protocol 2 (Celery's default since 4.0) is spoken",
-    "worker_redirect_stdouts": "print() in a task goes to the worker's stdout as it is",
-    "worker_redirect_stdouts_level": "print() in a task goes to the worker's stdout",
     "worker_lost_wait": "a task whose prefork child died is reported at once",
     "beat_scheduler": "one scheduler, whose state lives in the broker (docs/beat.md)",
     "beat_schedule_filename": "beat's state lives in the broker, not in a local file",

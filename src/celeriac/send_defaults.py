@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celeriac.config import Config, to_seconds
+from celeriac.publish_retry import window_for
 from celeriac.queues import queue_names
 
 
@@ -41,6 +42,11 @@ class SendDefaults:
     naive_tz: dt.tzinfo
     #: tasks sent from a task get its priority when they name none
     inherit_priority: bool
+    #: task_publish_retry and task_publish_retry_policy (publish_retry.window_for)
+    publish_retry: bool
+    publish_retry_policy: Any
+    #: seconds a send keeps trying to reach the broker; None: the broker's retry_timeout
+    publish_window_s: float | None
 
     @classmethod
     def read(cls, conf: Config, shared_delay_store: bool) -> SendDefaults:
@@ -66,6 +72,10 @@ class SendDefaults:
             compression=conf.task_compression or None,
             naive_tz=naive_timezone(conf),
             inherit_priority=bool(conf.task_inherit_parent_priority),
+            publish_retry=bool(conf.task_publish_retry),
+            publish_retry_policy=conf.task_publish_retry_policy,
+            publish_window_s=window_for(conf.task_publish_retry,
+                                        conf.task_publish_retry_policy),
         )
 
 

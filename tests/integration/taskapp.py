@@ -121,6 +121,12 @@ def early(seconds: float, tag: str) -> str:
     return tag
 
 
+@app.task(name="shout")
+def shout(tag: str) -> str:
+    print(f"shouted {tag}")  # worker_redirect_stdouts: a log record, not a bare line
+    return tag
+
+
 @app.task(name="note", ignore_result=True)
 def note(tag: str) -> None:
     record(f"note {tag}")

@@ -15,4 +15,6 @@ app.conf.broker_transport_options = {
 }
 # chain steps and callbacks sent from a worker go to the test's queue too
 app.conf.task_default_queue = os.environ.get("INTEROP_QUEUE", "celery")
+if os.environ.get("INTEROP_RESULT_SERIALIZER"):  # test_result_serializer.py (messages stay JSON)
+    app.conf.result_serializer = os.environ["INTEROP_RESULT_SERIALIZER"]
 register(app)

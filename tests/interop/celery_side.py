@@ -18,4 +18,6 @@ app.conf.task_acks_late = os.environ.get("INTEROP_CELERY_ACKS_LATE") == "1"
 app.conf.worker_hijack_root_logger = True
 # chain steps and callbacks sent from a worker go to the test's queue too
 app.conf.task_default_queue = os.environ.get("INTEROP_QUEUE", "celery")
+if os.environ.get("INTEROP_RESULT_SERIALIZER"):  # test_result_serializer.py (messages stay JSON)
+    app.conf.result_serializer = os.environ["INTEROP_RESULT_SERIALIZER"]
 register(app)

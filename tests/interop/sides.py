@@ -34,6 +34,15 @@ def register(app: Any) -> None:
                 "trace": (getattr(self.request, "headers", None) or {}).get("x-trace")
                 or getattr(self.request, "x-trace", None)}
 
+    @app.task(name="interop.unjsonable")
+    def unjsonable(x: int) -> Any:
+        record(f"unjsonable {x}")  # only pickle carries these (result_serializer)
+        return {"complex": complex(x, 1), "frozen": frozenset({x}), "range": range(x)}
+
+    @app.task(name="interop.pickled_failure")
+    def pickled_failure(x: int) -> Any:
+        raise KeyError(f"missing {x}")
+
     @app.task(name="interop.add")
     def add(x: int, y: int) -> int:
         record(f"add {x} {y}")

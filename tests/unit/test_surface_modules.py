@@ -173,3 +173,11 @@ def test_celeriac_app_task_is_celerys_path() -> None:
     from celeriac.app.task import Context, Task
 
     assert Task is celeriac.Task and Context is celeriac.Context
+    import importlib.util
+
+    spec = importlib.util.find_spec("celeriac.app.task")  # a real module type checkers see
+    assert spec is not None and str(spec.origin).endswith("celeriac/app/task.py")
+    from celeriac.app import Celery, _all_apps, current_app, shared_task
+
+    assert Celery is celeriac.Celery and current_app is celeriac.current_app
+    assert shared_task is celeriac.shared_task and isinstance(_all_apps, list)

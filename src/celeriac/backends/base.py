@@ -2,7 +2,8 @@
 
 A result is Celery's meta dict: ``{"status", "result", "traceback", "children",
 "date_done", "task_id"}`` (plus ``group_id``/``parent_id`` when present), stored as JSON
-with kombu's ``__type__`` wrappers. A failure's ``result`` is
+with kombu's ``__type__`` wrappers, or pickled (``result_serializer``, backends/codec.py).
+A failure's ``result`` is
 ``{"exc_type", "exc_message", "exc_module"}``; ``rebuild_exception`` turns it back into
 an exception only when the named class really is an exception class.
 
@@ -26,8 +27,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from celeriac import states
-from celeriac.errors import EncodeError
-from celeriac.serialization import UnencodableType, json_dumps, json_loads
+from celeriac.backends.codec import ENCODE_ERRORS, JSON_CODEC, ResultCodec
+from celeriac.serialization import json_dumps
 
 Meta = dict[str, Any]
 
@@ -41,10 +42,23 @@ class ResultBackend(abc.ABC):
     """Stores task results by id. See the module docstring."""
 
     schemes: tuple[str, ...] = ()
+    #: stores pickled results when result_serializer is 'pickle' (else JSON, warned)
+    pickles: bool = True
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = url
         self.options = dict(options or {})
+        #: result_serializer / result_accept_content (the app adds them to the options)
+        self.codec = ResultCodec.from_options(self.options)
+        if not self.pickles and self.codec.content_type != JSON_CODEC.content_type:
+            import warnings
+
+            from celeriac.errors import UnsupportedSetting
+
+            warnings.warn(f"result_serializer={self.options.get('result_serializer')!r} has "
+                          f"no effect on {type(self).__name__}: its results are JSON",
+                          UnsupportedSetting, stacklevel=2)
+            self.codec = ResultCodec(accept=self.codec.accept)
 
     async def connect(self) -> None:
         """Open connections; raise BrokerConnectionError (URL masked) if unreachable."""
@@ -149,28 +163,15 @@ def make_meta(
     return meta
 
 
-#: what a JSON encoder raises for a value it cannot write: a type, a cycle, too deep
-ENCODE_ERRORS = (TypeError, ValueError, OverflowError, RecursionError)
+def encode_meta(meta: Meta, codec: ResultCodec = JSON_CODEC) -> bytes:
+    """The bytes a backend stores (backends/codec.py): EncodeError, naming the type, for
+    a result the serializer cannot carry, before anything is written."""
+    return codec.encode(meta)
 
 
-def encode_meta(meta: Meta) -> bytes:
-    """The bytes a backend stores. A result JSON cannot carry raises EncodeError naming
-    its type, before anything is written: the worker then records a FAILURE instead."""
-    try:
-        return json_dumps(meta)
-    except ENCODE_ERRORS as exc:
-        if isinstance(exc, UnencodableType):
-            detail = repr(exc.value_type)
-        else:
-            detail = f"{type(meta.get('result'))!r} ({type(exc).__name__}: {exc})"
-        raise EncodeError(f"a value that cannot be serialized as json: {detail}") from None
-
-
-def decode_meta(raw: bytes | str) -> Meta:
-    meta = json_loads(raw)
-    if not isinstance(meta, dict):
-        raise ValueError("stored result is not an object")
-    return meta
+def decode_meta(raw: bytes | str, codec: ResultCodec = JSON_CODEC) -> Meta:
+    """A stored meta; pickle only when ``codec`` accepts it (ContentDisallowed)."""
+    return codec.decode(raw)
 
 
 #: celeriac exceptions that Celery has under the same name in ``celery.exceptions``: they

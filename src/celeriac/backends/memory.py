@@ -31,7 +31,7 @@ class MemoryBackend(ResultBackend):
             self._results = _STORES.setdefault(url, {})
 
     async def store(self, task_id: str, meta: Meta, expires_s: float | None) -> None:
-        raw = encode_meta(meta)
+        raw = encode_meta(meta, self.codec)
         expires_at = None if expires_s is None else time.time() + expires_s
         with _LOCK:
             old = self._results.get(task_id)
@@ -48,7 +48,7 @@ class MemoryBackend(ResultBackend):
             if expires_at is not None and expires_at <= time.time():
                 del self._results[task_id]
                 return None
-        return decode_meta(raw)
+        return decode_meta(raw, self.codec)
 
     async def wait(self, task_id: str, timeout_s: float | None) -> Meta | None:
         return await poll_until_ready(self.get, task_id, timeout_s, max_pause_s=0.005)

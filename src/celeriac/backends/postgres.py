@@ -119,7 +119,7 @@ class PostgresBackend(ResultBackend):
         expires_at = None if expires_s is None else now + expires_s
         status = meta.get("status")
         db = await self._db()
-        await db.execute(_STORE, (task_id, status, encode_meta(meta), expires_at,
+        await db.execute(_STORE, (task_id, status, encode_meta(meta, self.codec), expires_at,
                                   status in states.READY_STATES))
         self._writes += 1
         if self._writes % 1000 == 0:
@@ -130,7 +130,7 @@ class PostgresBackend(ResultBackend):
         cur = await db.execute(f"SELECT meta FROM celeriac_results WHERE task_id = %s "
                                f"AND {_LIVE}", (task_id, time.time()))
         row = await cur.fetchone()
-        return None if row is None else decode_meta(bytes(row[0]))
+        return None if row is None else decode_meta(bytes(row[0]), self.codec)
 
     async def get_many(self, task_ids: Sequence[str]) -> dict[str, Meta]:
         if not task_ids:
@@ -138,7 +138,8 @@ class PostgresBackend(ResultBackend):
         db = await self._db()
         cur = await db.execute(f"SELECT task_id, meta FROM celeriac_results WHERE "
                                f"task_id = ANY(%s) AND {_LIVE}", (list(task_ids), time.time()))
-        return {task_id: decode_meta(bytes(raw)) for task_id, raw in await cur.fetchall()}
+        return {task_id: decode_meta(bytes(raw), self.codec)
+                for task_id, raw in await cur.fetchall()}
 
     async def forget(self, task_id: str) -> None:
         db = await self._db()

@@ -204,7 +204,7 @@ class RedisBackend(ResultBackend):
             mode, ttl = "ex", max(1, int(expires_s))  # SETEX, exactly as Celery
         else:
             mode, ttl = "px", max(1, round(expires_s * 1000))
-        raw = encode_meta(meta)
+        raw = encode_meta(meta, self.codec)
         if len(raw) > self.max_value_bytes:
             raise BackendStoreError(f"value too large for Redis backend: {len(raw):,} bytes "
                                     f"(the limit is {self.max_value_bytes:,})")
@@ -212,13 +212,13 @@ class RedisBackend(ResultBackend):
 
     async def get(self, task_id: str) -> Meta | None:
         [raw] = await self.redis.run(("GET", self.key(task_id)))
-        return None if raw is None else decode_meta(raw)
+        return None if raw is None else decode_meta(raw, self.codec)
 
     async def get_many(self, task_ids: Sequence[str]) -> dict[str, Meta]:
         if not task_ids:
             return {}
         [values] = await self.redis.run(("MGET", *[self.key(t) for t in task_ids]))
-        return {t: decode_meta(v) for t, v in zip(task_ids, values, strict=True)
+        return {t: decode_meta(v, self.codec) for t, v in zip(task_ids, values, strict=True)
                 if v is not None}
 
     async def wait(self, task_id: str, timeout_s: float | None) -> Meta | None:
@@ -233,7 +233,7 @@ class RedisBackend(ResultBackend):
                 waiter.event.clear()
                 pushed, waiter.payloads = waiter.payloads, []
                 for raw in pushed:
-                    meta = decode_meta(raw)
+                    meta = decode_meta(raw, self.codec)
                     if meta.get("status") in states.READY_STATES:
                         return meta
                 if waiter.recheck:
@@ -261,7 +261,8 @@ class RedisBackend(ResultBackend):
                 waiter = self._blocking
                 if waiter is None:
                     client = blocking_redis_client(self.url, self.options, protocol=3)
-                    waiter = self._blocking = BlockingResultWaiter(client, self.url)
+                    waiter = self._blocking = BlockingResultWaiter(client, self.url,
+                                                                       self.codec)
         return waiter.wait(self.key(task_id), timeout_s)
 
     def close_blocking(self) -> None:

@@ -32,6 +32,7 @@ from redis.exceptions import ResponseError
 
 from celeriac import states
 from celeriac.backends.base import BlockingWaitUnsupported, Meta, decode_meta
+from celeriac.backends.codec import JSON_CODEC, ResultCodec
 from celeriac.brokers.base import mask_url
 from celeriac.brokers.redis_connection import RETRYABLE
 from celeriac.errors import BrokerConnectionError
@@ -47,7 +48,8 @@ _MESSAGE = b"message"
 class BlockingResultWaiter:
     """Thread-safe blocking waits for results; see the module docstring."""
 
-    def __init__(self, client: Any, url: str) -> None:
+    def __init__(self, client: Any, url: str, codec: ResultCodec = JSON_CODEC) -> None:
+        self._codec = codec
         self._pool = client.connection_pool  # a RESP3 client's pool: makes connections
         self._url = url
         self._lock = threading.Lock()
@@ -95,7 +97,7 @@ class BlockingResultWaiter:
             reply = conn.read_response(push_request=True)
             if isinstance(reply, list):  # a push: confirmations, messages
                 if len(reply) == 3 and reply[0] == _MESSAGE and reply[1] == channel:
-                    found = _ready(reply[2])
+                    found = _ready(reply[2], self._codec)
             elif not replied:
                 replied = True
                 if self._lost_logged:
@@ -103,7 +105,7 @@ class BlockingResultWaiter:
                                 mask_url(self._url))
                     self._lost_logged = False
                 if reply is not None:
-                    found = _ready(reply)
+                    found = _ready(reply, self._codec)
         conn.send_packed_command(conn.pack_command("UNSUBSCRIBE", channel),
                                  check_health=False)
         return found
@@ -149,6 +151,6 @@ class BlockingResultWaiter:
             conn.disconnect()
 
 
-def _ready(raw: bytes) -> Meta | None:
-    meta = decode_meta(raw)
+def _ready(raw: bytes, codec: ResultCodec) -> Meta | None:
+    meta = decode_meta(raw, codec)
     return meta if meta.get("status") in states.READY_STATES else None

@@ -143,6 +143,7 @@ class RPCBackend(ResultBackend):
     """See the module docstring."""
 
     schemes = ("rpc",)
+    pickles = False  # results stay JSON (the reply reader decodes JSON)
 
     def __init__(self, url: str = "rpc://", options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)

@@ -68,7 +68,8 @@ class SQLiteBackend(ResultBackend):
         expires_at = None if expires_s is None else now + expires_s
         with self._lock:
             db = self._db()
-            db.execute(_UPSERT, (task_id, meta.get("status"), encode_meta(meta), expires_at))
+            db.execute(_UPSERT, (task_id, meta.get("status"), encode_meta(meta, self.codec),
+                                 expires_at))
             self._writes += 1
             if self._writes % 1000 == 0:
                 db.execute("DELETE FROM results WHERE expires_at <= ?", (now,))
@@ -78,7 +79,7 @@ class SQLiteBackend(ResultBackend):
             row = self._db().execute(
                 "SELECT meta FROM results WHERE task_id = ? AND "
                 "(expires_at IS NULL OR expires_at > ?)", (task_id, time.time())).fetchone()
-        return None if row is None else decode_meta(row[0])
+        return None if row is None else decode_meta(row[0], self.codec)
 
     async def get_many(self, task_ids: Sequence[str]) -> dict[str, Meta]:
         if not task_ids:
@@ -88,7 +89,7 @@ class SQLiteBackend(ResultBackend):
             rows = self._db().execute(
                 f"SELECT task_id, meta FROM results WHERE task_id IN ({marks}) AND "
                 "(expires_at IS NULL OR expires_at > ?)", (*task_ids, time.time())).fetchall()
-        return {task_id: decode_meta(raw) for task_id, raw in rows}
+        return {task_id: decode_meta(raw, self.codec) for task_id, raw in rows}
 
     async def wait(self, task_id: str, timeout_s: float | None) -> Meta | None:
         return await poll_until_ready(self.get, task_id, timeout_s)

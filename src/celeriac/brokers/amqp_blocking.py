@@ -40,6 +40,7 @@ from pamqp import commands as spec
 from pamqp import frame as pframe
 from pamqp.header import ProtocolHeader
 
+from celeriac import publish_retry
 from celeriac.brokers.amqp_batch import encode_many
 from celeriac.brokers.amqp_link import ConnectionLost, ConnParams, backoff_s
 from celeriac.brokers.amqp_topology import Declarer
@@ -294,7 +295,7 @@ class BlockingPublisher:
         window is full."""
         with self._lock:
             self._raise_failed()
-            deadline = time.monotonic() + self.retry_timeout_s
+            deadline = publish_retry.deadline(self.retry_timeout_s)  # the send's policy
             written = False
             while True:
                 link = self._ready(deadline)  # after a reconnect: re-sends the unconfirmed

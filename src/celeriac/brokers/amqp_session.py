@@ -24,6 +24,7 @@ from aiormq.channel import Channel
 from aiormq.connection import Connection
 from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
 
+from celeriac import publish_retry
 from celeriac.brokers.amqp_batch import OutgoingBatch
 from celeriac.brokers.amqp_link import (
     ConnectionLost,
@@ -145,8 +146,8 @@ class Session:
     async def publish(self, items: Sequence[Outgoing], declare: DeclareFn | None = None,
                       deadline: float | None = None) -> None:
         """Publish and wait for every confirm; re-send unconfirmed ones after a loss."""
-        if deadline is None:
-            deadline = time.monotonic() + self.retry_timeout_s
+        if deadline is None:  # a send's retry policy, else retry_timeout
+            deadline = publish_retry.deadline(self.retry_timeout_s)
         pending: Sequence[Outgoing] = items  # a batch stays one (amqp_batch)
         while pending:
             channel = await self.ready(deadline)

@@ -35,6 +35,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
+from celeriac import publish_retry
 from celeriac.brokers.base import mask_url
 from celeriac.brokers.publish_window import flush_at_exit, refused
 from celeriac.errors import BrokerConnectionError
@@ -81,7 +82,7 @@ class BlockingPublisher:
         command = self._packed(("EVALSHA", self._sha, len(keys), *keys, *args))
         with self._lock:
             self._raise_failed()
-            deadline = time.monotonic() + self.retry_timeout_s
+            deadline = publish_retry.deadline(self.retry_timeout_s)  # the send's policy
             written = False
             while True:
                 unsent = [] if written else task_ids

@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 from redis.sentinel import Sentinel as SyncSentinel
 
+from celeriac import publish_retry
 from celeriac.brokers.base import mask_url
 from celeriac.errors import BrokerConnectionError, ConfigurationError
 
@@ -247,8 +248,8 @@ class RedisConnection:
 
     async def retry(self, op: Callable[[], Awaitable[T]], deadline: float | None = None) -> T:
         """Run op, riding out a lost connection with backoff until the deadline."""
-        if deadline is None:
-            deadline = time.monotonic() + self.retry_timeout
+        if deadline is None:  # a send's retry policy, else retry_timeout
+            deadline = publish_retry.deadline(self.retry_timeout)
         pause = 0.05
         while True:
             try:

@@ -19,7 +19,7 @@ from celeriac.cli.worker_daemon import (
 )
 from celeriac.errors import CeleriacError
 from celeriac.queues import select_queues
-from celeriac.utils.log import mlevel, setup_task_logging
+from celeriac.utils.log import mlevel, redirect_stdouts, setup_task_logging
 from celeriac.worker.banner import setup_logging
 from celeriac.worker.daemon import drop_privileges
 from celeriac.worker.pools import ALIASES, POOL_NAMES
@@ -124,16 +124,19 @@ def _run(app: Any, *, concurrency: int | None, pool: str | None, queues: str | N
          task_events: bool, shutdown_timeout: float | None,
          autoscale: tuple[int, int] | None, metrics_port: int | None,
          metrics_address: str, beat: bool) -> None:
+    conf = app.conf
     try:
-        w = app.Worker(
-            concurrency=concurrency, pool=pool,
-            queues=select_queues(app.conf, queues, exclude_queues), hostname=hostname,
-            prefetch_multiplier=prefetch_multiplier,
-            max_tasks_per_child=max_tasks_per_child,
-            max_memory_per_child=max_memory_per_child, send_events=task_events,
-            shutdown_timeout_s=shutdown_timeout, autoscale=autoscale,
-            metrics_port=metrics_port, metrics_address=metrics_address, beat=beat)
-        code = w.start()
+        with redirect_stdouts(conf):  # print() -> the log while it runs, as Celery's
+            w = app.Worker(
+                concurrency=concurrency, pool=pool,
+                queues=select_queues(conf, queues, exclude_queues),
+                hostname=hostname, prefetch_multiplier=prefetch_multiplier,
+                max_tasks_per_child=max_tasks_per_child,
+                max_memory_per_child=max_memory_per_child, send_events=task_events,
+                shutdown_timeout_s=shutdown_timeout, autoscale=autoscale,
+                metrics_port=metrics_port,
+                metrics_address=metrics_address, beat=beat)
+            code = w.start()
     except CeleriacError as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(code)

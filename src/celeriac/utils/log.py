@@ -4,13 +4,18 @@
 logger (Celery's name, so logging configurations written for Celery keep working). In a
 worker that logger writes with ``worker_task_log_format``, which may name the running
 task: ``%(task_name)s`` and ``%(task_id)s`` come from ``task.request`` when the record
-is formatted ('???' outside a task). ``setup_task_logging`` is the worker's part.
+is formatted ('???' outside a task). ``setup_task_logging`` is the worker's part;
+``redirect_stdouts`` sends a task's ``print()`` to the log (worker_redirect_stdouts).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import sys
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from celeriac.context import current_request
@@ -89,3 +94,65 @@ def setup_task_logging(conf: Config, level: int | str | None) -> None:
     if number is not None:
         task_logger.setLevel(number)
     task_logger.propagate = not task_logger.handlers
+
+
+class LoggingProxy:
+    """A file that writes to a logger, as Celery's: ``print()`` in a task becomes a log
+    record of ``celery.redirected`` at the given level (one per non-blank write).
+    Writes made while a handler is itself writing (a handler that resolves
+    ``sys.stderr`` late) go to the original stream, not round again."""
+
+    mode = "w"
+    name: str | None = None
+    closed = False
+
+    def __init__(self, logger: logging.Logger, level: int, fallback: Any) -> None:
+        self.logger, self.loglevel, self.original = logger, level, fallback
+        self._busy = threading.local()
+
+    def write(self, data: str | bytes) -> int:
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")
+        if getattr(self._busy, "on", False):
+            return int(self.original.write(data))
+        text = data.strip()
+        if text:
+            self._busy.on = True
+            try:
+                self.logger.log(self.loglevel, text)
+            finally:
+                self._busy.on = False
+        return len(data)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:  # faulthandler and subprocess look for one
+        return int(self.original.fileno())
+
+
+@contextlib.contextmanager
+def redirect_stdouts(conf: Config) -> Iterator[None]:
+    """``worker_redirect_stdouts`` (on by default, as Celery's): while the worker runs,
+    sys.stdout and sys.stderr (also in the prefork children it forks) go to the
+    ``celery.redirected`` logger at ``worker_redirect_stdouts_level``; restored after,
+    so the CLI's own error line is written as it is."""
+    if not conf.worker_redirect_stdouts:
+        yield
+        return
+    level = mlevel(conf.worker_redirect_stdouts_level) or logging.WARNING
+    logger = logging.getLogger("celery.redirected")
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (s if isinstance(s, LoggingProxy) else
+                              LoggingProxy(logger, level, s) for s in saved)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved

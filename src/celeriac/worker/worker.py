@@ -29,6 +29,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -178,8 +179,9 @@ class Worker:
         signals.send(signals.celeryd_after_setup, self.hostname, instance=self,
                      conf=app.conf)
         if self.print_banner:                                             # 5
+            out = getattr(sys.stdout, "original", sys.stdout)  # not redirected to the log
             print(banner(app, self.hostname, __version__, pool.describe(), self.queues,
-                         app.result_backend_url, self.send_events), flush=True)
+                         app.result_backend_url, self.send_events), file=out, flush=True)
         logger.info("Connected to %s", mask_url(app.broker_url))  # after it, as Celery
         self._install_signal_handlers()                                   # 6
         beat = self._start_beat()

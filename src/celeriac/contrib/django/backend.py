@@ -40,6 +40,7 @@ class DjangoBackend(ResultBackend):
     """See the module docstring."""
 
     schemes = ("django-db",)
+    pickles = False  # results stay JSON (text the ORM reads)
 
     async def store(self, task_id: str, meta: Meta, expires_s: float | None) -> None:
         encoded = encode_meta(meta)  # raises EncodeError here, before the thread hop

@@ -30,6 +30,7 @@ from celeriac.errors import (
     EncodeError,
     SoftTimeLimitExceeded,
     TimeLimitExceeded,
+    WorkerLostError,
 )
 from celeriac.execution import Outcome, run_anywhere
 from celeriac.states import FAILURE
@@ -37,10 +38,6 @@ from celeriac.task import Task
 from celeriac.worker.pools.base import Pool
 
 logger = logging.getLogger("celeriac.worker")
-
-
-class WorkerLostError(CeleriacError):
-    """The child running a task died before it answered."""
 
 
 class _Child:

@@ -1,4 +1,5 @@
-"""Celery: the application. Configuration, the task registry, and sending tasks.
+"""Celery: the application. Configuration, the task registry, clients; sending tasks
+is app/sending.py's part (``Sending``, which ``Celery`` inherits).
 
 ``from celeriac import Celery`` is the one line a Celery user changes. The app holds
 ``conf`` (celeriac.config), the tasks registered with ``@app.task``, and the clients it
@@ -13,38 +14,25 @@ import asyncio
 import datetime as dt
 import importlib
 import logging
-import sys
 import threading
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from celeriac import signals
 from celeriac import task as _task
 from celeriac.annotations import annotate
+from celeriac.app.sending import Sending
 from celeriac.backends import BACKEND_CLASSES, ResultBackend, create_backend
 from celeriac.backends.base import BlockingWaiter, BlockingWaitUnsupported, Meta
 from celeriac.bridge import BRIDGE, BlockingProducer, on_fork
 from celeriac.brokers import BROKER_CLASSES, Broker, create_broker, load_class
 from celeriac.clients import Clients
 from celeriac.config import Config, default_sqlite_path, import_object, to_seconds
-from celeriac.context import current_request
 from celeriac.contrib.django.fixup import maybe_install as maybe_install_django_fixup
 from celeriac.control.client import Control
-from celeriac.errors import QueueNotFound
-from celeriac.protocol import (
-    CallBatch,
-    Message,
-    build_task_message,
-    scheduled,
-    task_ids,
-    utcnow,
-)
 from celeriac.result import AsyncResult
-from celeriac.routing import Router
 from celeriac.send_defaults import SendDefaults
-from celeriac.serialization import PICKLE, loads
-from celeriac.signing import sign
 from celeriac.task import Task, make_task_class
 from celeriac.utils.dispatch import Signal
 
@@ -88,7 +76,7 @@ def current_app() -> Celery:
     return _current
 
 
-class Celery:
+class Celery(Sending):
     """The application. See the module docstring."""
 
     def __init__(
@@ -270,6 +258,9 @@ class Celery:
 
     def _backend_options(self) -> dict[str, Any]:
         options = dict(self.conf.result_backend_transport_options or {})
+        conf = self.conf  # how results are written and which are read (backends/codec.py)
+        options["result_serializer"] = conf.result_serializer
+        options["result_accept_content"] = conf.result_accept_content or conf.accept_content
         if self._rpc_results():  # rpc:// talks to the broker (backends/rpc.py)
             options.setdefault("broker_url", self.broker_url)
             options.setdefault("broker_options", self.broker_options())
@@ -411,155 +402,6 @@ class Celery:
                                                              broker.shared_delay_store)
         return cached
 
-    def _build_message(self, name: str, args: Any, kwargs: Any, task_type: Any,
-                       options: dict[str, Any]) -> tuple[Message, float | None]:
-        """Apply routing and defaults; return the message and its due time, if delayed."""
-        d = self.send_defaults()
-        _fill_options(d, name, args, kwargs, task_type, options)
-        get = options.get
-        queue = get("queue") or d.queue
-        if not isinstance(queue, str):
-            queue = getattr(queue, "name", str(queue))
-        if d.declared_queues is not None and queue not in d.declared_queues:
-            raise QueueNotFound(f"Queue {queue!r} missing from task_queues "
-                                f"(task_create_missing_queues is off)")
-        eta = expires = None
-        now = None
-        if get("eta") is not None or get("countdown") is not None or get("expires") is not None:
-            now = utcnow()
-            eta = _when(get("eta"), get("countdown"), now, d.naive_tz)
-            expires = _when(get("expires"), None, now, d.naive_tz)
-        parent = current_request.get()
-        priority = get("priority")
-        if priority is None and d.inherit_priority and parent.id is not None:
-            priority = parent.delivery_info.get("priority")
-        if priority is None:
-            priority = d.priority
-        reply_to = get("reply_to")
-        if not reply_to and d.rpc_results:  # tasks name this process's reply queue
-            from celeriac.backends.rpc import reply_queue
-
-            reply_to = reply_queue(d.result_expires)
-        message = build_task_message(
-            name, args or (), kwargs or {},
-            task_id=get("task_id"),
-            queue=queue,
-            exchange=get("exchange") or d.exchange,
-            routing_key=get("routing_key") if get("exchange") else None,
-            serializer=get("serializer") or d.serializer,
-            eta=eta, expires=expires,
-            retries=int(get("retries") or 0),
-            time_limit=get("time_limit") or d.time_limit,
-            soft_time_limit=get("soft_time_limit") or d.soft_time_limit,
-            priority=priority,
-            root_id=get("root_id") or parent.root_id,
-            parent_id=get("parent_id") or parent.id,
-            group_id=get("group_id"),
-            group_index=get("group_index"),
-            ignore_result=bool(get("ignore_result") or d.ignore_result),
-            reply_to=reply_to,
-            shadow=get("shadow"),
-            headers=get("headers"),
-            callbacks=_signatures(get("link")),
-            errbacks=_signatures(get("link_error")),
-            chain=get("chain"),
-            chord=get("chord"),
-            compression=get("compression") or d.compression,
-        )
-        if signals.before_task_publish._receivers:  # before signing: it may add headers
-            _signal_publish(signals.before_task_publish, message, declare=[],
-                            retry_policy=None)
-        if d.security_key:  # workers with the key dead-letter what is not signed
-            sign(message, d.security_key)
-        due = None
-        if eta is not None and now is not None and (eta - now).total_seconds() > _ETA_SLACK_S:
-            due = eta.timestamp()
-        return message, due
-
-    def send_task(self, name: str, args: Any = None, kwargs: Any = None,
-                  **options: Any) -> AsyncResult[Any]:
-        """Send a task by name (it need not be registered here); returns its AsyncResult."""
-        task_type = options.pop("task_type", None)
-        message, due = self._build_message(name, args, kwargs, task_type, options)
-        self.publish_blocking(message, due)
-        if signals.after_task_publish._receivers:
-            _signal_publish(signals.after_task_publish, message)
-        return AsyncResult(message.task_id, app=self)
-
-    def send_many(self, name: str, calls: Iterable[Call], *, batch_size: int = 1000,
-                  **options: Any) -> list[AsyncResult[Any]]:
-        """Send many calls of one task with the same options, ``batch_size`` messages per
-        broker round trip: ``app.send_many("add", [((1, 2), None), ((3, 4), {})])``."""
-        task_type = options.pop("task_type", None)
-        results: list[AsyncResult[Any]] = []
-        for batch in _batches(calls, batch_size):
-            messages, due = self._build_many(name, batch, task_type, options)
-            self.publish_many_blocking(messages, due)
-            results.extend(AsyncResult(i, app=self) for i in task_ids(messages))
-        return results
-
-    async def asend_many(self, name: str, calls: Iterable[Call], *, batch_size: int = 1000,
-                         **options: Any) -> list[AsyncResult[Any]]:
-        """Awaitable ``send_many`` (publishes on the caller's event loop)."""
-        task_type = options.pop("task_type", None)
-        results: list[AsyncResult[Any]] = []
-        for batch in _batches(calls, batch_size):
-            messages, due = self._build_many(name, batch, task_type, options)
-            await self.publish_many(messages, due)
-            results.extend(AsyncResult(i, app=self) for i in task_ids(messages))
-        return results
-
-    def _build_many(self, name: str, calls: list[Call], task_type: Any,
-                    options: dict[str, Any]) -> tuple[Sequence[Message], float | None]:
-        """The messages for a batch: options are resolved once, for the first call, and
-        the others differ only in id and arguments (a ``CallBatch``)."""
-        if options.get("task_id"):
-            raise TypeError("send_many: task_id cannot be shared by many calls")
-        per_call = self.conf.task_routes or any(  # compressed: each body on its own
-            options.get(k) for k in ("link", "link_error", "chain", "chord", "compression")
-        ) or self.send_defaults().compression
-        args, kwargs = calls[0]
-        first, due = self._build_message(name, args, kwargs, task_type, dict(options))
-        if per_call:  # routes may look at the arguments; signatures live in each body
-            messages = [first] + [self._build_message(name, a, k, task_type, dict(options))[0]
-                                  for a, k in calls[1:]]
-            return messages, due
-        serializer = "pickle" if first.content_type == PICKLE else "json"
-        batch = CallBatch(first, [(a, dict(k) if k else None) for a, k in calls[1:]],
-                          serializer)
-        key = self.conf.security_key
-        if not key:
-            return batch, due
-        signed = list(batch)  # the first is signed already, by _build_message
-        for message in signed[1:]:
-            sign(message, key)
-        return signed, due
-
-    def publish_blocking(self, message: Message, due: float | None = None) -> None:
-        """``publish`` for sync callers: from this thread where the broker can, else on
-        the bridge loop. Returns once the broker has the message."""
-        self.publish_many_blocking([message], due)
-
-    def publish_many_blocking(self, messages: Sequence[Message], due: float | None) -> None:
-        """Publish a batch from a sync caller; returns once the broker has all of it."""
-        producer = self._blocking_producer()
-        if producer is None:
-            self.run_sync(self.publish_many(messages, due))
-        elif due is None or not self.send_defaults().delay_store:
-            producer.publish_blocking(messages)
-        else:
-            producer.delay_blocking(scheduled(messages, due))
-
-    def wait_for_publishes(self, timeout: float | None = None) -> None:
-        """Wait until the broker has answered every sync publish from this process and
-        raise what it refused (``UnconfirmedPublish``). Sync ``.delay()`` on Redis and
-        RabbitMQ returns once written, with up to ``confirm_window`` answers outstanding;
-        this is the point to be sure, e.g. before a script reports success. Runs at exit
-        too."""
-        producer = self._blocking_producer()
-        if producer is not None:
-            producer.flush_blocking(timeout)
-
     def close(self) -> None:
         """Celery's ``app.close()``, also run on leaving ``with app:``: wait for the
         broker's answer to this process's sync publishes (raising what it refused, as
@@ -587,28 +429,6 @@ class Celery:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    async def asend_task(self, name: str, args: Any = None, kwargs: Any = None,
-                         **options: Any) -> AsyncResult[Any]:
-        """Awaitable ``send_task`` (publishes on the caller's event loop)."""
-        task_type = options.pop("task_type", None)
-        message, due = self._build_message(name, args, kwargs, task_type, options)
-        await self.publish(message, due)
-        if signals.after_task_publish._receivers:
-            _signal_publish(signals.after_task_publish, message)
-        return AsyncResult(message.task_id, app=self)
-
-    async def publish(self, message: Message, due: float | None = None) -> None:
-        """Publish one message now, or into the broker's delay store until ``due``."""
-        await self.publish_many([message], due)
-
-    async def publish_many(self, messages: Sequence[Message], due: float | None) -> None:
-        """Publish a batch now, or into the broker's delay store until ``due``."""
-        broker = await self.clients.broker()
-        if due is None or not self.send_defaults().delay_store:
-            await broker.publish(messages)
-        else:
-            await broker.delay(scheduled(messages, due))
 
     # -- time -------------------------------------------------------------------------
     @property
@@ -671,69 +491,10 @@ class Celery:
         self.task_cls = cls
 
 
-def _signal_publish(signal: Any, message: Message, **extra: Any) -> None:
-    """before/after_task_publish as Celery sends them: sender the task name, the body
-    as (args, kwargs, embed), the headers dict itself (receivers may add to it)."""
-    try:
-        body = loads(message.body, message.content_type, frozenset({message.content_type}))
-    except Exception:  # a receiver still learns of the publish
-        body = message.body
-    signal.send(message.task_name, body=body, exchange=message.exchange,
-                routing_key=message.routing_key, headers=message.headers,
-                properties=message.properties, **extra)
-
-
-def _batches(calls: Iterable[Call], size: int) -> Iterator[list[Call]]:
-    """``(args, kwargs)`` pairs in lists of at most ``size``."""
-    batch: list[Call] = []
-    for args, kwargs in calls:
-        batch.append((args, kwargs))
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _fill_options(d: SendDefaults, name: str, args: Any, kwargs: Any, task_type: Any,
-                  options: dict[str, Any]) -> None:
-    """Where apply_async gave no value: the task's own options, then its route's."""
-    if task_type is not None:
-        for key in _TASK_OPTIONS:
-            value = getattr(task_type, key, None)
-            if value is not None and options.get(key) is None:
-                options[key] = value
-    if d.routes:
-        route = Router(d.routes).lookup(name, args, kwargs, options, task_type)
-        for key, value in (route or {}).items():
-            if options.get(key) is None:
-                options[key] = value
-
-
-def _when(value: Any, countdown: float | None, now: dt.datetime,
-          naive_tz: dt.tzinfo = dt.timezone.utc) -> dt.datetime | None:
-    """eta/expires as an aware datetime: from a countdown, seconds, or a date (a naive
-    one is in ``naive_tz``: send_defaults.naive_timezone)."""
-    if countdown is not None:
-        return now + dt.timedelta(seconds=float(countdown))
-    if isinstance(value, (int, float)):
-        return now + dt.timedelta(seconds=float(value))
-    if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=naive_tz)
-    return value if isinstance(value, dt.datetime) else None
-
-
 def _call_repr(task: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
     """``tasks.add(2, 2)``: how Celery names an entry added without a name."""
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
     return f"{task}({', '.join(parts)})"
-
-
-def _signatures(value: Any) -> list[dict[str, Any]] | None:
-    if value is None:
-        return None
-    items = value if isinstance(value, (list, tuple)) else [value]
-    return [dict(item) for item in items]
 
 
 def shared_task(*args: Any, **options: Any) -> Any:
@@ -756,8 +517,3 @@ def shared_task(*args: Any, **options: Any) -> Any:
 
 def new_task_id() -> str:
     return str(uuid.uuid4())
-
-
-#: ``from celeriac.app.task import Task``, Celery's path, while app.py is a module and not
-#: yet a package: the import system finds the submodule in sys.modules
-sys.modules.setdefault(f"{__name__}.task", importlib.import_module("celeriac.task"))
