@@ -1,6 +1,8 @@
-"""A real dashboard (``celeriac -A dashapp dashboard``), a real Celery 5.7 worker sending
-events (-E) and a headless Chromium (Debian's package, driven by playwright with
-``executable_path``: no browser download), on Redis under a key prefix per test."""
+"""A real dashboard (``celeriac -A dashapp dashboard``), a real worker sending events
+(-E: a celeriac worker, or a Celery 5.7 one) and a headless Chromium (Debian's package,
+driven by playwright with ``executable_path``: no browser download), on Redis under a
+key prefix per test. Every wait has a generous deadline (a loaded 2-core machine) and
+nothing is timed."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from tests.services import need_redis, services_required
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER = "redis://127.0.0.1:6379/14"
+#: how long a process may take to start on a loaded machine
+START_S = 60
 
 
 def chromium_path() -> str | None:
@@ -66,7 +70,7 @@ class Stack:
             proc = subprocess.Popen(argv, cwd=ROOT, env=self.env(), stdout=out,
                                     stderr=subprocess.STDOUT)
         self.procs.append(proc)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_S
         while ready not in log.read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"{name} did not start:\n{log.read_text()}")
@@ -77,7 +81,7 @@ class Stack:
         self.start([sys.executable, "-m", "celeriac", "-A", "dashapp", "dashboard",
                     "--port", str(self.port), "-Q", f"{self.queue},{self.queue}-parked",
                     *args], "dashboard", "celeriac dashboard on")
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + START_S
         while True:
             try:
                 urllib.request.urlopen(self.url + "/api/state", timeout=2).read()
@@ -86,6 +90,14 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+
+    def celeriac_worker(self, *args: str) -> str:
+        """A celeriac worker with -E; returns its hostname."""
+        hostname = f"celeriac-{self.prefix.strip(':')}@dash"
+        self.start([sys.executable, "-m", "celeriac", "-A", "tests.browser.celeriac_dashapp",
+                    "worker", "-E", "-l", "info", "-Q", self.queue, "-n", hostname, *args],
+                   "celeriac-worker", f"{hostname} ready.")
+        return hostname
 
     def celery_worker(self) -> None:
         self.start([sys.executable, "-m", "celery", "-A", "tests.browser.celery_dashapp",

@@ -1,8 +1,8 @@
 """What the dashboard's buttons do; each returns (HTTP status, a sentence saying what
 happened). Broker actions use the broker's administration API (``purge``,
-``requeue_dead``, ``purge_dead``); revoke and rate limits are remote control, sent
-through ``app.control`` when this celeriac has it, else refused with 501 and a sentence
-saying why (nothing is pretended)."""
+``requeue_dead``, ``purge_dead``); revoke and rate limits are remote control
+(``app.control``), sent with a reply wanted, and the sentence is the workers' replies
+(``celeriac@h: new rate limit set successfully``) or that none answered."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from celeriac.brokers.base import Broker
+from celeriac.dashboard.remote import control_of
 
 _RATE = re.compile(r"^\d+(\.\d+)?(/[smh])?$")
 NAMES = ("revoke", "rate_limit", "requeue_dead", "purge_dead", "purge_queue")
@@ -55,29 +56,53 @@ async def run_action(name: str, params: dict[str, Any], app: Any, broker: Broker
     return 404, f"no action named {name!r}"
 
 
-def _control(app: Any) -> Any:
-    try:
-        return app.control
-    except AttributeError:
-        return None
+#: how long revoke and rate limit wait for the workers' replies
+REPLY_S = 1.5
+
+
+def _replies(replies: Any) -> tuple[list[str], list[str]]:
+    """Celery's ``[{hostname: {"ok": ...} | {"error": ...}}]`` -> (ok lines, error lines)."""
+    good: list[str] = []
+    bad: list[str] = []
+    for reply in replies or ():
+        if not isinstance(reply, dict):
+            continue
+        for hostname, body in reply.items():
+            if isinstance(body, dict) and "error" in body:
+                bad.append(f"{hostname}: {body['error']}")
+            elif isinstance(body, dict) and "ok" in body:
+                good.append(f"{hostname}: {body['ok']}")
+            else:
+                good.append(f"{hostname}: {body}")
+    return sorted(good), sorted(bad)
 
 
 async def _revoke(app: Any, task_id: str, terminate: bool) -> tuple[int, str]:
-    control = _control(app)
+    control = control_of(app)
     if control is None:
         return 501, ("Revoke is not available: this celeriac has no remote control "
-                     "(app.control) yet.")
-    await asyncio.to_thread(control.revoke, task_id, terminate=terminate)
-    how = " with terminate" if terminate else ""
-    return 200, f"Revoke{how} of {task_id} sent to the workers."
+                     "(app.control).")
+    replies = await asyncio.to_thread(control.revoke, task_id, terminate=terminate,
+                                      reply=True, timeout=REPLY_S)
+    good, bad = _replies(replies)
+    what = f"Revoke{' and terminate' if terminate else ''} of {task_id}"
+    if not good and not bad:
+        return 200, (f"{what} sent; no worker answered within {REPLY_S:g} s (the id is "
+                     f"kept in the broker: a worker that gets the task refuses it).")
+    return (200 if good else 502), f"{what}: " + "; ".join(good + bad) + "."
 
 
 async def _rate_limit(app: Any, task_name: str, rate: str) -> tuple[int, str]:
     if not _RATE.match(rate):
         return 400, f"rate {rate!r} is not like 10/s, 100/m or 1000/h"
-    control = _control(app)
+    control = control_of(app)
     if control is None:
         return 501, ("Setting a rate limit is not available: this celeriac has no remote "
-                     "control (app.control) yet.")
-    await asyncio.to_thread(control.rate_limit, task_name, rate)
-    return 200, f"Rate limit of {task_name} set to {rate} on the workers."
+                     "control (app.control).")
+    replies = await asyncio.to_thread(control.rate_limit, task_name, rate, reply=True,
+                                      timeout=REPLY_S)
+    good, bad = _replies(replies)
+    what = f"Rate limit of {task_name} to {rate}"
+    if not good and not bad:
+        return 504, f"{what}: no worker answered within {REPLY_S:g} s; nothing changed."
+    return (200 if good else 502), f"{what}: " + "; ".join(good + bad) + "."

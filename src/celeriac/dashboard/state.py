@@ -106,6 +106,15 @@ class Fleet:
             if isinstance(event.get(name), str):
                 setattr(worker, name, event[name])
 
+    def set_pool(self, hostname: str, pool: str | None, concurrency: int | None) -> None:
+        """A known worker's pool and size, as its ``inspect stats`` reply gave them."""
+        worker = self.workers.get(hostname)
+        if worker is None or (pool, concurrency) == (worker.pool, worker.concurrency):
+            return
+        worker.pool = pool or worker.pool
+        worker.concurrency = concurrency if concurrency is not None else worker.concurrency
+        self.version += 1
+
     def _forget_a_worker(self) -> None:
         now = time.time()
         gone = [h for h, w in self.workers.items() if not w.alive(now)] or list(self.workers)

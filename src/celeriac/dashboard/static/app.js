@@ -177,7 +177,10 @@ function render(state) {
   renderWorkers(state);
   renderQueues(state);
   const view = currentView();
-  if (view === "tasks") loadTasks();
+  if (view === "tasks") {
+    loadTasks();
+    if (openTask) openDetail(openTask.uuid);  // its state and timeline as they change
+  }
   if (view === "charts") drawCharts(state.charts);
   $("footer").textContent = `${state.events_seen} events received · ` +
     `${Object.entries(state.counts).map(([k, v]) => `${k} ${v}`).join(" · ")}`;
@@ -222,6 +225,14 @@ function wire() {
     const rate = window.prompt(`Rate limit for ${openTask.name} (e.g. 10/s, 100/m):`, "10/s");
     if (rate) act("rate_limit", { task_name: openTask.name, rate },
                   `Set the rate limit of ${openTask.name} to ${rate} on every worker?`);
+  });
+  $("revoke-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = $("revoke-id").value.trim();
+    if (!id) return;
+    const terminate = $("revoke-terminate").checked;
+    act("revoke", { task_id: id, terminate },
+        `Revoke task ${id}${terminate ? " and terminate it if it is running" : ""}?`);
   });
   $("close-detail").addEventListener("click", () => {
     $("task-detail").hidden = true; openTask = null;
