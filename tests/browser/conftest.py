@@ -51,6 +51,7 @@ class Stack:
     queue: str
     port: int
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    names: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -70,6 +71,7 @@ class Stack:
             proc = subprocess.Popen(argv, cwd=ROOT, env=self.env(), stdout=out,
                                     stderr=subprocess.STDOUT)
         self.procs.append(proc)
+        self.names[name] = proc
         deadline = time.monotonic() + START_S
         while ready not in log.read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -121,6 +123,17 @@ class Stack:
         app.conf.broker_transport_options = {"global_keyprefix": self.prefix}
         app.conf.task_default_queue = self.queue
         return app
+
+    def stop_process(self, name: str) -> None:
+        """SIGTERM (a warm shutdown), then wait for the process to end."""
+        proc = self.names[name]
+        proc.terminate()
+        try:
+            proc.wait(START_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+            raise AssertionError(f"{name} did not stop on SIGTERM") from None
 
     def stop(self) -> None:
         for proc in self.procs:

@@ -168,6 +168,7 @@ def test_celeriac_worker_live_and_actions_in_chromium(stack: Stack, browser: Any
         "() => document.querySelector('#detail-fields').textContent.includes('REVOKED')"
         " && document.querySelector('#detail-timeline').textContent"
         ".includes('task-revoked')", timeout=WAIT_MS)
+    assert "terminated\ntrue" in page.locator("#detail-fields").inner_text()
     _eventually(lambda: slow.state == "REVOKED", "the terminated task REVOKED")
     _shoot(page, tmp_path, "task-detail")
     _worker_row(page, hostname, {5: "0"})  # nothing runs any more
@@ -208,6 +209,11 @@ def test_celeriac_worker_live_and_actions_in_chromium(stack: Stack, browser: Any
     _task_state(page, later.id, "REVOKED")
     assert not marker.exists()
     assert later.state == "REVOKED"
+
+    # the worker stopped: offline at once (its worker-offline event)
+    stack.stop_process("celeriac-worker")
+    page.click("nav a[data-view=workers]")
+    _worker_row(page, hostname, {1: "offline"})
     assert errors == []
 
 

@@ -34,7 +34,11 @@ def open_dash() -> Iterator[tuple[TestClient, Dashboard, Any]]:
     yield from _client(Guard())
 
 
-def test_page_csrf_and_a_purge(open_dash: tuple[TestClient, Dashboard, Any]) -> None:
+def test_page_csrf_and_a_purge(open_dash: tuple[TestClient, Dashboard, Any],
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from celeriac.dashboard import actions
+
+    monkeypatch.setattr(actions, "REPLY_S", 0.2)  # nobody will answer here
     client, dashboard, app = open_dash
     page = client.get("/")
     assert dashboard.guard.csrf_token in page.text
@@ -59,7 +63,7 @@ def test_page_csrf_and_a_purge(open_dash: tuple[TestClient, Dashboard, Any]) -> 
     # no worker here: the revoke is kept (a worker that gets the task refuses it) and
     # the page says nobody answered; a rate limit changed nothing, and says so
     assert revoke["ok"] is True, revoke
-    assert "Revoke and terminate of x sent; no worker answered" in revoke["message"]
+    assert "Revoke and terminate of x sent; no worker answered within 0.2 s" in revoke["message"]
     limit = client.post("/api/actions/rate_limit", json={"task_name": "t", "rate": "5/m"},
                         headers=headers).json()
     assert limit["ok"] is False and limit["status"] == 504, limit

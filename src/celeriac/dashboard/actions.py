@@ -6,12 +6,11 @@ happened). Broker actions use the broker's administration API (``purge``,
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
 from celeriac.brokers.base import Broker
-from celeriac.dashboard.remote import control_of
+from celeriac.dashboard.remote import Remote
 
 _RATE = re.compile(r"^\d+(\.\d+)?(/[smh])?$")
 NAMES = ("revoke", "rate_limit", "requeue_dead", "purge_dead", "purge_queue")
@@ -28,8 +27,11 @@ def _text(params: dict[str, Any], name: str) -> str:
     return value.strip()
 
 
-async def run_action(name: str, params: dict[str, Any], app: Any, broker: Broker
-                     ) -> tuple[int, str]:
+async def run_action(name: str, params: dict[str, Any], app: Any, broker: Broker,
+                     remote: Remote | None = None, expected: int = 0) -> tuple[int, str]:
+    """``expected``: the workers known online; remote control stops waiting for
+    replies once that many came (else it waits ``REPLY_S``)."""
+    remote = remote or Remote(app)
     try:
         if name == "purge_queue":
             queue = _text(params, "queue")
@@ -46,9 +48,11 @@ async def run_action(name: str, params: dict[str, Any], app: Any, broker: Broker
             count = await broker.requeue_dead(ids)
             return 200, f"Requeued {_plural(count, 'dead letter')}."
         if name == "revoke":
-            return await _revoke(app, _text(params, "task_id"), bool(params.get("terminate")))
+            return await _revoke(remote, _text(params, "task_id"),
+                                 bool(params.get("terminate")), expected)
         if name == "rate_limit":
-            return await _rate_limit(app, _text(params, "task_name"), _text(params, "rate"))
+            return await _rate_limit(remote, _text(params, "task_name"),
+                                     _text(params, "rate"), expected)
     except ValueError as exc:
         return 400, str(exc)
     except Exception as exc:
@@ -57,7 +61,7 @@ async def run_action(name: str, params: dict[str, Any], app: Any, broker: Broker
 
 
 #: how long revoke and rate limit wait for the workers' replies
-REPLY_S = 1.5
+REPLY_S = 3.0
 
 
 def _replies(replies: Any) -> tuple[list[str], list[str]]:
@@ -77,13 +81,18 @@ def _replies(replies: Any) -> tuple[list[str], list[str]]:
     return sorted(good), sorted(bad)
 
 
-async def _revoke(app: Any, task_id: str, terminate: bool) -> tuple[int, str]:
-    control = control_of(app)
+def _wait(expected: int) -> dict[str, Any]:
+    return {"reply": True, "timeout": REPLY_S, **({"limit": expected} if expected else {})}
+
+
+async def _revoke(remote: Remote, task_id: str, terminate: bool, expected: int
+                  ) -> tuple[int, str]:
+    control = remote.control
     if control is None:
         return 501, ("Revoke is not available: this celeriac has no remote control "
                      "(app.control).")
-    replies = await asyncio.to_thread(control.revoke, task_id, terminate=terminate,
-                                      reply=True, timeout=REPLY_S)
+    replies = await remote.call(control.revoke, task_id, terminate=terminate,
+                                **_wait(expected))
     good, bad = _replies(replies)
     what = f"Revoke{' and terminate' if terminate else ''} of {task_id}"
     if not good and not bad:
@@ -92,15 +101,15 @@ async def _revoke(app: Any, task_id: str, terminate: bool) -> tuple[int, str]:
     return (200 if good else 502), f"{what}: " + "; ".join(good + bad) + "."
 
 
-async def _rate_limit(app: Any, task_name: str, rate: str) -> tuple[int, str]:
+async def _rate_limit(remote: Remote, task_name: str, rate: str, expected: int
+                      ) -> tuple[int, str]:
     if not _RATE.match(rate):
         return 400, f"rate {rate!r} is not like 10/s, 100/m or 1000/h"
-    control = control_of(app)
+    control = remote.control
     if control is None:
         return 501, ("Setting a rate limit is not available: this celeriac has no remote "
                      "control (app.control).")
-    replies = await asyncio.to_thread(control.rate_limit, task_name, rate, reply=True,
-                                      timeout=REPLY_S)
+    replies = await remote.call(control.rate_limit, task_name, rate, **_wait(expected))
     good, bad = _replies(replies)
     what = f"Rate limit of {task_name} to {rate}"
     if not good and not bad:

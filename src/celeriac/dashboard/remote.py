@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celeriac.dashboard.state import Fleet
@@ -43,12 +44,31 @@ def control_of(app: Any) -> Any:
         return None
 
 
+class Remote:
+    """The dashboard's remote control calls, one at a time: ``app.control`` reads every
+    reply from one mailbox per client (``<oid>.reply.celery.pidbox``), so two requests
+    in flight at once (a stats poll and a revoke) would take, or unbind, each other's
+    replies. Calls run in a thread (the client's sync API runs on the app's bridge)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = asyncio.Lock()
+
+    @property
+    def control(self) -> Any:
+        return control_of(self.app)
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        async with self.lock:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+
+
 class StatsPoller:
     """See the module docstring."""
 
-    def __init__(self, app: Any, fleet: Fleet, every_s: float = 15.0, soon_s: float = 2.0,
-                 timeout_s: float = 1.0) -> None:
-        self.app, self.fleet = app, fleet
+    def __init__(self, remote: Remote, fleet: Fleet, every_s: float = 15.0,
+                 soon_s: float = 2.0, timeout_s: float = 1.0) -> None:
+        self.remote, self.fleet = remote, fleet
         self.every_s, self.soon_s, self.timeout_s = every_s, soon_s, timeout_s
         self.error: str | None = None
 
@@ -58,11 +78,11 @@ class StatsPoller:
 
     async def ask(self) -> int:
         """One ``inspect stats``; returns how many workers answered."""
-        control = control_of(self.app)
+        control = self.remote.control
         if control is None:
             return 0
         inspect = control.inspect(timeout=self.timeout_s)
-        replies = await asyncio.to_thread(inspect.stats) or {}
+        replies = await self.remote.call(inspect.stats) or {}
         for hostname, stats in replies.items():
             name, size = pool_of(stats)
             self.fleet.set_pool(str(hostname), name, size)

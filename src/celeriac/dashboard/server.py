@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from celeriac.brokers.base import Broker
 from celeriac.dashboard.actions import run_action
 from celeriac.dashboard.events import EventSource
-from celeriac.dashboard.remote import StatsPoller
+from celeriac.dashboard.remote import Remote, StatsPoller
 from celeriac.dashboard.security import TOKEN_COOKIE, Guard
 from celeriac.dashboard.state import Fleet
 from celeriac.observe.queues import BrokerStats, queue_stats
@@ -69,7 +69,8 @@ class Dashboard:
         self.stats_error: str | None = None
         self.broker: Broker | None = None
         self.metrics: Any = _metrics()
-        self.stats_poller = StatsPoller(app, self.fleet)
+        self.remote = Remote(app)
+        self.stats_poller = StatsPoller(self.remote, self.fleet)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- background ---------------------------------------------------------------------
@@ -198,7 +199,8 @@ class Dashboard:
                                 status_code=400)
         assert self.broker is not None
         name = request.path_params["name"]
-        status, message = await run_action(name, params, self.app, self.broker)
+        status, message = await run_action(name, params, self.app, self.broker,
+                                           self.remote, self.fleet.online_workers())
         logger.warning("dashboard action %s %s: %s", name, params, message)
         # the action's own outcome is in the body (the page shows the sentence); HTTP
         # errors are kept for requests refused before any action (auth, CSRF, bad JSON)

@@ -24,7 +24,8 @@ TASK_STATES = {
 FINAL = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED"})
 #: fields copied from task events when present
 TASK_FIELDS = ("name", "args", "kwargs", "result", "exception", "traceback", "retries",
-               "eta", "expires", "root_id", "parent_id", "runtime")
+               "eta", "expires", "root_id", "parent_id", "runtime", "terminated",
+               "expired", "signum")
 TIMELINE = 20
 MAX_WORKERS = 1000
 BUCKET_S = 5

@@ -127,10 +127,10 @@ async function openDetail(uuid) {
   const fields = $("detail-fields");
   fields.replaceChildren();
   for (const key of ["name", "state", "worker", "args", "kwargs", "result", "exception",
-                     "traceback", "retries", "runtime", "eta", "expires", "root_id",
-                     "parent_id", "children"]) {
+                     "traceback", "retries", "runtime", "eta", "expires", "terminated",
+                     "expired", "root_id", "parent_id", "children"]) {
     let value = t[key];
-    if (value === undefined || value === null || value === "") continue;
+    if (value === undefined || value === null || value === "" || value === false) continue;
     if (Array.isArray(value)) { if (!value.length) continue; value = value.join("\n"); }
     fields.appendChild(el("dt", key));
     fields.appendChild(el("dd", value));
