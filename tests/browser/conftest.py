@@ -52,6 +52,8 @@ class Stack:
     port: int
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     names: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    pending: list[tuple[str, str, Path, subprocess.Popen[bytes]]] = field(
+        default_factory=list)
 
     @property
     def url(self) -> str:
@@ -65,19 +67,28 @@ class Stack:
                                                    str(ROOT / "tests" / "integration")])})
         return env
 
-    def start(self, argv: list[str], name: str, ready: str) -> subprocess.Popen[bytes]:
+    def start(self, argv: list[str], name: str, ready: str, wait: bool = True) -> None:
+        """Start a process logging to ``<name>.log``; it is up once ``ready`` shows in
+        the log (waited for now, or by the next ``wait_ready``)."""
         log = self.tmp_path / f"{name}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(argv, cwd=ROOT, env=self.env(), stdout=out,
                                     stderr=subprocess.STDOUT)
         self.procs.append(proc)
         self.names[name] = proc
+        self.pending.append((name, ready, log, proc))
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Every started process up (they start side by side)."""
         deadline = time.monotonic() + START_S
-        while ready not in log.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{name} did not start:\n{log.read_text()}")
-            time.sleep(0.05)
-        return proc
+        for name, ready, log, proc in self.pending:
+            while ready not in log.read_text(errors="replace"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"{name} did not start:\n{log.read_text()}")
+                time.sleep(0.05)
+        self.pending.clear()
 
     def dashboard(self, *args: str) -> None:
         self.start([sys.executable, "-m", "celeriac", "-A", "dashapp", "dashboard",
@@ -93,19 +104,31 @@ class Stack:
                     raise
                 time.sleep(0.1)
 
-    def celeriac_worker(self, *args: str) -> str:
+    def events_flowing(self) -> None:
+        """Wait until the dashboard has heard a worker (a heartbeat: its subscription
+        is up, so no task event sent from now on is missed)."""
+        import json
+
+        deadline = time.monotonic() + START_S
+        while not json.loads(urllib.request.urlopen(self.url + "/api/state",
+                                                    timeout=5).read())["workers"]:
+            if time.monotonic() > deadline:
+                raise AssertionError("the dashboard heard no worker")
+            time.sleep(0.2)
+
+    def celeriac_worker(self, *args: str, wait: bool = True) -> str:
         """A celeriac worker with -E; returns its hostname."""
         hostname = f"celeriac-{self.prefix.strip(':')}@dash"
         self.start([sys.executable, "-m", "celeriac", "-A", "tests.browser.celeriac_dashapp",
                     "worker", "-E", "-l", "info", "-Q", self.queue, "-n", hostname, *args],
-                   "celeriac-worker", f"{hostname} ready.")
+                   "celeriac-worker", f"{hostname} ready.", wait)
         return hostname
 
-    def celery_worker(self) -> None:
+    def celery_worker(self, wait: bool = True) -> None:
         self.start([sys.executable, "-m", "celery", "-A", "tests.browser.celery_dashapp",
                     "worker", "-E", "-P", "solo", "-l", "info", "-Q", self.queue,
                     "-n", f"celery-{self.prefix.strip(':')}@%h", "--without-gossip",
-                    "--without-mingle"], "celery-worker", "ready.")
+                    "--without-mingle"], "celery-worker", "ready.", wait)
 
     def celery_client(self) -> Any:
         from celery import Celery as RealCelery

@@ -107,8 +107,9 @@ def _open_detail(page: Any, search: str) -> None:
 
 def test_celeriac_worker_live_and_actions_in_chromium(stack: Stack, browser: Any,
                                                       tmp_path: Path) -> None:
-    stack.dashboard()
-    hostname = stack.celeriac_worker("-P", "prefork", "-c", "2")
+    hostname = stack.celeriac_worker("-P", "prefork", "-c", "2", wait=False)
+    stack.dashboard()  # both started side by side
+    stack.events_flowing()
     client = stack.celeriac_client()
     page, errors = _page(browser, prompt="5/m")
 
@@ -219,8 +220,9 @@ def test_celeriac_worker_live_and_actions_in_chromium(stack: Stack, browser: Any
 
 def test_celery_worker_live_and_a_revoke_in_chromium(stack: Stack, browser: Any,
                                                       tmp_path: Path) -> None:
-    stack.dashboard()
-    stack.celery_worker()
+    stack.celery_worker(wait=False)
+    stack.dashboard()  # both started side by side
+    stack.events_flowing()
     celery = stack.celery_client()
     page, errors = _page(browser)
 
