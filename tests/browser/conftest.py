@@ -194,7 +194,13 @@ def browser() -> Iterator[Any]:
         if services_required():
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        reason = "no playwright (pip install -e '.[dev]')"
+        if services_required():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
     with sync_api.sync_playwright() as play:
         launched = play.chromium.launch(executable_path=executable, headless=True,
                                         args=["--no-sandbox"])
