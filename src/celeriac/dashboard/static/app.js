@@ -29,6 +29,15 @@ function when(ts) {
   return new Date(ts * 1000).toLocaleTimeString();
 }
 
+// a run time in the unit that shows it (tasks often take microseconds)
+function seconds(value) {
+  if (typeof value !== "number") return "";
+  if (value === 0) return "0";
+  if (value < 1e-3) return `${+(value * 1e6).toPrecision(3)} µs`;
+  if (value < 1) return `${+(value * 1e3).toPrecision(3)} ms`;
+  return `${+value.toPrecision(3)} s`;
+}
+
 function notice(message, ok) {
   const box = $("notice");
   box.textContent = message;
@@ -106,7 +115,7 @@ async function loadTasks() {
   for (const t of tasks) {
     const tr = row([td(t.name), td(t.uuid), td(t.state, "state state-" + t.state),
                     td(t.args), td(t.kwargs), td(t.worker), td(when(t.received)),
-                    td(typeof t.runtime === "number" ? t.runtime.toFixed(4) + " s" : "")]);
+                    td(seconds(t.runtime))]);
     tr.dataset.uuid = t.uuid;
     tr.addEventListener("click", () => openDetail(t.uuid));
     body.appendChild(tr);
@@ -146,8 +155,10 @@ async function openDetail(uuid) {
 function drawChart(id, title, data, unit) {
   const box = $(id);
   const names = data.names;
+  const runtime = unit === "runtime";
   const series = [{}].concat(names.map((name, i) => ({
     label: name, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: true,
+    ...(runtime ? { value: (u, v) => (v === null ? "--" : seconds(v)) } : {}),
   })));
   const rows = [data.times].concat(names.map((name) => data[unit][name]));
   const width = Math.max(320, box.clientWidth - 2);
@@ -158,7 +169,9 @@ function drawChart(id, title, data, unit) {
   if (charts[id]) charts[id].plot.destroy();
   box.replaceChildren();
   const plot = new uPlot({ title, width, height: 240, series,
-                           axes: [{}, { label: unit === "runtime" ? "s" : "tasks/s" }] },
+                           axes: [{}, runtime
+                             ? { values: (u, splits) => splits.map(seconds), size: 70 }
+                             : { label: "tasks/s" }] },
                          rows, box);
   charts[id] = { plot, names: names.join("\n") };
 }
