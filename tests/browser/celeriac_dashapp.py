@@ -12,7 +12,7 @@ from pathlib import Path
 from celeriac import Celery
 
 app = Celery("celeriac_dashapp", broker=os.environ["DASH_BROKER"],
-             backend=os.environ["DASH_BROKER"])
+             backend=os.environ.get("DASH_BACKEND") or os.environ["DASH_BROKER"])
 app.conf.task_default_queue = os.environ.get("DASH_QUEUE", "celery")
 app.conf.broker_transport_options = {"global_keyprefix": os.environ.get("DASH_KEYPREFIX", "")}
 

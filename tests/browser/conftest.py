@@ -50,6 +50,8 @@ class Stack:
     prefix: str
     queue: str
     port: int
+    broker: str = BROKER
+    backend: str = BROKER
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     names: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     pending: list[tuple[str, str, Path, subprocess.Popen[bytes]]] = field(
@@ -61,7 +63,8 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({"DASH_BROKER": BROKER, "DASH_KEYPREFIX": self.prefix,
+        env.update({"DASH_BROKER": self.broker, "DASH_BACKEND": self.backend,
+                    "DASH_KEYPREFIX": self.prefix,
                     "DASH_QUEUE": self.queue, "PYTHONUNBUFFERED": "1",
                     "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT),
                                                    str(ROOT / "tests" / "integration")])})
@@ -133,7 +136,7 @@ class Stack:
     def celery_client(self) -> Any:
         from celery import Celery as RealCelery
 
-        app = RealCelery("dash-client", broker=BROKER, backend=BROKER,
+        app = RealCelery("dash-client", broker=self.broker, backend=self.backend,
                          set_as_current=False)
         app.conf.broker_transport_options = {"global_keyprefix": self.prefix}
         app.conf.task_default_queue = self.queue
@@ -142,7 +145,8 @@ class Stack:
     def celeriac_client(self) -> Any:
         from celeriac import Celery
 
-        app = Celery("dash-client", broker=BROKER, backend=BROKER, set_as_current=False)
+        app = Celery("dash-client", broker=self.broker, backend=self.backend,
+                     set_as_current=False)
         app.conf.broker_transport_options = {"global_keyprefix": self.prefix}
         app.conf.task_default_queue = self.queue
         return app
