@@ -230,13 +230,16 @@ def test_requests_in_flight_together_each_get_their_replies() -> None:
     app = make_app()
     with worker_thread(app, pool="asyncio", hostname=HOST):
         wait_online(app)
+        def stats(got: dict[str, Any]) -> None:
+            got["stats"] = app.control.inspect(timeout=3.0, limit=1).stats()
+
+        def ping(got: dict[str, Any]) -> None:
+            got["ping"] = app.control.ping(timeout=3.0, limit=1)
+
         for _ in range(10):
             got: dict[str, Any] = {}
-            threads = [
-                threading.Thread(target=lambda: got.__setitem__(
-                    "stats", app.control.inspect(timeout=3.0, limit=1).stats())),
-                threading.Thread(target=lambda: got.__setitem__(
-                    "ping", app.control.ping(timeout=3.0, limit=1)))]
+            threads = [threading.Thread(target=stats, args=(got,)),
+                       threading.Thread(target=ping, args=(got,))]
             for thread in threads:
                 thread.start()
             for thread in threads:

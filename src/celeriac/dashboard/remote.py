@@ -45,10 +45,10 @@ def control_of(app: Any) -> Any:
 
 
 class Remote:
-    """The dashboard's remote control calls, one at a time: ``app.control`` reads every
-    reply from one mailbox per client (``<oid>.reply.celery.pidbox``), so two requests
-    in flight at once (a stats poll and a revoke) would take, or unbind, each other's
-    replies. Calls run in a thread (the client's sync API runs on the app's bridge)."""
+    """The dashboard's remote control calls, one at a time, each in a thread (the
+    client's sync API runs on the app's bridge): a stats poll and an action never
+    compete, and the poll cannot pile up behind a slow broker. (Before app.control
+    opened a reply queue per request, two calls in flight took each other's replies.)"""
 
     def __init__(self, app: Any) -> None:
         self.app = app
