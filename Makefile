@@ -28,10 +28,22 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # `make browser-deps`: Debian's chromium for tests/browser (playwright drives the system
-# browser through executable_path: no browser download). Installs only when missing.
+# browser through executable_path: no browser download) and the fonts the screenshots
+# use. Installs only when missing (as root, else through sudo). To see what it would
+# do on a machine without chromium: make browser-deps CHROMIUM=none APT_INSTALL_FLAGS=-s
+CHROMIUM ?= chromium
+APT_INSTALL_FLAGS ?= -y -qq
 browser-deps:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@if command -v $(CHROMIUM) >/dev/null 2>&1; then \
+	  echo "browser-deps: $$($(CHROMIUM) --version 2>/dev/null)"; \
+	else \
+	  echo "browser-deps: installing Debian's chromium"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install $(APT_INSTALL_FLAGS) \
+	    --no-install-recommends chromium fonts-liberation && \
+	  echo "browser-deps: $$(chromium --version 2>/dev/null)"; \
+	fi
 
 # `make dashboard-screenshots`: the browser test, saving the views into docs/dashboard/
 dashboard-screenshots: browser-deps $(STAMP)

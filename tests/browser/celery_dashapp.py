@@ -8,7 +8,7 @@ import os
 from celery import Celery
 
 app = Celery("celery_dashapp", broker=os.environ["DASH_BROKER"],
-             backend=os.environ["DASH_BROKER"])
+             backend=os.environ.get("DASH_BACKEND") or os.environ["DASH_BROKER"])
 app.conf.broker_transport_options = {"global_keyprefix": os.environ.get("DASH_KEYPREFIX", "")}
 app.conf.task_default_queue = os.environ.get("DASH_QUEUE", "celery")
 app.conf.worker_hijack_root_logger = True

@@ -1,6 +1,8 @@
-"""A real dashboard (``celeriac -A dashapp dashboard``), a real Celery 5.7 worker sending
-events (-E) and a headless Chromium (Debian's package, driven by playwright with
-``executable_path``: no browser download), on Redis under a key prefix per test."""
+"""A real dashboard (``celeriac -A dashapp dashboard``), a real worker sending events
+(-E: a celeriac worker, or a Celery 5.7 one) and a headless Chromium (Debian's package,
+driven by playwright with ``executable_path``: no browser download), on Redis under a
+key prefix per test. Every wait has a generous deadline (a loaded 2-core machine) and
+nothing is timed."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from tests.services import need_redis, services_required
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER = "redis://127.0.0.1:6379/14"
+#: how long a process may take to start on a loaded machine
+START_S = 60
 
 
 def chromium_path() -> str | None:
@@ -46,7 +50,12 @@ class Stack:
     prefix: str
     queue: str
     port: int
+    broker: str = BROKER
+    backend: str = BROKER
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    names: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    pending: list[tuple[str, str, Path, subprocess.Popen[bytes]]] = field(
+        default_factory=list)
 
     @property
     def url(self) -> str:
@@ -54,30 +63,41 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({"DASH_BROKER": BROKER, "DASH_KEYPREFIX": self.prefix,
+        env.update({"DASH_BROKER": self.broker, "DASH_BACKEND": self.backend,
+                    "DASH_KEYPREFIX": self.prefix,
                     "DASH_QUEUE": self.queue, "PYTHONUNBUFFERED": "1",
                     "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT),
                                                    str(ROOT / "tests" / "integration")])})
         return env
 
-    def start(self, argv: list[str], name: str, ready: str) -> subprocess.Popen[bytes]:
+    def start(self, argv: list[str], name: str, ready: str, wait: bool = True) -> None:
+        """Start a process logging to ``<name>.log``; it is up once ``ready`` shows in
+        the log (waited for now, or by the next ``wait_ready``)."""
         log = self.tmp_path / f"{name}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(argv, cwd=ROOT, env=self.env(), stdout=out,
                                     stderr=subprocess.STDOUT)
         self.procs.append(proc)
-        deadline = time.monotonic() + 30
-        while ready not in log.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{name} did not start:\n{log.read_text()}")
-            time.sleep(0.05)
-        return proc
+        self.names[name] = proc
+        self.pending.append((name, ready, log, proc))
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Every started process up (they start side by side)."""
+        deadline = time.monotonic() + START_S
+        for name, ready, log, proc in self.pending:
+            while ready not in log.read_text(errors="replace"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"{name} did not start:\n{log.read_text()}")
+                time.sleep(0.05)
+        self.pending.clear()
 
     def dashboard(self, *args: str) -> None:
         self.start([sys.executable, "-m", "celeriac", "-A", "dashapp", "dashboard",
                     "--port", str(self.port), "-Q", f"{self.queue},{self.queue}-parked",
                     *args], "dashboard", "celeriac dashboard on")
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + START_S
         while True:
             try:
                 urllib.request.urlopen(self.url + "/api/state", timeout=2).read()
@@ -87,16 +107,36 @@ class Stack:
                     raise
                 time.sleep(0.1)
 
-    def celery_worker(self) -> None:
+    def events_flowing(self) -> None:
+        """Wait until the dashboard has heard a worker (a heartbeat: its subscription
+        is up, so no task event sent from now on is missed)."""
+        import json
+
+        deadline = time.monotonic() + START_S
+        while not json.loads(urllib.request.urlopen(self.url + "/api/state",
+                                                    timeout=5).read())["workers"]:
+            if time.monotonic() > deadline:
+                raise AssertionError("the dashboard heard no worker")
+            time.sleep(0.2)
+
+    def celeriac_worker(self, *args: str, wait: bool = True) -> str:
+        """A celeriac worker with -E; returns its hostname."""
+        hostname = f"celeriac-{self.prefix.strip(':')}@dash"
+        self.start([sys.executable, "-m", "celeriac", "-A", "tests.browser.celeriac_dashapp",
+                    "worker", "-E", "-l", "info", "-Q", self.queue, "-n", hostname, *args],
+                   "celeriac-worker", f"{hostname} ready.", wait)
+        return hostname
+
+    def celery_worker(self, wait: bool = True) -> None:
         self.start([sys.executable, "-m", "celery", "-A", "tests.browser.celery_dashapp",
                     "worker", "-E", "-P", "solo", "-l", "info", "-Q", self.queue,
                     "-n", f"celery-{self.prefix.strip(':')}@%h", "--without-gossip",
-                    "--without-mingle"], "celery-worker", "ready.")
+                    "--without-mingle"], "celery-worker", "ready.", wait)
 
     def celery_client(self) -> Any:
         from celery import Celery as RealCelery
 
-        app = RealCelery("dash-client", broker=BROKER, backend=BROKER,
+        app = RealCelery("dash-client", broker=self.broker, backend=self.backend,
                          set_as_current=False)
         app.conf.broker_transport_options = {"global_keyprefix": self.prefix}
         app.conf.task_default_queue = self.queue
@@ -105,10 +145,22 @@ class Stack:
     def celeriac_client(self) -> Any:
         from celeriac import Celery
 
-        app = Celery("dash-client", broker=BROKER, backend=BROKER, set_as_current=False)
+        app = Celery("dash-client", broker=self.broker, backend=self.backend,
+                     set_as_current=False)
         app.conf.broker_transport_options = {"global_keyprefix": self.prefix}
         app.conf.task_default_queue = self.queue
         return app
+
+    def stop_process(self, name: str) -> None:
+        """SIGTERM (a warm shutdown), then wait for the process to end."""
+        proc = self.names[name]
+        proc.terminate()
+        try:
+            proc.wait(START_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+            raise AssertionError(f"{name} did not stop on SIGTERM") from None
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -146,7 +198,13 @@ def browser() -> Iterator[Any]:
         if services_required():
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        reason = "no playwright (pip install -e '.[dev]')"
+        if services_required():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
     with sync_api.sync_playwright() as play:
         launched = play.chromium.launch(executable_path=executable, headless=True,
                                         args=["--no-sandbox"])

@@ -220,3 +220,29 @@ def test_signed_control_messages_required_with_a_security_key() -> None:
         app.run_sync(unsigned_ping())
         time.sleep(0.5)
         assert app.control.ping(timeout=1.0) == [{HOST: {"ok": "pong"}}]
+
+
+def test_requests_in_flight_together_each_get_their_replies() -> None:
+    """Two threads asking through one ``app.control`` at once (the dashboard's stats
+    poll and a revoke): each request reads its own reply queue, none loses its answer."""
+    import threading
+
+    app = make_app()
+    with worker_thread(app, pool="asyncio", hostname=HOST):
+        wait_online(app)
+        def stats(got: dict[str, Any]) -> None:
+            got["stats"] = app.control.inspect(timeout=3.0, limit=1).stats()
+
+        def ping(got: dict[str, Any]) -> None:
+            got["ping"] = app.control.ping(timeout=3.0, limit=1)
+
+        for _ in range(10):
+            got: dict[str, Any] = {}
+            threads = [threading.Thread(target=stats, args=(got,)),
+                       threading.Thread(target=ping, args=(got,))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert got["ping"] == [{HOST: {"ok": "pong"}}]
+            assert HOST in (got["stats"] or {})

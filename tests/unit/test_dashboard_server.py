@@ -34,7 +34,11 @@ def open_dash() -> Iterator[tuple[TestClient, Dashboard, Any]]:
     yield from _client(Guard())
 
 
-def test_page_csrf_and_a_purge(open_dash: tuple[TestClient, Dashboard, Any]) -> None:
+def test_page_csrf_and_a_purge(open_dash: tuple[TestClient, Dashboard, Any],
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from celeriac.dashboard import actions
+
+    monkeypatch.setattr(actions, "REPLY_S", 0.2)  # nobody will answer here
     client, dashboard, app = open_dash
     page = client.get("/")
     assert dashboard.guard.csrf_token in page.text
@@ -56,8 +60,17 @@ def test_page_csrf_and_a_purge(open_dash: tuple[TestClient, Dashboard, Any]) -> 
     assert again.json()["message"] == "Purged 0 messages from queue work."
     revoke = client.post("/api/actions/revoke", json={"task_id": "x", "terminate": True},
                          headers=headers).json()
-    if not hasattr(app, "control"):
-        assert revoke["ok"] is False and "not available" in revoke["message"]
+    # no worker here: the revoke is kept (a worker that gets the task refuses it) and
+    # the page says nobody answered; a rate limit changed nothing, and says so
+    assert revoke["ok"] is True, revoke
+    assert "Revoke and terminate of x sent; no worker answered within 0.2 s" in revoke["message"]
+    limit = client.post("/api/actions/rate_limit", json={"task_name": "t", "rate": "5/m"},
+                        headers=headers).json()
+    assert limit["ok"] is False and limit["status"] == 504, limit
+    assert "no worker answered" in limit["message"] and "nothing changed" in limit["message"]
+    bad_rate = client.post("/api/actions/rate_limit", json={"task_name": "t", "rate": "x"},
+                           headers=headers).json()
+    assert bad_rate["status"] == 400
     missing = client.post("/api/actions/purge_queue", json={}, headers=headers).json()
     assert missing["status"] == 400
 
@@ -105,3 +118,30 @@ def test_non_local_bind_needs_auth_or_insecure() -> None:
     assert "refusing" in (check_bind("0.0.0.0", Guard(), False) or "")
     assert check_bind("0.0.0.0", Guard(token="t"), False) is None
     assert check_bind("0.0.0.0", Guard(), True) is None
+
+
+def test_pool_from_stats_and_worker_replies_in_words() -> None:
+    from celeriac.dashboard.actions import _replies
+    from celeriac.dashboard.remote import pool_of
+    from celeriac.dashboard.state import Fleet
+
+    # Celery 5.7's and celeriac's ``inspect stats`` pool fields
+    assert pool_of({"pool": {"implementation": "celery.concurrency.prefork:TaskPool",
+                             "max-concurrency": 4}}) == ("prefork", 4)
+    assert pool_of({"pool": {"implementation": "celery.concurrency.solo:TaskPool",
+                             "max-concurrency": 1}}) == ("solo", 1)
+    assert pool_of({"pool": {"implementation": "celeriac.worker.pools:threads",
+                             "max-concurrency": 8}}) == ("threads", 8)
+    assert pool_of({"pool": "N/A"}) == (None, None)
+    assert pool_of(None) == (None, None)
+    fleet = Fleet()
+    fleet.apply([{"type": "worker-online", "hostname": "w@h", "timestamp": 1e10}])
+    before = fleet.version
+    fleet.set_pool("w@h", "prefork", 2)
+    fleet.set_pool("gone@h", "solo", 1)  # unknown workers are not invented
+    assert [(w["pool"], w["concurrency"]) for w in fleet.worker_list()] == [("prefork", 2)]
+    assert fleet.version == before + 1
+    good, bad = _replies([{"b@h": {"ok": "new rate limit set successfully"}},
+                          {"a@h": {"error": "unknown task"}}, "junk"])
+    assert good == ["b@h: new rate limit set successfully"]
+    assert bad == ["a@h: unknown task"]

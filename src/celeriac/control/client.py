@@ -71,15 +71,19 @@ class Control:
         broker = await self.app.clients.broker()
         ns = self.namespace
         ticket = uuid.uuid4().hex if reply else None
+        # a reply queue per request: two requests in flight from one client (threads)
+        # sharing one would take, or unbind, each other's replies (kombu's oid is per
+        # thread for the same reason)
+        oid = uuid.uuid4().hex if reply else self.oid
         mailbox = None
         if reply:
-            mailbox = await broker.open_mailbox(wire.reply_exchange(ns), self.oid,
-                                                wire.reply_queue(self.oid, ns))
+            mailbox = await broker.open_mailbox(wire.reply_exchange(ns), oid,
+                                                wire.reply_queue(oid, ns))
         try:
             message = wire.request_message(
                 command, dict(arguments or {}), clock=self.clock.forward(),
                 destination=list(destination) if destination else None, ticket=ticket,
-                reply_to={"exchange": wire.reply_exchange(ns), "routing_key": self.oid},
+                reply_to={"exchange": wire.reply_exchange(ns), "routing_key": oid},
                 timeout_s=timeout, pattern=pattern, matcher=matcher)
             key = self.app.conf.security_key
             if key:

@@ -1,7 +1,8 @@
 """The dashboard's web app (Starlette): the page, its JSON API, live updates by SSE,
-actions by POST, ``/metrics``. ``Dashboard`` owns the state and its two background
+actions by POST, ``/metrics``. ``Dashboard`` owns the state and its three background
 loops: one folds events in (``events.EventSource`` -> ``state.Fleet``), one reads the
-queues from the broker every ``poll_s`` seconds.
+queues from the broker every ``poll_s`` seconds, one asks the workers for their pool
+by remote control (remote.py).
 
 Paths: ``/`` the page; ``/static/*`` its script, style and the vendored uPlot;
 ``/api/state`` workers, queues, counts, charts; ``/api/tasks?search=&state=``;
@@ -38,6 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from celeriac.brokers.base import Broker
 from celeriac.dashboard.actions import run_action
 from celeriac.dashboard.events import EventSource
+from celeriac.dashboard.remote import Remote, StatsPoller
 from celeriac.dashboard.security import TOKEN_COOKIE, Guard
 from celeriac.dashboard.state import Fleet
 from celeriac.observe.queues import BrokerStats, queue_stats
@@ -67,6 +69,8 @@ class Dashboard:
         self.stats_error: str | None = None
         self.broker: Broker | None = None
         self.metrics: Any = _metrics()
+        self.remote = Remote(app)
+        self.stats_poller = StatsPoller(self.remote, self.fleet)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- background ---------------------------------------------------------------------
@@ -74,7 +78,8 @@ class Dashboard:
         self.broker = self.app._new_broker()
         await self.broker.connect()
         self._tasks = [asyncio.create_task(self._follow(), name="dashboard-events"),
-                       asyncio.create_task(self._poll(), name="dashboard-queues")]
+                       asyncio.create_task(self._poll(), name="dashboard-queues"),
+                       asyncio.create_task(self.stats_poller.run(), name="dashboard-stats")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -194,7 +199,8 @@ class Dashboard:
                                 status_code=400)
         assert self.broker is not None
         name = request.path_params["name"]
-        status, message = await run_action(name, params, self.app, self.broker)
+        status, message = await run_action(name, params, self.app, self.broker,
+                                           self.remote, self.fleet.online_workers())
         logger.warning("dashboard action %s %s: %s", name, params, message)
         # the action's own outcome is in the body (the page shows the sentence); HTTP
         # errors are kept for requests refused before any action (auth, CSRF, bad JSON)

@@ -24,7 +24,8 @@ TASK_STATES = {
 FINAL = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED"})
 #: fields copied from task events when present
 TASK_FIELDS = ("name", "args", "kwargs", "result", "exception", "traceback", "retries",
-               "eta", "expires", "root_id", "parent_id", "runtime")
+               "eta", "expires", "root_id", "parent_id", "runtime", "terminated",
+               "expired", "signum")
 TIMELINE = 20
 MAX_WORKERS = 1000
 BUCKET_S = 5
@@ -105,6 +106,15 @@ class Fleet:
         for name in ("sw_ident", "sw_ver", "pool"):
             if isinstance(event.get(name), str):
                 setattr(worker, name, event[name])
+
+    def set_pool(self, hostname: str, pool: str | None, concurrency: int | None) -> None:
+        """A known worker's pool and size, as its ``inspect stats`` reply gave them."""
+        worker = self.workers.get(hostname)
+        if worker is None or (pool, concurrency) == (worker.pool, worker.concurrency):
+            return
+        worker.pool = pool or worker.pool
+        worker.concurrency = concurrency if concurrency is not None else worker.concurrency
+        self.version += 1
 
     def _forget_a_worker(self) -> None:
         now = time.time()

@@ -29,6 +29,15 @@ function when(ts) {
   return new Date(ts * 1000).toLocaleTimeString();
 }
 
+// a run time in the unit that shows it (tasks often take microseconds)
+function seconds(value) {
+  if (typeof value !== "number") return "";
+  if (value === 0) return "0";
+  if (value < 1e-3) return `${+(value * 1e6).toPrecision(3)} µs`;
+  if (value < 1) return `${+(value * 1e3).toPrecision(3)} ms`;
+  return `${+value.toPrecision(3)} s`;
+}
+
 function notice(message, ok) {
   const box = $("notice");
   box.textContent = message;
@@ -106,7 +115,7 @@ async function loadTasks() {
   for (const t of tasks) {
     const tr = row([td(t.name), td(t.uuid), td(t.state, "state state-" + t.state),
                     td(t.args), td(t.kwargs), td(t.worker), td(when(t.received)),
-                    td(typeof t.runtime === "number" ? t.runtime.toFixed(4) + " s" : "")]);
+                    td(seconds(t.runtime))]);
     tr.dataset.uuid = t.uuid;
     tr.addEventListener("click", () => openDetail(t.uuid));
     body.appendChild(tr);
@@ -127,10 +136,10 @@ async function openDetail(uuid) {
   const fields = $("detail-fields");
   fields.replaceChildren();
   for (const key of ["name", "state", "worker", "args", "kwargs", "result", "exception",
-                     "traceback", "retries", "runtime", "eta", "expires", "root_id",
-                     "parent_id", "children"]) {
+                     "traceback", "retries", "runtime", "eta", "expires", "terminated",
+                     "expired", "root_id", "parent_id", "children"]) {
     let value = t[key];
-    if (value === undefined || value === null || value === "") continue;
+    if (value === undefined || value === null || value === "" || value === false) continue;
     if (Array.isArray(value)) { if (!value.length) continue; value = value.join("\n"); }
     fields.appendChild(el("dt", key));
     fields.appendChild(el("dd", value));
@@ -146,8 +155,10 @@ async function openDetail(uuid) {
 function drawChart(id, title, data, unit) {
   const box = $(id);
   const names = data.names;
+  const runtime = unit === "runtime";
   const series = [{}].concat(names.map((name, i) => ({
     label: name, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: true,
+    ...(runtime ? { value: (u, v) => (v === null ? "--" : seconds(v)) } : {}),
   })));
   const rows = [data.times].concat(names.map((name) => data[unit][name]));
   const width = Math.max(320, box.clientWidth - 2);
@@ -158,7 +169,9 @@ function drawChart(id, title, data, unit) {
   if (charts[id]) charts[id].plot.destroy();
   box.replaceChildren();
   const plot = new uPlot({ title, width, height: 240, series,
-                           axes: [{}, { label: unit === "runtime" ? "s" : "tasks/s" }] },
+                           axes: [{}, runtime
+                             ? { values: (u, splits) => splits.map(seconds), size: 70 }
+                             : { label: "tasks/s" }] },
                          rows, box);
   charts[id] = { plot, names: names.join("\n") };
 }
@@ -177,7 +190,10 @@ function render(state) {
   renderWorkers(state);
   renderQueues(state);
   const view = currentView();
-  if (view === "tasks") loadTasks();
+  if (view === "tasks") {
+    loadTasks();
+    if (openTask) openDetail(openTask.uuid);  // its state and timeline as they change
+  }
   if (view === "charts") drawCharts(state.charts);
   $("footer").textContent = `${state.events_seen} events received · ` +
     `${Object.entries(state.counts).map(([k, v]) => `${k} ${v}`).join(" · ")}`;
@@ -222,6 +238,14 @@ function wire() {
     const rate = window.prompt(`Rate limit for ${openTask.name} (e.g. 10/s, 100/m):`, "10/s");
     if (rate) act("rate_limit", { task_name: openTask.name, rate },
                   `Set the rate limit of ${openTask.name} to ${rate} on every worker?`);
+  });
+  $("revoke-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = $("revoke-id").value.trim();
+    if (!id) return;
+    const terminate = $("revoke-terminate").checked;
+    act("revoke", { task_id: id, terminate },
+        `Revoke task ${id}${terminate ? " and terminate it if it is running" : ""}?`);
   });
   $("close-detail").addEventListener("click", () => {
     $("task-detail").hidden = true; openTask = null;
