@@ -144,10 +144,13 @@ def check_once(harness: Harness, procs: list[Proc]) -> None:
         # a run sent twice = two sends after the same last run, by any schedulers
         following = afters(procs, entry)
         assert len(set(following)) == len(following), who_sent(procs, entry)
-    # and no burst: sends of the 0.5 s entry never bunch up (logging may lag a little)
-    assert min(gaps_s(fast)) > 0.2, who_sent(procs, "tick-fast")
-    if len(slow) > 1:
-        assert min(gaps_s(slow)) > 3.0, gaps_s(slow)
+    # and no burst: never more sends than the entry's interval fits in the time they
+    # span (a burst after a takeover or restart would add several at once). Counted, not
+    # timed gap by gap: a loaded machine may log two sends close together.
+    for times, interval_s in ((fast, 0.5), (slow, 4.0)):
+        if len(times) > 1:
+            span_s = (times[-1] - times[0]).total_seconds()
+            assert len(times) <= span_s / interval_s + 2, (len(times), span_s)
 
 
 @pytest.mark.parametrize("count", [2, 3])
@@ -183,9 +186,9 @@ def test_beats_one_sigkilled_each_run_sent_once(harness: Harness, count: int) ->
     after_kill = [t for t in fast if t > killed_at]
     assert after_kill, "no send after the kill"
     takeover_s = (after_kill[0] - killed_at).total_seconds()
-    assert takeover_s < LEADER_TIMEOUT_S + 2.0, takeover_s
+    assert takeover_s < LEADER_TIMEOUT_S + 5.0, takeover_s  # margin for a loaded machine
     slow = sends(procs, "tick-slow")
-    assert max(gaps_s(slow)) < 4.0 + LEADER_TIMEOUT_S + 2.0, gaps_s(slow)  # none skipped
+    assert max(gaps_s(slow)) < 4.0 + LEADER_TIMEOUT_S + 5.0, gaps_s(slow)  # none skipped
     for b in [*beats, restarted]:  # the unknown task: one warning per process, not per run
         assert b.log.count("names task 'no.such.task'") == 1
     assert len(sends(procs, "ghost")) >= 5  # sent by name, as Celery does
