@@ -16,7 +16,8 @@ tasks out of N. The worker's peak RSS (process and children) is sampled every 50
 
 Environment: BENCH_N (default 50,000; smaller is a quick run whose table goes to
 results/raw/ only), BENCH_LATENCY_N (2,000), BENCH_DELAYED_N (100,000), BENCH_SYSTEMS
-(e.g. ``celeriac,celery``), BENCH_BROKERS (e.g. ``sqlite,redis``).
+(e.g. ``celeriac,celery``), BENCH_BROKERS (e.g. ``sqlite,redis``), BENCH_PHASES (a
+subset of ``fast,default,latency,delayed``; a partial run's table goes to results/raw/).
 """
 
 from __future__ import annotations
@@ -188,15 +189,18 @@ class Pair:
         self.results["delayed"] = result
 
     def run(self) -> dict[str, Any]:
-        phases = [("publish delay + consume (fast worker)",
+        phases = [("fast", "publish delay + consume (fast worker)",
                    lambda: self.consume(self.system.fast, *self.publish("delay"))),
-                  ("publish bulk + consume (default worker)",
+                  ("default", "publish bulk + consume (default worker)",
                    lambda: self.consume(self.system.default, *self.publish("bulk"))),
-                  ("latency", self.latency)]
+                  ("latency", "latency", self.latency)]
         if self.system.name == "celeriac":
-            phases.append(("delayed tasks and RSS", self.delayed_rss))
+            phases.append(("delayed", "delayed tasks and RSS", self.delayed_rss))
+        wanted = selected("BENCH_PHASES", tuple(key for key, _, _ in phases))
         try:
-            for title, phase in phases:
+            for key, title, phase in phases:
+                if key not in wanted:
+                    continue
                 print(f"- {self.system.name} on {self.broker}: {title}", file=sys.stderr)
                 try:
                     phase()
@@ -279,7 +283,8 @@ def main() -> int:
         shutil.copytree(workdir, keep, ignore=shutil.ignore_patterns("*.sqlite3*"))
         shutil.rmtree(workdir, ignore_errors=True)
     run["minutes"] = (time.monotonic() - started) / 60
-    print(report.write(run, RESULTS if N >= FULL_N else RAW))
+    full = N >= FULL_N and not os.environ.get("BENCH_PHASES")
+    print(report.write(run, RESULTS if full else RAW))
     return 0
 
 

@@ -11,6 +11,7 @@ from celeriac import Celery
 from celeriac.brokers.base import Delivery
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.pools.threads import ThreadPool
 from tests.messages import task
 
 
@@ -30,6 +31,7 @@ class GatedExecutor:
         self.app = Celery("refill", broker="memory://", set_as_current=False)
         self.running: dict[str, asyncio.Event] = {}
         self.finished = 0
+        self.pool = ThreadPool(4)  # the consumer reads its window and runner count
 
     async def process(self, delivery: Delivery) -> None:
         gate = self.running[delivery.message.task_id] = asyncio.Event()
