@@ -3,6 +3,7 @@
     python bench/client.py SYSTEM publish --mode delay|bulk -n N --start PATH --end PATH
     python bench/client.py SYSTEM latency -n 2000
     python bench/client.py SYSTEM delayed -n 100000       (celeriac only)
+    python bench/client.py SYSTEM timed -n 20 --path P --cpu-ms 0 --sleep-s 1
 
 SYSTEM is celeriac, celery or dramatiq: the module ``<SYSTEM>_app`` in bench/peers (on
 PYTHONPATH) gives the tasks and the calls. The result is one JSON line on stdout;
@@ -74,16 +75,22 @@ def delayed(peer: Any, n: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("system")
-    parser.add_argument("command", choices=("publish", "latency", "delayed"))
+    parser.add_argument("command", choices=("publish", "latency", "delayed", "timed"))
     parser.add_argument("--mode", default="delay")
     parser.add_argument("-n", type=int, required=True)
     parser.add_argument("--start", default="")
     parser.add_argument("--end", default="")
+    parser.add_argument("--path", default="")
+    parser.add_argument("--cpu-ms", type=float, default=0.0)
+    parser.add_argument("--sleep-s", type=float, default=0.0)
     args = parser.parse_args()
     peer = importlib.import_module(f"{args.system}_app")
     try:
         if args.command == "publish":
             result = publish(peer, args.mode, args.n, args.start, args.end)
+        elif args.command == "timed":
+            peer.send_timed(args.n, args.path, args.cpu_ms, args.sleep_s)
+            result = {"sent": args.n}
         elif args.command == "latency":
             result = latency(peer, args.n)
         else:

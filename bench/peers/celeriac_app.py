@@ -36,6 +36,20 @@ def mark(path: str) -> None:
         f.write(repr(time.time()))
 
 
+@app.task(name="bench.timed", ignore_result=True)
+def timed(path: str, cpu_ms: float, sleep_s: float) -> None:
+    """Burn ``cpu_ms`` of CPU, then sleep ``sleep_s``; append this run's start and end
+    (the CPU-bound and long-task rows time a batch from its tasks' own records)."""
+    began = time.time()
+    spin_until = time.process_time() + cpu_ms / 1000
+    while time.process_time() < spin_until:
+        pass
+    if sleep_s:
+        time.sleep(sleep_s)
+    with open(path, "a") as f:
+        f.write(f"{began!r} {time.time()!r}\n")
+
+
 # -- what the client calls -----------------------------------------------------------
 def send_mark(path: str) -> None:
     mark.delay(path)
@@ -53,6 +67,11 @@ def bulk_noop(n: int, progress: Callable[[int], None], countdown_s: float | None
         noop.delay_many([()] * size, batch_size=BATCH, **options)
         sent += size
         progress(sent)
+
+
+def send_timed(n: int, path: str, cpu_ms: float, sleep_s: float) -> None:
+    for _ in range(n):
+        timed.delay(path, cpu_ms, sleep_s)
 
 
 def roundtrip() -> None:

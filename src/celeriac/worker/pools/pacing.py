@@ -9,7 +9,9 @@ Two decisions of the prefork pool depend on a task's run time, which nobody decl
   child, never fewer than one job per child). Short tasks get a deep window (fewer,
   larger fetches); long tasks get one each, so other workers can take the rest from
   the broker instead of it waiting behind a long task here. Until a task has finished
-  once, the window is the configured one (concurrency x prefetch multiplier).
+  once, the window is one job per child (a slow start: the first results arrive after
+  a round trip, and short tasks have the window at its deepest a few fetches later),
+  so a worker that starts on long tasks never hoards them.
 
 Estimates are exponentially weighted means of the run times children report: per task
 name for batches, over all tasks for the window (the window is filled before anyone
@@ -59,7 +61,7 @@ class Pacing:
         """Deliveries the worker should hold (see the module docstring)."""
         overall = self.overall
         if overall is None:
-            return max(configured, self.children)
+            return self.children
         queued = int(self.children * PREFETCH_BUDGET_S / max(overall, 1e-6))
         return max(self.children, min(self.children * MAX_PER_CHILD,
                                       self.children + queued))
