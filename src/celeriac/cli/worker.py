@@ -51,7 +51,7 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
     app = ctx.app
     conf = app.conf
     try:
-        setup_logging(loglevel, conf.worker_log_format)
+        setup_logging(loglevel, conf.worker_log_format, conf.worker_task_log_format)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'-l'") from None
     if logfile:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from celeriac.brokers.base import mask_url
+from celeriac.worker.log_lines import CachedTimeFormatter, TurnHandler, lean_records
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -56,14 +57,16 @@ def banner(app: Celery, hostname: str, version: str, pool: str, queues: Sequence
     return "\n".join(lines)
 
 
-def setup_logging(level: str, fmt: str) -> None:
-    """Log to stderr in Celery's format at the given level (``-l info``)."""
+def setup_logging(level: str, fmt: str, *other_formats: str) -> None:
+    """Log to stderr in Celery's format at the given level (``-l info``), a loop turn's
+    lines in one write (log_lines.py); ``other_formats``: those tasks log with."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}: use debug, info, warning, error "
                          f"or critical")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(fmt))
+    handler = TurnHandler(sys.stderr)
+    handler.setFormatter(CachedTimeFormatter(fmt))
+    lean_records(fmt, *other_formats)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
