@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from celeriac import Celery
 from celeriac.testing import drain, memory_app, worker_thread
 from tests.integration.conftest import Harness
 
 
-def test_request_fields_inside_a_worker(sqlite_harness: Harness) -> None:
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
+def test_request_fields_inside_a_worker(sqlite_harness: Harness, pool: str) -> None:
     h = sqlite_harness
-    worker = h.worker("-P", "threads", "-n", "alpha@%h")
+    worker = h.worker("-P", pool, "-n", "alpha@%h")
     result = h.client.send_task("whoami", (7,), expires=600)
     got = result.get(timeout=20)
     assert got["id"] == result.id and got["args"] == [7] and got["kwargs"] == {}

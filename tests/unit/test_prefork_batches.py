@@ -216,3 +216,36 @@ def test_sixty_short_jobs_cross_the_pipe_in_a_few_writes(record: Path) -> None:
     # time, and a child's first runs are slow)
     assert sum(sizes) == 60 and len(sizes) <= 8
     assert all(n == 1 for n in runs(record).values())
+
+
+def test_a_request_crosses_the_pipe_with_every_field() -> None:
+    """request_to_wire/request_from_wire (plain tuples instead of the TaskCall and
+    Message dataclasses): the child's request equals the parent's, field by field."""
+    import pickle
+    from dataclasses import fields
+
+    from celeriac.context import WorkerRequest
+    from celeriac.testing import drain, memory_app
+    from celeriac.worker.pools.prefork_child import request_from_wire, request_to_wire
+
+    lazy_app = memory_app("wire")
+    seen: list[Context] = []
+
+    @lazy_app.task(bind=True, name="t.wire")
+    def wire(self: Any, x: int, y: str = "") -> None:
+        seen.append(self.request)
+
+    wire.apply_async((1,), {"y": "z"}, headers={"origin": "gen1@host"}, priority=5,
+                     countdown=0.001, expires=600, reply_to="replies",
+                     link=wire.si(2))
+    assert drain(lazy_app) == 2  # the task and its link
+    request = seen[0]
+    assert isinstance(request, WorkerRequest)
+    request.retries = 3  # set after the request was made: travels too
+    child = request_from_wire(pickle.loads(pickle.dumps(request_to_wire(request))))
+    assert isinstance(child, WorkerRequest)
+    for field in fields(Context):
+        assert getattr(child, field.name) == getattr(request, field.name), field.name
+    assert child.delivery_info["priority"] == 5 and child.reply_to == "replies"
+    assert child.callbacks and child.callbacks[0]["task"] == "t.wire"
+    assert child.eta is not None and child.expires is not None

@@ -29,14 +29,14 @@ from collections import deque
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
-from celeriac.context import Context, WorkerRequest
+from celeriac.context import Context
 from celeriac.errors import CeleriacError, TimeLimitExceeded
 from celeriac.execution import Outcome
 from celeriac.states import FAILURE
 from celeriac.task import Task
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.pools.pacing import BATCH_BUDGET_S, MAX_BATCH, MAX_PER_CHILD, Pacing
-from celeriac.worker.pools.prefork_child import Slots, child_main
+from celeriac.worker.pools.prefork_child import Slots, child_main, request_to_wire
 
 logger = logging.getLogger("celeriac.worker")
 
@@ -56,11 +56,8 @@ class _Job:
         self.hard_s: float | None = request.timelimit[0]
 
     def wire(self, flush_first: bool) -> tuple[Any, ...]:
-        request = self.request
-        # a WorkerRequest travels as its fields and its source message: the child reads
-        # the rest from those only if the task asks (cheaper than every field)
-        state = request.__dict__ if type(request) is WorkerRequest else request
-        return (self.no, self.task.name, self.args, self.kwargs, state, flush_first)
+        return (self.no, self.task.name, self.args, self.kwargs,
+                request_to_wire(self.request), flush_first)
 
 
 class _Child:

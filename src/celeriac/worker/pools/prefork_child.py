@@ -36,6 +36,7 @@ from typing import Any
 from celeriac.context import Context, WorkerRequest
 from celeriac.errors import CeleriacError, SoftTimeLimitExceeded
 from celeriac.execution import Outcome, run_anywhere
+from celeriac.protocol import Message, TaskCall
 from celeriac.states import FAILURE
 
 #: seconds of finished results a child may hold before it writes them to the parent
@@ -114,7 +115,7 @@ def child_main(conn: Connection, slots: Slots, index: int, max_tasks: int | None
                 task = tasks[name] = next(app.tasks[name] for app in _all_apps
                                           if name in app._tasks)
             if type(request) is dict:
-                request = WorkerRequest.from_fields(request)
+                request = request_from_wire(request)
             slots.start(index, no)
             outcome = _run(task, args, kwargs, request)
             slots.finish(index, no)
@@ -134,6 +135,39 @@ def child_main(conn: Connection, slots: Slots, index: int, max_tasks: int | None
             conn.send_bytes(_dump(results, retiring))
         if retiring:
             return
+
+
+def request_to_wire(request: Context) -> Any:
+    """What a child needs of ``task.request``: a WorkerRequest's fields with its source
+    as plain tuples (pickling the TaskCall and Message dataclasses was half the cost of
+    handing a job over), or any other Context as it is."""
+    if type(request) is not WorkerRequest:
+        return request
+    fields = dict(request.__dict__)
+    call, message, redelivered, hostname = fields["_source"]
+    get = message.properties.get
+    fields["_source"] = (
+        (call.id, call.name, call.args, call.kwargs, call.callbacks, call.errbacks,
+         call.chain, call.chord, call.headers, call.eta, call.expires),
+        (get("reply_to"), get("correlation_id"), get("priority"), message.exchange,
+         message.routing_key, message.content_type, message.content_encoding),
+        redelivered, hostname)
+    return fields
+
+
+def request_from_wire(fields: dict[str, Any]) -> WorkerRequest:
+    """The child's WorkerRequest, its source rebuilt (without the message body, which
+    the request never reads)."""
+    call, (reply_to, correlation_id, priority, exchange, routing_key, content_type,
+           content_encoding), redelivered, hostname = fields["_source"]
+    properties = {key: value for key, value in (
+        ("reply_to", reply_to), ("correlation_id", correlation_id), ("priority", priority))
+        if value is not None}
+    message = Message(call[8], b"", properties, content_type, content_encoding, exchange,
+                      routing_key)
+    fields["_source"] = (TaskCall(*call), message, redelivered, hostname)
+    request: WorkerRequest = WorkerRequest.from_fields(fields)  # type: ignore[assignment]
+    return request
 
 
 def _run(task: Any, args: list[Any], kwargs: dict[str, Any], request: Context) -> Outcome:
