@@ -101,3 +101,51 @@ def test_a_forked_child_does_not_repeat_unwritten_lines() -> None:
         child_text = pipe.read()
     assert "child line" in child_text and "parent line" not in child_text
     assert stream.getvalue().count("parent line") == 1
+
+
+def test_fast_info_writes_what_logging_would() -> None:
+    """The worker logger's fast ``info`` writes the same line as logging's path, and
+    steps aside when another handler or a filter would see the record."""
+    from celeriac.worker.banner import setup_logging
+
+    fmt = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    switches = logging._srcfile, logging.logThreads, logging.logProcesses
+    stream = Writes()
+    try:
+        setup_logging("info", fmt)
+        [handler] = root.handlers
+        assert isinstance(handler, TurnHandler)
+        handler.setStream(stream)
+        log = logging.getLogger("celeriac.worker")
+        log.info("Task %s[%s] succeeded in %.6fs: %r", "t.x", "id-1", 0.5, {"a": 1})
+        fast = stream.getvalue()
+        type(log).info(log, "Task %s[%s] succeeded in %.6fs: %r", "t.x", "id-1", 0.5,
+                       {"a": 1})
+        usual = stream.getvalue()[len(fast):]
+        assert fast.split("] ", 1)[1] == usual.split("] ", 1)[1] \
+            == "Task t.x[id-1] succeeded in 0.500000s: {'a': 1}\n"
+        assert fast.split(" ")[0] == usual.split(" ")[0] == fast.split(" ")[0]  # the date
+        assert fast.split(": ", 1)[1].startswith("INFO/MainProcess] ")
+        seen: list[logging.LogRecord] = []
+
+        class Catch(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                seen.append(record)
+
+        catch = Catch()
+        root.addHandler(catch)  # as pytest's caplog does: records must reach it
+        log.info("Task %s[%s] received", "t.x", "id-2")
+        assert [r.getMessage() for r in seen] == ["Task t.x[id-2] received"]
+        assert stream.getvalue().endswith("Task t.x[id-2] received\n")
+        root.removeHandler(catch)
+        log.setLevel(logging.WARNING)
+        log.info("hidden")
+        assert "hidden" not in stream.getvalue()
+        log.setLevel(logging.NOTSET)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.getLogger("celeriac.worker").__dict__.pop("info", None)
+        logging._srcfile, logging.logThreads, logging.logProcesses = switches

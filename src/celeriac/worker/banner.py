@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from celeriac.brokers.base import mask_url
-from celeriac.worker.log_lines import CachedTimeFormatter, TurnHandler, lean_records
+from celeriac.worker.log_lines import (
+    CachedTimeFormatter,
+    TurnHandler,
+    fast_info,
+    lean_records,
+)
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -67,6 +72,7 @@ def setup_logging(level: str, fmt: str, *other_formats: str) -> None:
     handler = TurnHandler(sys.stderr)
     handler.setFormatter(CachedTimeFormatter(fmt))
     lean_records(fmt, *other_formats)
+    fast_info(logging.getLogger("celeriac.worker"), handler)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
