@@ -2,7 +2,7 @@
 
 Two decisions of the prefork pool depend on a task's run time, which nobody declares:
 - the batch a child gets: as many jobs as fit in ``BATCH_BUDGET_S`` of expected run
-  time (at least one, at most ``MAX_BATCH``), so no-op tasks cross the pipe 64 at a time
+  time (at least one, at most ``MAX_BATCH``), so no-op tasks cross the pipe 16 at a time
   while a long task goes alone and nothing waits in a child behind it;
 - the worker's prefetch window: besides the jobs running, a worker holds about
   ``PREFETCH_BUDGET_S`` of expected work per child (at most ``MAX_PER_CHILD`` per
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 #: expected seconds of work in one batch written to a child
 BATCH_BUDGET_S = 0.002
-#: the most jobs in one batch
-MAX_BATCH = 64
+#: the most jobs in one batch (two may be in flight to a child: see prefork.py)
+MAX_BATCH = 16
 #: expected seconds of queued (not yet running) work a worker holds per child
 PREFETCH_BUDGET_S = 0.05
 #: the most deliveries a worker holds per child

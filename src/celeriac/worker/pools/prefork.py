@@ -4,7 +4,9 @@ Children are forked from the worker after the app's tasks are imported; one job 
 task call. The parent:
 - queues the jobs of ``run`` calls and, once per loop turn, writes each idle child a
   batch (one pipe write, one pickle): sized by ``Pacing`` from measured run times, so
-  no-op tasks go 64 at a time and a long task goes alone; idle children share the queue;
+  no-op tasks go 16 at a time and a long task goes alone; idle children share the
+  queue. A child busy with short jobs only gets its next batch before it is done (it
+  waits in the pipe), so it never idles while the parent is busy;
 - reads results in bunches (prefork_child.py says when a child sends them) and wakes
   each job's caller;
 - at a job's hard time limit kills its child, reports TimeLimitExceeded and forks
@@ -46,7 +48,7 @@ class WorkerLostError(CeleriacError):
 
 
 class _Job:
-    __slots__ = ("args", "future", "hard_s", "kwargs", "no", "request", "task")
+    __slots__ = ("args", "expected_s", "future", "hard_s", "kwargs", "no", "request", "task")
 
     def __init__(self, no: int, task: Task[Any, Any], args: list[Any],
                  kwargs: dict[str, Any], request: Context,
@@ -54,6 +56,7 @@ class _Job:
         self.no, self.task, self.args, self.kwargs = no, task, args, kwargs
         self.request, self.future = request, future
         self.hard_s: float | None = request.timelimit[0]
+        self.expected_s = 0.0  #: the run time expected when it was sent
 
     def wire(self, flush_first: bool) -> tuple[Any, ...]:
         return (self.no, self.task.name, self.args, self.kwargs,
@@ -66,6 +69,7 @@ class _Child:
         self.fd = conn.fileno()
         self.jobs = 0  #: jobs handed to it so far (max_tasks_per_child)
         self.inflight: deque[_Job] = deque()
+        self.expected_s = 0.0  #: expected run time of the jobs in flight
         self.watchdog: asyncio.TimerHandle | None = None
         self.gone = False
 
@@ -145,24 +149,36 @@ class PreforkPool(Pool):
     def _dispatch(self) -> None:
         self._dispatching = False
         queue = self._queue
-        idle = [c for c in self._children.values() if not c.inflight and not c.gone]
-        for i, child in enumerate(idle):
+        ready = [c for c in self._children.values() if self._wants_more(c)]
+        for i, child in enumerate(ready):
             if not queue:
                 return
-            share = -(-len(queue) // (len(idle) - i))  # idle children share the queue
+            share = -(-len(queue) // (len(ready) - i))  # ready children share the queue
             self._send(child, self._take(child, share))
+
+    def _wants_more(self, child: _Child) -> bool:
+        """Idle, or busy with short jobs only: a second batch waits in its pipe, so it
+        goes on without waiting for the parent (never behind a long job)."""
+        if child.gone or (self.max_tasks_per_child
+                          and child.jobs >= self.max_tasks_per_child):
+            return False
+        return not child.inflight or (len(child.inflight) <= MAX_BATCH
+                                      and child.expected_s < BATCH_BUDGET_S)
 
     def _take(self, child: _Child, share: int) -> list[_Job]:
         """The next batch for ``child``: its share of the queue, within the batch budget,
         never past its max_tasks_per_child."""
         limit = min(share, MAX_BATCH)
         if self.max_tasks_per_child:
-            limit = min(limit, max(1, self.max_tasks_per_child - child.jobs))
+            limit = min(limit, self.max_tasks_per_child - child.jobs)
         queue, expected = self._queue, self.pacing.expected
-        batch = [queue.popleft()]
-        budget = BATCH_BUDGET_S - expected(batch[0].task.name)
+        first = queue.popleft()
+        first.expected_s = expected(first.task.name)
+        batch = [first]
+        budget = BATCH_BUDGET_S - first.expected_s
         while queue and len(batch) < limit:
-            cost = expected(queue[0].task.name)
+            job = queue[0]
+            job.expected_s = cost = expected(job.task.name)
             if cost > budget:
                 break
             budget -= cost
@@ -183,6 +199,7 @@ class PreforkPool(Pool):
             payload = pickle.dumps(wire, protocol=5)
         child.inflight.extend(batch)
         child.jobs += len(batch)
+        child.expected_s += sum(job.expected_s for job in batch)
         try:
             child.conn.send_bytes(payload)
         except OSError:
@@ -203,17 +220,19 @@ class PreforkPool(Pool):
         for no, state, value, tb, retry, runtime_s, exhausted in results:
             job = inflight.popleft()
             assert job.no == no, (job.no, no)
+            child.expected_s -= job.expected_s
             observe(job.task.name, runtime_s)
             _settle(job, Outcome(state, value, tb, retry, runtime_s, exhausted))
         if retiring:
             self._retire(child)
-        elif child.inflight:
-            if child.watchdog is not None:
-                self._arm_watchdog(child)
-        else:
+            return
+        if not inflight:
+            child.expected_s = 0.0  # no drift from the float sums
             self._disarm(child)
-            if self._queue:
-                self._schedule_dispatch()
+        elif child.watchdog is not None:
+            self._arm_watchdog(child)
+        if self._queue:
+            self._schedule_dispatch()
 
     def _retire(self, child: _Child) -> None:
         """A child that ran its last job: collect it, rerun what it did not start."""
