@@ -1,8 +1,9 @@
 """The consumer: keeps a prefetch window of deliveries and feeds them to the executor.
 
 One fetch loop asks the broker for as many messages as the window has room for
-(``concurrency * prefetch_multiplier``): as soon as there is room, or once half of the
-window is free on a broker that pushes (``Broker.refill_early``: RabbitMQ). Fetched
+(``concurrency * prefetch_multiplier``, or the pool's ``Pool.window``): as soon as there
+is room, or once half of the window is free on a broker that pushes
+(``Broker.refill_early``: RabbitMQ), a quarter with a pool that queues calls (prefork). Fetched
 deliveries wait in ``reserved`` until one of ``capacity`` runners takes them; a runner
 hands each to ``Executor.process``. Sync tasks in the solo pool never give the event
 loop a turn, so a runner yields a few turns after every run of ``yield_every`` tasks:
@@ -178,6 +179,10 @@ class Consumer:
             #: fetch once this much of the window is free. Never starves a runner: with
             #: nothing reserved, room >= window - capacity >= refill
             self.refill = max(1, min(window // 2, window - self.capacity))
+        elif self.pool.calls_at_once > self.capacity:
+            # a pool that queues calls (prefork) finishes them one loop turn at a time:
+            # fetching at every free slot paid a broker round trip per task
+            self.refill = max(1, min(window // 4, window - self.capacity))
         else:
             self.refill = 1
 
