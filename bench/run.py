@@ -243,10 +243,13 @@ class Pair:
     def long_tasks(self) -> None:
         """FAIR_WORKERS default workers x 2 children on FAIR_N tasks of FAIR_S, then on
         the mixed batch: 2 tasks of 10 s published before 18 of 1 s."""
-        config = WorkerConfig("fair", "default, -c 2", (*self.system.default.args, "-c", "2"))
-        equal = self.timed_batch("fair", [(FAIR_N, 0.0, FAIR_S)], [config] * FAIR_WORKERS)
-        mixed = self.timed_batch("mixed", [(2, 0.0, 10.0), (18, 0.0, 1.0)],
-                                 [config] * FAIR_WORKERS)
+        # each its own node name: two Celery workers named alike clash on RabbitMQ (the
+        # exclusive pidbox queue) and the second one exits
+        configs = [WorkerConfig("fair", "default, -c 2",
+                                (*self.system.default.args, "-c", "2", "-n", f"fair{i}@%h"))
+                   for i in range(FAIR_WORKERS)]
+        equal = self.timed_batch("fair", [(FAIR_N, 0.0, FAIR_S)], configs)
+        mixed = self.timed_batch("mixed", [(2, 0.0, 10.0), (18, 0.0, 1.0)], configs)
         ideal = FAIR_N * FAIR_S / (FAIR_WORKERS * 2)
         print(f"  {FAIR_N} x {FAIR_S:g} s on {FAIR_WORKERS} workers x 2 children: "
               f"{equal:.2f}s (ideal {ideal:g}s); 2 x 10 s + 18 x 1 s: {mixed:.2f}s "
