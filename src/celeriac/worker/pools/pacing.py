@@ -22,6 +22,9 @@ from __future__ import annotations
 
 #: expected seconds of work in one batch written to a child
 BATCH_BUDGET_S = 0.002
+#: a child busy with less expected work than this gets its next batch already (it
+#: waits in the pipe, so the child does not wait for the parent between batches)
+PIPELINE_BUDGET_S = 0.02
 #: the most jobs in one batch (two may be in flight to a child: see prefork.py)
 MAX_BATCH = 16
 #: expected seconds of queued (not yet running) work a worker holds per child
@@ -49,9 +52,10 @@ class Pacing:
             overall + WEIGHT * (runtime_s - overall)
 
     def expected(self, name: str) -> float:
-        """Seconds a run of ``name`` is expected to take; unknown tasks count as a whole
-        batch budget (they go alone until one has been measured)."""
-        return self.per_task.get(name, BATCH_BUDGET_S)
+        """Seconds a run of ``name`` is expected to take; an unknown task counts as long
+        (it goes alone, and nothing is queued behind it in its child, until one has been
+        measured)."""
+        return self.per_task.get(name, PIPELINE_BUDGET_S)
 
     def is_long(self, name: str) -> bool:
         """Worth sending the results before it (its run would hold them back)."""

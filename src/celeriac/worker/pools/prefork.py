@@ -5,8 +5,9 @@ task call. The parent:
 - queues the jobs of ``run`` calls and, once per loop turn, writes each idle child a
   batch (one pipe write, one pickle): sized by ``Pacing`` from measured run times, so
   no-op tasks go 16 at a time and a long task goes alone; idle children share the
-  queue. A child busy with short jobs only gets its next batch before it is done (it
-  waits in the pipe), so it never idles while the parent is busy;
+  queue. A child busy with under 20 ms of expected work gets its next batch before it
+  is done (it waits in the pipe), so it does not idle while the parent catches up;
+  behind a longer or never measured job nothing waits in a child;
 - reads results in bunches (prefork_child.py says when a child sends them) and wakes
   each job's caller;
 - at a job's hard time limit kills its child, reports TimeLimitExceeded and forks
@@ -37,7 +38,13 @@ from celeriac.execution import Outcome
 from celeriac.states import FAILURE
 from celeriac.task import Task
 from celeriac.worker.pools.base import Pool
-from celeriac.worker.pools.pacing import BATCH_BUDGET_S, MAX_BATCH, MAX_PER_CHILD, Pacing
+from celeriac.worker.pools.pacing import (
+    BATCH_BUDGET_S,
+    MAX_BATCH,
+    MAX_PER_CHILD,
+    PIPELINE_BUDGET_S,
+    Pacing,
+)
 from celeriac.worker.pools.prefork_child import Slots, child_main, request_to_wire
 
 logger = logging.getLogger("celeriac.worker")
@@ -163,7 +170,7 @@ class PreforkPool(Pool):
                           and child.jobs >= self.max_tasks_per_child):
             return False
         return not child.inflight or (len(child.inflight) <= MAX_BATCH
-                                      and child.expected_s < BATCH_BUDGET_S)
+                                      and child.expected_s < PIPELINE_BUDGET_S)
 
     def _take(self, child: _Child, share: int) -> list[_Job]:
         """The next batch for ``child``: its share of the queue, within the batch budget,
@@ -232,7 +239,7 @@ class PreforkPool(Pool):
         elif child.watchdog is not None:
             self._arm_watchdog(child)
         if self._queue:
-            self._schedule_dispatch()
+            self._dispatch()  # at once: the child may be waiting for its next job
 
     def _retire(self, child: _Child) -> None:
         """A child that ran its last job: collect it, rerun what it did not start."""
