@@ -5,6 +5,7 @@
     python bench/client.py SYSTEM delayed -n 100000       (celeriac only)
     python bench/client.py SYSTEM chord -n 1000 --repeat 3   (Redis results)
     python bench/client.py SYSTEM block -n 2000 --seconds 0.5 --start PATH --end PATH [--coroutine]
+    python bench/client.py SYSTEM timed -n 20 --path P --cpu-ms 0 --sleep-s 1
 
 SYSTEM is celeriac, celery or dramatiq: the module ``<SYSTEM>_app`` in bench/peers (on
 PYTHONPATH) gives the tasks and the calls. The result is one JSON line on stdout;
@@ -100,7 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("system")
     parser.add_argument("command",
-                        choices=("publish", "latency", "delayed", "chord", "block"))
+                        choices=("publish", "latency", "delayed", "chord", "block", "timed"))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--mode", default="delay")
     parser.add_argument("-n", type=int, required=True)
@@ -108,6 +109,9 @@ def main() -> None:
     parser.add_argument("--end", default="")
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--coroutine", action="store_true")
+    parser.add_argument("--path", default="")
+    parser.add_argument("--cpu-ms", type=float, default=0.0)
+    parser.add_argument("--sleep-s", type=float, default=0.0)
     args = parser.parse_args()
     peer = importlib.import_module(f"{args.system}_app")
     try:
@@ -115,6 +119,9 @@ def main() -> None:
             result = publish(peer, args.mode, args.n, args.start, args.end)
         elif args.command == "block":
             result = blocks(peer, args.n, args.seconds, args.start, args.end, args.coroutine)
+        elif args.command == "timed":
+            peer.send_timed(args.n, args.path, args.cpu_ms, args.sleep_s)
+            result = {"sent": args.n}
         elif args.command == "latency":
             result = latency(peer, args.n)
         elif args.command == "chord":

@@ -2,7 +2,8 @@
 queue-length probes (for the progress bar only), worker processes and their RSS.
 
 Isolation: Redis db 15 (flushed before and after each system), a RabbitMQ vhost made
-for the run and deleted after it, a temporary SQLite file.
+for the run and deleted after it, a temporary SQLite file. BENCH_REDIS_DB and
+BENCH_AMQP_VHOST pick others (two runs at once on one machine must not share them).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from pathlib import Path
 import psutil
 import redis
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
-AMQP_VHOST = "celeriac-bench"
+#: BENCH_REDIS_DB / BENCH_AMQP_VHOST: another db and vhost, for two runs on one machine
+REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('BENCH_REDIS_DB', '15')}"
+AMQP_VHOST = os.environ.get("BENCH_AMQP_VHOST", "celeriac-bench")
 AMQP_URL = f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}"
 
 

@@ -7,6 +7,12 @@ decode, parse, checks, ``task.request``, the run, the outcome, the ack bookkeepi
 
     python bench/pipeline.py 50000      # CPU microseconds per task (noisy on a busy VM)
     python bench/pipeline.py --count    # instructions per task, counted by callgrind
+    python bench/pipeline.py --count --default   # the default worker's parent process
+
+``--default`` is the tutorial's worker instead of the fast one: the prefork pool with
+two children, prefetch multiplier 4, ``-l info`` (the received/succeeded lines go to a
+file). It counts the parent process only: the ceiling of the default worker's rate is
+the parent's cost per task, as the children run in parallel on the other cores.
 
 ``--count`` runs this file under ``valgrind --tool=callgrind`` for 1,000 and for 4,000
 tasks and prints the difference per task, so start-up is not counted. An instruction
@@ -17,6 +23,7 @@ can judge a change of a few percent on a VM whose speed drifts by 2x within an h
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import subprocess
@@ -38,6 +45,7 @@ from celeriac.protocol import build_task_message, to_envelope
 from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.executor import Executor
+from celeriac.worker.pools.base import Pool
 from celeriac.worker.pools.solo import SoloPool
 
 WINDOW = 64  # the benchmark's fast worker: --prefetch-multiplier 64
@@ -64,18 +72,29 @@ class ReplayBroker(MemoryBroker):
         pass
 
 
-async def run(n: int) -> float:
-    """CPU seconds for ``n`` tasks through the worker's pipeline."""
+async def run(n: int, default: bool = False) -> float:
+    """CPU seconds for ``n`` tasks through the worker's pipeline (this process only)."""
     from celeriac_app import app  # the benchmark's app: bench.noop, ignore_result
 
     message = build_task_message("bench.noop", (), queue="celery", ignore_result=True)
     broker = ReplayBroker(to_envelope(message), n)
-    pool = SoloPool()
+    pool: Pool = SoloPool()
+    capacity, window = 1, WINDOW
+    if default:
+        from celeriac.worker.banner import setup_logging
+        from celeriac.worker.pools.prefork import PreforkPool
+
+        setup_logging("info", app.conf.worker_log_format)
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
+        pool = PreforkPool(2)
+        capacity, window = 2, 2 * 4
     await pool.start()
     leases = LeaseKeeper(lambda: broker, broker.lease_s)  # held as on Redis, not started
     executor = Executor(app, broker, MemoryBackend("memory://"), pool, Acker(broker),
                         "pipeline@bench")
-    consumer = Consumer(broker, executor, leases, ["celery"], 1, WINDOW)
+    consumer = Consumer(broker, executor, leases, ["celery"], capacity, window)
     done = asyncio.get_running_loop().create_future()
     process = executor.process
 
@@ -92,29 +111,40 @@ async def run(n: int) -> float:
     consumer.stop_fetching()
     consuming.cancel()
     assert executor.processed == n, (executor.processed, n)
+    if default:
+        await pool.stop()
     return seconds
 
 
-def instructions(n: int) -> int:
-    """Instructions callgrind counts for a whole run of ``n`` tasks."""
+def instructions(n: int, extra: Sequence[str] = ()) -> int:
+    """Instructions callgrind counts for a whole run of ``n`` tasks (this process, not
+    the children it forks)."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out",
-             sys.executable, __file__, str(n)], capture_output=True, text=True, check=True)
-    found = re.search(r"Collected : (\d+)", proc.stderr)
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out.%p",
+             sys.executable, __file__, str(n), *extra], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        _, stderr = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"callgrind run failed:\n{stderr[-2000:]}")
+    found = re.search(rf"=={proc.pid}== Collected : (\d+)", stderr)
     if found is None:
-        raise SystemExit(f"callgrind printed no count:\n{proc.stderr[-2000:]}")
+        raise SystemExit(f"callgrind printed no count:\n{stderr[-2000:]}")
     return int(found.group(1))
 
 
 def main(argv: list[str]) -> None:
+    default = "--default" in argv
+    argv = [a for a in argv if a != "--default"]
+    extra = ["--default"] if default else []
     if argv[:1] == ["--count"]:
         small, large = 1000, 4000
-        per_task = (instructions(large) - instructions(small)) / (large - small)
-        print(f"{per_task:,.0f} instructions per task (callgrind, {large - small:,} tasks)")
+        per_task = (instructions(large, extra) - instructions(small, extra)) / (large - small)
+        print(f"{per_task:,.0f} instructions per task (callgrind, {large - small:,} tasks"
+              f"{', the default worker parent' if default else ''})")
         return
     n = int(argv[0]) if argv else 50_000
-    seconds = loops.run(run(n))
+    seconds = loops.run(run(n, default))
     print(f"{n:,} tasks: {1e6 * seconds / n:.1f} us of CPU per task")
 
 

@@ -197,6 +197,23 @@ def markdown(run: dict[str, Any]) -> str:
         parts.append("")
     parts += chord_section(run)
     parts += pools.section(run)
+    scaling = [(system, b, r) for system, brokers in run["systems"].items()
+               for b, r in brokers.items() if "cpu" in r or "fair" in r]
+    if scaling:
+        parts += ["## CPU-bound tasks and long tasks (default worker)", "",
+                  "| system | broker | 2 ms CPU tasks: 1 child | 2 children | speed-up "
+                  "| 20 x 1 s tasks, 2 workers x 2 children (ideal 5 s) "
+                  "| 2 x 10 s then 18 x 1 s (ideal 10 s) |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for system, b, r in scaling:
+            cpu, fair = r.get("cpu"), r.get("fair")
+            parts.append(
+                f"| {system} | {BROKER_NAMES[b]} | "
+                + (f"{cpu['one_s']:.2f} s | {cpu['two_s']:.2f} s | {cpu['speedup']:.2f}x"
+                   if cpu else "- | - | -")
+                + (f" | {fair['seconds']:.2f} s | {fair['mixed_s']:.2f} s |" if fair
+                   else " | - | - |"))
+        parts.append("")
     if "celeriac" in run["systems"]:
         parts += ["## Issue 7's targets", "", *targets(run), ""]
     notes = []

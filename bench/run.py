@@ -23,12 +23,22 @@ tasks out of N. The worker's peak RSS (process and children) is sampled every 50
 Environment: BENCH_N (default 50,000; smaller is a quick run whose table goes to
 results/raw/ only), BENCH_LATENCY_N (2,000), BENCH_DELAYED_N (100,000), BENCH_SYSTEMS
 (e.g. ``celeriac,celery``), BENCH_BROKERS (e.g. ``sqlite,redis``), BENCH_PHASES (some of
-``fast,default,latency,delayed,pools,chord``: a run of only those, whose table goes to
-results/raw/ only), BENCH_BLOCK_N (2,000: the blocking tasks of ``pools``).
+``fast,default,latency,delayed,pools,chord,cpu,fair``: a run of only those, whose table
+goes to results/raw/ only), BENCH_BLOCK_N (2,000: the blocking tasks of ``pools``),
+BENCH_CPU_N (1,000).
+Celery and celeriac only, on Redis and RabbitMQ:
+ 8. CPU-bound: CPU_N tasks that each burn 2 ms of CPU, published first, then drained by
+    the default worker with ``-c 1`` and with ``-c 2`` (first start to last end), the
+    pair run BENCH_CPU_ROUNDS (2) times interleaved, the best of each kept;
+ 9. long tasks: 20 tasks of 1 s published first, then two default workers ``-c 2``
+    started together; first start to last end (ideal: 5 s); then 2 tasks of 10 s
+    published before 18 of 1 s, the same way (ideal: 10 s; a worker that prefetches
+    short tasks behind its two long ones holds them until those end).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -63,11 +73,16 @@ DELAYED_N = int(os.environ.get("BENCH_DELAYED_N", 100_000))
 CHORD_N = int(os.environ.get("BENCH_CHORD_N", 1000))
 #: the systems and brokers the chord row compares
 CHORD_SYSTEMS, CHORD_BROKERS = ("celeriac", "celery"), ("redis", "amqp")
+#: the CPU-bound row: tasks that each burn CPU_MS of CPU, drained by 1 then 2 children
+CPU_N, CPU_MS = int(os.environ.get("BENCH_CPU_N", 1000)), 2.0
+CPU_ROUNDS = int(os.environ.get("BENCH_CPU_ROUNDS", 2))
+#: the long-task row: FAIR_N tasks of FAIR_S seconds, FAIR_WORKERS workers x 2 children
+FAIR_N, FAIR_S, FAIR_WORKERS = 20, 1.0, 2
 CLIENT = ROOT / "bench" / "client.py"
 RESULTS = ROOT / "bench" / "results"
 RAW = RESULTS / "raw"
 BROKER_ORDER = ("sqlite", "redis", "amqp")
-PHASES = ("fast", "default", "latency", "delayed", "pools", "chord")
+PHASES = ("fast", "default", "latency", "delayed", "pools", "chord", "cpu", "fair")
 
 
 class PhaseError(Exception):
@@ -234,6 +249,64 @@ class Pair:
             probe.close()
         return time.monotonic() - began
 
+    def timed_batch(self, tag: str, groups: list[tuple[int, float, float]],
+                    configs: list[WorkerConfig]) -> float:
+        """Publish the timed tasks of ``groups`` ((count, cpu_ms, sleep_s) each, in that
+        order), then start ``configs``' workers on them; seconds from the first task's
+        start to the last one's end (from the tasks' own records)."""
+        self.reset()
+        path = self.dir / f"{tag}.record"
+        path.unlink(missing_ok=True)
+        for n, cpu_ms, sleep_s in groups:
+            self.client("timed", "-n", str(n), "--path", str(path), "--cpu-ms", str(cpu_ms),
+                        "--sleep-s", str(sleep_s), limit_s=300)
+        total = sum(n for n, _, _ in groups)
+        limit_s = 60 + sum(n * (cpu_ms / 1000 + sleep_s) for n, cpu_ms, sleep_s in groups)
+        with contextlib.ExitStack() as stack:
+            procs = [stack.enter_context(self.worker(c, f"{tag}-{i}"))
+                     for i, c in enumerate(configs)]
+            deadline = time.monotonic() + limit_s
+            while _lines(path) < total:
+                if time.monotonic() > deadline or not all(p.alive() for p in procs):
+                    raise PhaseError(f"{tag}: {_lines(path)} of {total} tasks ran\n"
+                                     f"{procs[0].tail()}")
+                time.sleep(0.05)
+        runs = [tuple(map(float, line.split())) for line in path.read_text().splitlines()]
+        return max(end for _, end in runs) - min(start for start, _ in runs)
+
+    def cpu_bound(self) -> None:
+        """The default worker with 1 and with 2 children on CPU_MS tasks, interleaved
+        CPU_ROUNDS times, the best of each (a busy machine only ever slows a run)."""
+        seconds: dict[int, float] = {}
+        for _ in range(CPU_ROUNDS):
+            for children in (1, 2):
+                config = WorkerConfig(f"cpu{children}", f"default, -c {children}",
+                                      (*self.system.default.args, "-c", str(children)))
+                took = self.timed_batch(f"cpu{children}", [(CPU_N, CPU_MS, 0.0)], [config])
+                seconds[children] = min(took, seconds.get(children, took))
+        speedup = seconds[1] / seconds[2]
+        print(f"  {CPU_N:,} x {CPU_MS:g} ms CPU: 1 child {seconds[1]:.2f}s, 2 children "
+              f"{seconds[2]:.2f}s ({speedup:.2f}x)", file=sys.stderr)
+        self.results["cpu"] = {"n": CPU_N, "cpu_ms": CPU_MS, "one_s": seconds[1],
+                               "two_s": seconds[2], "speedup": speedup}
+
+    def long_tasks(self) -> None:
+        """FAIR_WORKERS default workers x 2 children on FAIR_N tasks of FAIR_S, then on
+        the mixed batch: 2 tasks of 10 s published before 18 of 1 s."""
+        # each its own node name: two Celery workers named alike clash on RabbitMQ (the
+        # exclusive pidbox queue) and the second one exits
+        configs = [WorkerConfig("fair", "default, -c 2",
+                                (*self.system.default.args, "-c", "2", "-n", f"fair{i}@%h"))
+                   for i in range(FAIR_WORKERS)]
+        equal = self.timed_batch("fair", [(FAIR_N, 0.0, FAIR_S)], configs)
+        mixed = self.timed_batch("mixed", [(2, 0.0, 10.0), (18, 0.0, 1.0)], configs)
+        ideal = FAIR_N * FAIR_S / (FAIR_WORKERS * 2)
+        print(f"  {FAIR_N} x {FAIR_S:g} s on {FAIR_WORKERS} workers x 2 children: "
+              f"{equal:.2f}s (ideal {ideal:g}s); 2 x 10 s + 18 x 1 s: {mixed:.2f}s "
+              f"(ideal 10s)", file=sys.stderr)
+        self.results["fair"] = {"n": FAIR_N, "task_s": FAIR_S, "workers": FAIR_WORKERS,
+                                "seconds": equal, "ideal_s": ideal, "mixed_s": mixed}
+
     def run(self, only: str | None = None) -> dict[str, Any]:
         chord_row = self.system.name in CHORD_SYSTEMS and self.broker in CHORD_BROKERS
         phases = [("fast", "publish delay + consume (fast worker)",
@@ -248,6 +321,11 @@ class Pair:
                            lambda: pools.run(self)))
         if chord_row:
             phases.append(("chord", f"chord of {CHORD_N:,}", self.chord))
+        if self.system.name in ("celeriac", "celery") and self.broker != "sqlite":
+            phases += [("cpu", f"CPU-bound, {CPU_N:,} x {CPU_MS:g} ms, 1 vs 2 children",
+                        self.cpu_bound),
+                       ("fair", f"long tasks, {FAIR_N} x {FAIR_S:g} s, {FAIR_WORKERS} workers "
+                                f"x 2 children", self.long_tasks)]
         wanted = ("chord",) if only == "chord" else selected("BENCH_PHASES", PHASES)
         try:
             for _key, title, phase in (p for p in phases if p[0] in wanted):
@@ -271,6 +349,13 @@ class Pair:
                 infra.delete_vhost()
         except Exception as exc:
             print(f"  clean-up of {self.broker} failed: {exc}", file=sys.stderr)
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 def clean_env() -> dict[str, str]:

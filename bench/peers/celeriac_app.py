@@ -65,6 +65,20 @@ async def ablock(seconds: float, path: str) -> None:
     append_time(path)
 
 
+@app.task(name="bench.timed", ignore_result=True)
+def timed(path: str, cpu_ms: float, sleep_s: float) -> None:
+    """Burn ``cpu_ms`` of CPU, then sleep ``sleep_s``; append this run's start and end
+    (the CPU-bound and long-task rows time a batch from its tasks' own records)."""
+    began = time.time()
+    spin_until = time.process_time() + cpu_ms / 1000
+    while time.process_time() < spin_until:
+        pass
+    if sleep_s:
+        time.sleep(sleep_s)
+    with open(path, "a") as f:
+        f.write(f"{began!r} {time.time()!r}\n")
+
+
 # -- what the client calls -----------------------------------------------------------
 def send_mark(path: str) -> None:
     mark.delay(path)
@@ -97,6 +111,11 @@ def chord_noop(n: int) -> float:
 
 def send_blocks(n: int, seconds: float, path: str, coroutine: bool = False) -> None:
     (ablock if coroutine else block).delay_many([(seconds, path)] * n, batch_size=BATCH)
+
+
+def send_timed(n: int, path: str, cpu_ms: float, sleep_s: float) -> None:
+    for _ in range(n):
+        timed.delay(path, cpu_ms, sleep_s)
 
 
 def roundtrip() -> None:

@@ -53,6 +53,20 @@ def block(seconds: float, path: str) -> None:
         os.close(fd)
 
 
+@app.task(name="bench.timed", ignore_result=True)
+def timed(path: str, cpu_ms: float, sleep_s: float) -> None:
+    """Burn ``cpu_ms`` of CPU, then sleep ``sleep_s``; append this run's start and end
+    (the CPU-bound and long-task rows time a batch from its tasks' own records)."""
+    began = time.time()
+    spin_until = time.process_time() + cpu_ms / 1000
+    while time.process_time() < spin_until:
+        pass
+    if sleep_s:
+        time.sleep(sleep_s)
+    with open(path, "a") as f:
+        f.write(f"{began!r} {time.time()!r}\n")
+
+
 def send_mark(path: str) -> None:
     mark.delay(path)
 
@@ -90,6 +104,11 @@ def send_blocks(n: int, seconds: float, path: str, coroutine: bool = False) -> N
         size = min(CHUNK, n - sent)
         group(block.si(seconds, path) for _ in range(size)).apply_async()
         sent += size
+
+
+def send_timed(n: int, path: str, cpu_ms: float, sleep_s: float) -> None:
+    for _ in range(n):
+        timed.delay(path, cpu_ms, sleep_s)
 
 
 def roundtrip() -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
+
 from tests.chaos.harness import Scenario, tags, wait_until
 
 LEASE = {"CHAOS_LEASE_S": "2"}
@@ -54,9 +56,12 @@ def test_sigkill_prefork_children_mid_stream(scenario: Scenario) -> None:
     assert "lost its worker process" in worker.log
 
 
-def test_warm_shutdown_under_load_returns_prefetched_work(scenario: Scenario) -> None:
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
+def test_warm_shutdown_under_load_returns_prefetched_work(scenario: Scenario, pool: str
+                                                          ) -> None:
     s = scenario
-    first = s.worker("-P", "threads", "-c", "4", "--prefetch-multiplier", "25")
+    first = s.worker("-P", pool, "-c", "4" if pool == "threads" else "2",
+                     "--prefetch-multiplier", "25")
     sent = s.publish(tags("warm", 300), seconds=0.05)
     wait_until(lambda: sum(s.done().values()) >= 20, 30, "20 tasks to finish first")
     first.proc.send_signal(signal.SIGTERM)  # once: a second signal means cold shutdown
@@ -65,6 +70,6 @@ def test_warm_shutdown_under_load_returns_prefetched_work(scenario: Scenario) ->
     assert len(s.done()) < 300, "the shutdown came too late to prove anything"
     s.worker("-P", "threads", "-c", "4")
     s.wait_done(sent, timeout_s=60)
-    row = s.tally("warm shutdown, 300 queued", sent)
+    row = s.tally(f"warm shutdown, 300 queued ({pool})", sent)
     assert row.lost == 0 and row.completed == 300
     assert row.duplicates == 0  # running tasks finished and were acked; the rest returned

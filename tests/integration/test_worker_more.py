@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from celeriac import Celery
 from celeriac.testing import drain, memory_app, worker_thread
 from tests.integration.conftest import Harness
 
 
-def test_request_fields_inside_a_worker(sqlite_harness: Harness) -> None:
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
+def test_request_fields_inside_a_worker(sqlite_harness: Harness, pool: str) -> None:
     h = sqlite_harness
-    worker = h.worker("-P", "threads", "-n", "alpha@%h")
+    worker = h.worker("-P", pool, "-n", "alpha@%h")
     result = h.client.send_task("whoami", (7,), expires=600)
     got = result.get(timeout=20)
     assert got["id"] == result.id and got["args"] == [7] and got["kwargs"] == {}
@@ -90,3 +93,42 @@ def test_worker_thread_runs_tasks_defined_before_it_starts() -> None:
     with worker_thread(app, pool="asyncio", concurrency=10):
         assert triple.delay(3).get(timeout=10) == 9
     assert drain(app) == 0
+
+
+def test_default_worker_logs_each_task_received_then_succeeded(sqlite_harness: Harness
+                                                               ) -> None:
+    """`worker -l info` on prefork: Celery's two lines per task, same text, none dropped,
+    each task's `received` before its `succeeded`, while tasks go to children in batches."""
+    import re
+
+    h = sqlite_harness
+    worker = h.worker("-P", "prefork", "-c", "2", "-l", "info")
+
+    async def publish_all() -> list[str]:
+        from celeriac.brokers.sqlite import SQLiteBroker
+        from celeriac.protocol import build_task_message
+
+        broker = SQLiteBroker(h.broker_url)
+        messages = [build_task_message("note", (f"n{i}",), ignore_result=True)
+                    for i in range(300)]
+        await broker.publish(messages)
+        await broker.close()
+        return [m.task_id for m in messages]
+
+    import asyncio
+
+    ids = asyncio.run(publish_all())
+    h.wait_for_record("note ", 300, timeout_s=60)
+    worker.stop()
+    received: dict[str, int] = {}
+    succeeded: dict[str, int] = {}
+    pattern = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: INFO/MainProcess\] "
+                         r"Task note\[([0-9a-f-]+)\] (received|succeeded in \d+\.\d{6}s: None)$")
+    for number, line in enumerate(worker.log.splitlines()):
+        found = pattern.match(line)
+        if found:
+            seen = received if found.group(2) == "received" else succeeded
+            assert found.group(1) not in seen, line  # once each
+            seen[found.group(1)] = number
+    assert set(received) == set(succeeded) == set(ids)
+    assert all(received[i] < succeeded[i] for i in ids)

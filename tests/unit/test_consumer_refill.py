@@ -11,6 +11,7 @@ from celeriac import Celery
 from celeriac.brokers.base import Delivery
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.pools.solo import SoloPool
 from tests.messages import task
 
 
@@ -30,6 +31,7 @@ class GatedExecutor:
         self.app = Celery("refill", broker="memory://", set_as_current=False)
         self.running: dict[str, asyncio.Event] = {}
         self.finished = 0
+        self.pool = SoloPool()  # the consumer reads its window and runner count
 
     async def process(self, delivery: Delivery) -> None:
         gate = self.running[delivery.message.task_id] = asyncio.Event()
@@ -76,3 +78,16 @@ def test_refill_sizes() -> None:
              for window, capacity in [(64, 1), (8, 2), (4, 4), (1, 1), (3, 1)]}
     assert sizes == {(64, 1): 32, (8, 2): 4, (4, 4): 1, (1, 1): 1, (3, 1): 1}
     assert consumer_for(MemoryBroker(), executor, 1, 64).refill == 1  # fetches at once
+
+
+def test_a_pool_that_queues_calls_fetches_a_quarter_window_at_a_time() -> None:
+    """prefork finishes calls one loop turn at a time: fetching at every free slot cost
+    a broker round trip per task (Redis, SQLite)."""
+    from celeriac.worker.pools.prefork import PreforkPool
+
+    executor = GatedExecutor()
+    executor.pool = PreforkPool(2)  # type: ignore[assignment]  # not started: no children
+    consumer = consumer_for(MemoryBroker(), executor, 2, 128)
+    assert consumer.refill == 32
+    consumer._set_window(2)  # long tasks: one per child, fetch at every free slot
+    assert consumer.refill == 1

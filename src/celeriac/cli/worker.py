@@ -86,7 +86,7 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
     try:
         level = mlevel(loglevel)
         if conf.worker_hijack_root_logger or not logging.getLogger().handlers:
-            setup_logging(loglevel, conf.worker_log_format)
+            setup_logging(loglevel, conf.worker_log_format, conf.worker_task_log_format)
         logging.getLogger().setLevel(level or logging.WARNING)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'-l'") from None

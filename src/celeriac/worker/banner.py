@@ -11,6 +11,12 @@ from typing import TYPE_CHECKING
 
 from celeriac import signals
 from celeriac.brokers.base import mask_url
+from celeriac.worker.log_lines import (
+    CachedTimeFormatter,
+    TurnHandler,
+    fast_info,
+    lean_records,
+)
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -57,9 +63,11 @@ def banner(app: Celery, hostname: str, version: str, pool: str, queues: Sequence
     return "\n".join(lines)
 
 
-def setup_logging(level: str, fmt: str, logfile: str | None = None) -> None:
-    """Log to stderr in Celery's format at the given level (``-l info``). As in Celery,
-    a receiver of the ``setup_logging`` signal replaces this set-up entirely, and
+def setup_logging(level: str, fmt: str, *other_formats: str, logfile: str | None = None
+                  ) -> None:
+    """Log to stderr in Celery's format at the given level (``-l info``), a loop turn's
+    lines in one write (log_lines.py); ``other_formats``: those tasks log with. As in
+    Celery, a receiver of the ``setup_logging`` signal replaces this set-up entirely, and
     ``after_setup_logger`` / ``after_setup_task_logger`` receivers may adjust it."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
@@ -69,7 +77,7 @@ def setup_logging(level: str, fmt: str, logfile: str | None = None) -> None:
         signals.setup_logging.send(None, loglevel=numeric, logfile=logfile, format=fmt,
                                    colorize=False)
         return
-    _own_logging(numeric, fmt)
+    _own_logging(numeric, fmt, other_formats)
     for signal, logger in ((signals.after_setup_logger, logging.getLogger()),
                            (signals.after_setup_task_logger,
                             logging.getLogger("celery.task"))):
@@ -77,9 +85,11 @@ def setup_logging(level: str, fmt: str, logfile: str | None = None) -> None:
                      format=fmt, colorize=False)
 
 
-def _own_logging(numeric: int, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(fmt))
+def _own_logging(numeric: int, fmt: str, other_formats: tuple[str, ...]) -> None:
+    handler = TurnHandler(sys.stderr)
+    handler.setFormatter(CachedTimeFormatter(fmt))
+    lean_records(fmt, *other_formats)
+    fast_info(logging.getLogger("celeriac.worker"), handler)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

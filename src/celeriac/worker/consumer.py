@@ -1,8 +1,9 @@
 """The consumer: keeps a prefetch window of deliveries and feeds them to the executor.
 
 One fetch loop asks the broker for as many messages as the window has room for
-(``concurrency * prefetch_multiplier``): as soon as there is room, or once half of the
-window is free on a broker that pushes (``Broker.refill_early``: RabbitMQ). Fetched
+(``concurrency * prefetch_multiplier``, or the pool's ``Pool.window``): as soon as there
+is room, or once half of the window is free on a broker that pushes
+(``Broker.refill_early``: RabbitMQ), a quarter with a pool that queues calls (prefork). Fetched
 deliveries wait in ``reserved`` until one of ``capacity`` runners takes them; a runner
 hands each to ``Executor.process``. Sync tasks in the solo pool never give the event
 loop a turn, so a runner yields a few turns after every run of ``yield_every`` tasks:
@@ -86,14 +87,13 @@ class Consumer:
         self.leases = leases
         self.queues = list(queues)
         self.capacity = capacity
-        self.window = max(window, capacity)
-        if broker.refill_early:
-            #: fetch once this much of the window is free. Never starves a runner: with
-            #: nothing reserved, room >= window - capacity >= refill
-            self.refill = max(1, min(self.window // 2, self.window - capacity))
-            self.yield_every = self.refill  #: tasks a runner runs before yielding
-        else:
-            self.refill, self.yield_every = 1, self.window
+        self.pool = executor.pool
+        #: concurrency x prefetch multiplier; the pool may adapt it (``Pool.window``)
+        self.configured_window = max(window, capacity)
+        self.window = self.configured_window
+        self._set_window(self.window)
+        #: tasks a runner runs before yielding
+        self.yield_every = self.refill if broker.refill_early else self.window
         self.reserved = Reserved()
         self.active: dict[int, Delivery] = {}
         self._outstanding = 0
@@ -121,8 +121,9 @@ class Consumer:
 
     async def run(self) -> None:
         """Fetch and run until ``stop_fetching`` is called and the runners are done."""
+        runners = max(self.capacity, self.pool.calls_at_once)
         self._runners = [asyncio.create_task(self._runner(), name=f"runner-{i}")
-                         for i in range(self.capacity)]
+                         for i in range(runners)]
         try:
             await self._fetch_loop()
         finally:
@@ -132,7 +133,10 @@ class Consumer:
     async def _fetch_loop(self) -> None:
         backoff_s = 0.1
         while not self._stopping:
-            room = self.window - self._outstanding
+            window = self.pool.window(self.configured_window)
+            if window != self.window:
+                self._set_window(window)
+            room = window - self._outstanding
             if room < self.refill:
                 self._room.clear()
                 await self._room.wait()
@@ -183,6 +187,19 @@ class Consumer:
             finally:
                 del self.active[id(delivery)]
                 self._finished([delivery])
+
+    def _set_window(self, window: int) -> None:
+        self.window = window = max(window, self.capacity)
+        if self.broker.refill_early:
+            #: fetch once this much of the window is free. Never starves a runner: with
+            #: nothing reserved, room >= window - capacity >= refill
+            self.refill = max(1, min(window // 2, window - self.capacity))
+        elif self.pool.calls_at_once > self.capacity:
+            # a pool that queues calls (prefork) finishes them one loop turn at a time:
+            # fetching at every free slot paid a broker round trip per task
+            self.refill = max(1, min(window // 4, window - self.capacity))
+        else:
+            self.refill = 1
 
     def _finished(self, deliveries: list[Delivery]) -> None:
         self.leases.release(deliveries)

@@ -19,6 +19,14 @@ class Pool(abc.ABC):
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(1, capacity)
+        #: ``run`` calls the consumer keeps going at once; a pool that queues and batches
+        #: them (prefork) asks for more than ``capacity``
+        self.calls_at_once = self.capacity
+
+    def window(self, configured: int) -> int:
+        """Deliveries the worker should hold now (prefetch), given the configured
+        ``concurrency x prefetch multiplier``; a pool that measures its tasks adapts it."""
+        return configured
 
     async def start(self) -> None:
         """Start processes or threads. Called on the worker's loop before consuming."""
