@@ -542,12 +542,15 @@ class Celery:
     def publish_many_blocking(self, messages: Sequence[Message], due: float | None) -> None:
         """Publish a batch from a sync caller; returns once the broker has all of it."""
         producer = self._blocking_producer()
-        if producer is None:
+        if producer is None:  # publish_many sends the task-sent events too
             self.run_sync(self.publish_many(messages, due))
-        elif due is None or not self.send_defaults().delay_store:
+            return
+        if due is None or not self.send_defaults().delay_store:
             producer.publish_blocking(messages)
         else:
             producer.delay_blocking(scheduled(messages, due))
+        if self.send_defaults().sent_event:
+            self.run_sync(self._sent_events(messages))
 
     def wait_for_publishes(self, timeout: float | None = None) -> None:
         """Wait until the broker has answered every sync publish from this process and
@@ -601,6 +604,19 @@ class Celery:
             await broker.publish(messages)
         else:
             await broker.delay(scheduled(messages, due))
+        if self.send_defaults().sent_event:
+            await self._sent_events(messages)
+
+    async def _sent_events(self, messages: Sequence[Message]) -> None:
+        """``task-sent`` events (``task_send_sent_event``); a failure to send them is
+        logged, not raised: the tasks themselves were sent."""
+        from celeriac.events.sent import send_sent_events
+
+        try:
+            await send_sent_events(await self.clients.broker(), messages, self.control.clock,
+                                   str(self.conf.event_exchange or "celeryev"))
+        except Exception as exc:
+            logger.warning("sending task-sent events failed: %s", exc)
 
     # -- time -------------------------------------------------------------------------
     @property

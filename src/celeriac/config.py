@@ -169,7 +169,6 @@ UNSUPPORTED: dict[str, str] = {
                                 "apply_async(exchange=, routing_key=))",
     "task_publish_retry": "no retry policy: a send that cannot reach the broker raises "
                           "(the connection reconnects for the next send)",
-    "task_send_sent_event": "task events are not sent (no Flower yet)",
     "task_protocol": "only protocol 2 (Celery's default since 4.0) is spoken",
     "worker_redirect_stdouts": "print() in a task goes to the worker's stdout as it is",
     "worker_redirect_stdouts_level": "print() in a task goes to the worker's stdout",

@@ -41,6 +41,8 @@ class SendDefaults:
     naive_tz: dt.tzinfo
     #: tasks sent from a task get its priority when they name none
     inherit_priority: bool
+    #: task_send_sent_event: a task-sent event per published task
+    sent_event: bool
 
     @classmethod
     def read(cls, conf: Config, shared_delay_store: bool) -> SendDefaults:
@@ -66,6 +68,7 @@ class SendDefaults:
             compression=conf.task_compression or None,
             naive_tz=naive_timezone(conf),
             inherit_priority=bool(conf.task_inherit_parent_priority),
+            sent_event=bool(conf.task_send_sent_event),
         )
 
 

@@ -155,6 +155,14 @@ def test_flower_lists_a_celeriac_worker_and_its_tasks(fleet: Fleet, flower: Flow
     assert "Max concurrency" in html and "Transport" in html and "maxrss" in html
     assert "Processed tasks" in html and "interop.add" in html
 
+    # task_send_sent_event on a celeriac client: Flower shows a task nobody has taken yet
+    sender = fleet.celeriac_client(task_send_sent_event=True)
+    waiting = sender.send_task("interop.note", ("waiting",), queue=f"{fleet.queue}-idle")
+    sent = flower.until("/api/tasks", lambda r: waiting.id in r)[waiting.id]
+    assert sent["state"] == "PENDING" and sent["name"] == "interop.note"  # Celery: sent
+    assert sent["args"] == "('waiting',)" and sent["sent"] and not sent["received"]
+    assert "worker" not in sent  # a client event: Celery keeps no worker for it
+
     # Flower's revoke (Celery's app.control.revoke): the worker refuses the task when
     # its countdown is due and says so in a task-revoked event
     later = client.send_task("interop.note", ("revoked",), countdown=2)
