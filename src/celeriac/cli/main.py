@@ -111,7 +111,7 @@ def app_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register_commands() -> None:
-    from celeriac.cli import beat, calls, dashboard, dlq, purge, remote, worker
+    from celeriac.cli import beat, calls, dashboard, dlq, events, purge, remote, worker
 
     cli.add_command(worker.worker)
     cli.add_command(beat.beat)
@@ -123,6 +123,7 @@ def _register_commands() -> None:
     cli.add_command(remote.control)
     cli.add_command(remote.status)
     cli.add_command(dashboard.dashboard)
+    cli.add_command(events.events)
 
 
 _register_commands()
