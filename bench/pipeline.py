@@ -7,11 +7,16 @@ decode, parse, checks, ``task.request``, the run, the outcome, the ack bookkeepi
 
     python bench/pipeline.py 50000      # CPU microseconds per task (noisy on a busy VM)
     python bench/pipeline.py --count    # instructions per task, counted by callgrind
+    python bench/pipeline.py --count --events   # the same with task events on (-E)
 
 ``--count`` runs this file under ``valgrind --tool=callgrind`` for 1,000 and for 4,000
 tasks and prints the difference per task, so start-up is not counted. An instruction
 count does not move with the machine's load (the same count twice, to within 1%), so it
 can judge a change of a few percent on a VM whose speed drifts by 2x within an hour.
+
+``--events``: the worker's event dispatcher is on, as with ``-E``: each task's
+received/started/succeeded events are made, batched and encoded as the Redis broker
+encodes a broadcast (kombu's envelope), then dropped instead of PUBLISHed.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ os.environ.setdefault("BENCH_BROKER_URL", "memory://")
 from celeriac import loops
 from celeriac.backends.memory import MemoryBackend
 from celeriac.brokers import redis as redis_broker
-from celeriac.brokers.base import Delivery
+from celeriac.brokers.base import Delivery, Exchange
 from celeriac.brokers.memory import MemoryBroker
-from celeriac.protocol import build_task_message, to_envelope
+from celeriac.protocol import Message, build_task_message, to_envelope
 from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.executor import Executor
@@ -63,8 +68,24 @@ class ReplayBroker(MemoryBroker):
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         pass
 
+    async def broadcast(self, exchange: Exchange, message: Message) -> None:
+        to_envelope(message)  # what RedisFanout.broadcast PUBLISHes
 
-async def run(n: int) -> float:
+
+def attach_events(app: object, broker: ReplayBroker, pool: SoloPool, executor: Executor,
+                  consumer: Consumer) -> object:
+    """The worker's EventDispatcher with task events on (as control/service.py does)."""
+    from celeriac.control.revoked import RevokedStore
+    from celeriac.control.state import WorkerState
+    from celeriac.events.dispatcher import EventDispatcher
+
+    state = WorkerState(app, "pipeline@bench", broker, pool, executor,  # type: ignore[arg-type]
+                        consumer, RevokedStore(broker, 60.0), lambda: None)
+    executor.events = state.events = EventDispatcher(state, True)
+    return state.events
+
+
+async def run(n: int, events: bool = False) -> float:
     """CPU seconds for ``n`` tasks through the worker's pipeline."""
     from celeriac_app import app  # the benchmark's app: bench.noop, ignore_result
 
@@ -76,6 +97,9 @@ async def run(n: int) -> float:
     executor = Executor(app, broker, MemoryBackend("memory://"), pool, Acker(broker),
                         "pipeline@bench")
     consumer = Consumer(broker, executor, leases, ["celery"], 1, WINDOW)
+    dispatcher = attach_events(app, broker, pool, executor, consumer) if events else None
+    if dispatcher is not None:
+        await dispatcher.start()  # type: ignore[attr-defined]
     done = asyncio.get_running_loop().create_future()
     process = executor.process
 
@@ -91,16 +115,18 @@ async def run(n: int) -> float:
     seconds = time.process_time() - began
     consumer.stop_fetching()
     consuming.cancel()
+    if dispatcher is not None:
+        await dispatcher.stop()  # type: ignore[attr-defined]
     assert executor.processed == n, (executor.processed, n)
     return seconds
 
 
-def instructions(n: int) -> int:
+def instructions(n: int, extra: Sequence[str] = ()) -> int:
     """Instructions callgrind counts for a whole run of ``n`` tasks."""
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out",
-             sys.executable, __file__, str(n)], capture_output=True, text=True, check=True)
+             sys.executable, __file__, str(n), *extra], capture_output=True, text=True, check=True)
     found = re.search(r"Collected : (\d+)", proc.stderr)
     if found is None:
         raise SystemExit(f"callgrind printed no count:\n{proc.stderr[-2000:]}")
@@ -108,14 +134,19 @@ def instructions(n: int) -> int:
 
 
 def main(argv: list[str]) -> None:
+    events = "--events" in argv
+    argv = [a for a in argv if a != "--events"]
+    extra = ["--events"] if events else []
+    what = " with task events (-E)" if events else ""
     if argv[:1] == ["--count"]:
         small, large = 1000, 4000
-        per_task = (instructions(large) - instructions(small)) / (large - small)
-        print(f"{per_task:,.0f} instructions per task (callgrind, {large - small:,} tasks)")
+        per_task = (instructions(large, extra) - instructions(small, extra)) / (large - small)
+        print(f"{per_task:,.0f} instructions per task{what} (callgrind, "
+              f"{large - small:,} tasks)")
         return
     n = int(argv[0]) if argv else 50_000
-    seconds = loops.run(run(n))
-    print(f"{n:,} tasks: {1e6 * seconds / n:.1f} us of CPU per task")
+    seconds = loops.run(run(n, events))
+    print(f"{n:,} tasks{what}: {1e6 * seconds / n:.1f} us of CPU per task")
 
 
 if __name__ == "__main__":

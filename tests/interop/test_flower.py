@@ -137,9 +137,10 @@ def test_flower_lists_a_celeriac_worker_and_its_tasks(fleet: Fleet, flower: Flow
     assert list(by_state) == [bad.id]
 
     # the workers page's table (from events): counters per event type, heartbeat fields
+    # (active: from the last heartbeat, every 2 s: one after the tasks ended says 0)
     table = flower.until("/workers?json=1",
                          lambda r: any(w["hostname"] == name and w.get("task-failed")
-                                       for w in r["data"]))
+                                       and w.get("active") == 0 for w in r["data"]))
     row = next(w for w in table["data"] if w["hostname"] == name)
     assert row["status"] is True and row["sw_ident"] == "celeriac"
     assert row["task-received"] == 2 and row["task-succeeded"] == 1
