@@ -8,6 +8,7 @@ decode, parse, checks, ``task.request``, the run, the outcome, the ack bookkeepi
     python bench/pipeline.py 50000      # CPU microseconds per task (noisy on a busy VM)
     python bench/pipeline.py --count    # instructions per task, counted by callgrind
     python bench/pipeline.py --count --default   # the default worker's parent process
+    python bench/pipeline.py --count --events    # the fast worker with task events on (-E)
 
 ``--default`` is the tutorial's worker instead of the fast one: the prefork pool with
 two children, prefetch multiplier 4, ``-l info`` (the received/succeeded lines go to a
@@ -18,6 +19,10 @@ the parent's cost per task, as the children run in parallel on the other cores.
 tasks and prints the difference per task, so start-up is not counted. An instruction
 count does not move with the machine's load (the same count twice, to within 1%), so it
 can judge a change of a few percent on a VM whose speed drifts by 2x within an hour.
+
+``--events``: the worker's event dispatcher is on, as with ``-E``: each task's
+received/started/succeeded events are made, batched and encoded as the Redis broker
+encodes a broadcast (kombu's envelope), then dropped instead of PUBLISHed.
 """
 
 from __future__ import annotations
@@ -39,9 +44,9 @@ os.environ.setdefault("BENCH_BROKER_URL", "memory://")
 from celeriac import loops
 from celeriac.backends.memory import MemoryBackend
 from celeriac.brokers import redis as redis_broker
-from celeriac.brokers.base import Delivery
+from celeriac.brokers.base import Delivery, Exchange
 from celeriac.brokers.memory import MemoryBroker
-from celeriac.protocol import build_task_message, to_envelope
+from celeriac.protocol import Message, build_task_message, to_envelope
 from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.executor import Executor
@@ -71,8 +76,24 @@ class ReplayBroker(MemoryBroker):
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         pass
 
+    async def broadcast(self, exchange: Exchange, message: Message) -> None:
+        to_envelope(message)  # what RedisFanout.broadcast PUBLISHes
 
-async def run(n: int, default: bool = False) -> float:
+
+def attach_events(app: object, broker: ReplayBroker, pool: SoloPool, executor: Executor,
+                  consumer: Consumer) -> object:
+    """The worker's EventDispatcher with task events on (as control/service.py does)."""
+    from celeriac.control.revoked import RevokedStore
+    from celeriac.control.state import WorkerState
+    from celeriac.events.dispatcher import EventDispatcher
+
+    state = WorkerState(app, "pipeline@bench", broker, pool, executor,  # type: ignore[arg-type]
+                        consumer, RevokedStore(broker, 60.0), lambda: None)
+    executor.events = state.events = EventDispatcher(state, True)
+    return state.events
+
+
+async def run(n: int, default: bool = False, events: bool = False) -> float:
     """CPU seconds for ``n`` tasks through the worker's pipeline (this process only)."""
     from celeriac_app import app  # the benchmark's app: bench.noop, ignore_result
 
@@ -95,6 +116,9 @@ async def run(n: int, default: bool = False) -> float:
     executor = Executor(app, broker, MemoryBackend("memory://"), pool, Acker(broker),
                         "pipeline@bench")
     consumer = Consumer(broker, executor, leases, ["celery"], capacity, window)
+    dispatcher = attach_events(app, broker, pool, executor, consumer) if events else None
+    if dispatcher is not None:
+        await dispatcher.start()  # type: ignore[attr-defined]
     done = asyncio.get_running_loop().create_future()
     process = executor.process
 
@@ -110,6 +134,8 @@ async def run(n: int, default: bool = False) -> float:
     seconds = time.process_time() - began
     consumer.stop_fetching()
     consuming.cancel()
+    if dispatcher is not None:
+        await dispatcher.stop()  # type: ignore[attr-defined]
     assert executor.processed == n, (executor.processed, n)
     if default:
         await pool.stop()
@@ -134,18 +160,20 @@ def instructions(n: int, extra: Sequence[str] = ()) -> int:
 
 
 def main(argv: list[str]) -> None:
-    default = "--default" in argv
-    argv = [a for a in argv if a != "--default"]
-    extra = ["--default"] if default else []
+    default, events = "--default" in argv, "--events" in argv
+    argv = [a for a in argv if a not in ("--default", "--events")]
+    extra = [*(["--default"] if default else []), *(["--events"] if events else [])]
+    what = (", the default worker parent" if default else "") + \
+        (", with task events (-E)" if events else "")
     if argv[:1] == ["--count"]:
         small, large = 1000, 4000
         per_task = (instructions(large, extra) - instructions(small, extra)) / (large - small)
         print(f"{per_task:,.0f} instructions per task (callgrind, {large - small:,} tasks"
-              f"{', the default worker parent' if default else ''})")
+              f"{what})")
         return
     n = int(argv[0]) if argv else 50_000
-    seconds = loops.run(run(n, default))
-    print(f"{n:,} tasks: {1e6 * seconds / n:.1f} us of CPU per task")
+    seconds = loops.run(run(n, default, events))
+    print(f"{n:,} tasks{what}: {1e6 * seconds / n:.1f} us of CPU per task")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import events_cost
 import pools
 
 BROKER_NAMES = {"sqlite": "SQLite (embedded)", "redis": "Redis", "amqp": "RabbitMQ"}
@@ -214,6 +215,7 @@ def markdown(run: dict[str, Any]) -> str:
                 + (f" | {fair['seconds']:.2f} s | {fair['mixed_s']:.2f} s |" if fair
                    else " | - | - |"))
         parts.append("")
+    parts += events_cost.section(run)
     if "celeriac" in run["systems"]:
         parts += ["## Issue 7's targets", "", *targets(run), ""]
     notes = []
@@ -317,6 +319,6 @@ def write(run: dict[str, Any], directory: Path) -> str:
         chart(run, directory / "chart.png")
     except Exception as exc:  # the table matters more than the picture
         print(f"chart not drawn: {exc}", file=sys.stderr)
-    section = "\n".join(pools.section(run))
+    section = "\n".join([*pools.section(run), *events_cost.section(run)])
     return (f"\n{text_table(run)}\n\n{section}\nwritten: {directory / 'results.md'}, "
             f"{directory / 'chart.png'}")

@@ -17,13 +17,15 @@ queue is emptied before each publish):
     only this row, for both systems and both brokers.
  7. Redis, celeriac and Celery: 2,000 tasks that block for 0.5 s on each pool with
     ``-c 1000``, and the RSS of 1,000 slots (bench/pools.py).
+ 8. Redis, celeriac: the fast worker's consume rate with and without ``-E``,
+    interleaved runs (bench/events_cost.py).
 Marker tasks write ``time.time()`` to a file: the same small cost in every system, two
 tasks out of N. The worker's peak RSS (process and children) is sampled every 50 ms.
 
 Environment: BENCH_N (default 50,000; smaller is a quick run whose table goes to
 results/raw/ only), BENCH_LATENCY_N (2,000), BENCH_DELAYED_N (100,000), BENCH_SYSTEMS
 (e.g. ``celeriac,celery``), BENCH_BROKERS (e.g. ``sqlite,redis``), BENCH_PHASES (some of
-``fast,default,latency,delayed,pools,chord,cpu,fair``: a run of only those, whose table
+``fast,default,latency,delayed,pools,chord,cpu,fair,events``: a run of only those, whose table
 goes to results/raw/ only), BENCH_BLOCK_N (2,000: the blocking tasks of ``pools``),
 BENCH_CPU_N (1,000).
 Celery and celeriac only, on Redis and RabbitMQ:
@@ -50,6 +52,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import events_cost
 import infra
 import pools
 import report
@@ -82,7 +85,8 @@ CLIENT = ROOT / "bench" / "client.py"
 RESULTS = ROOT / "bench" / "results"
 RAW = RESULTS / "raw"
 BROKER_ORDER = ("sqlite", "redis", "amqp")
-PHASES = ("fast", "default", "latency", "delayed", "pools", "chord", "cpu", "fair")
+PHASES = ("fast", "default", "latency", "delayed", "pools", "chord", "cpu", "fair",
+          "events")
 
 
 class PhaseError(Exception):
@@ -326,6 +330,9 @@ class Pair:
                         self.cpu_bound),
                        ("fair", f"long tasks, {FAIR_N} x {FAIR_S:g} s, {FAIR_WORKERS} workers "
                                 f"x 2 children", self.long_tasks)]
+        if self.broker == "redis" and self.system.name == "celeriac":
+            phases.append(("events", "consume with and without -E (interleaved)",
+                           lambda: events_cost.run(self)))
         wanted = ("chord",) if only == "chord" else selected("BENCH_PHASES", PHASES)
         try:
             for _key, title, phase in (p for p in phases if p[0] in wanted):

@@ -170,7 +170,6 @@ UNSUPPORTED: dict[str, str] = {
                                   "declare other types in task_queues",
     "task_default_routing_key": "a task's routing key is its queue's name (or "
                                 "apply_async(exchange=, routing_key=))",
-    "task_send_sent_event": "task events are not sent (no Flower yet)",
     "task_protocol": "only protocol 2 (Celery's default since 4.0) is spoken",
     "worker_lost_wait": "a task whose prefork child died is reported at once",
     "beat_scheduler": "one scheduler, whose state lives in the broker (docs/beat.md)",

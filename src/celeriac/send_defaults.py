@@ -47,6 +47,8 @@ class SendDefaults:
     publish_retry_policy: Any
     #: seconds a send keeps trying to reach the broker; None: the broker's retry_timeout
     publish_window_s: float | None
+    #: task_send_sent_event: a task-sent event per published task
+    sent_event: bool
 
     @classmethod
     def read(cls, conf: Config, shared_delay_store: bool) -> SendDefaults:
@@ -76,6 +78,7 @@ class SendDefaults:
             publish_retry_policy=conf.task_publish_retry_policy,
             publish_window_s=window_for(conf.task_publish_retry,
                                         conf.task_publish_retry_policy),
+            sent_event=bool(conf.task_send_sent_event),
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -50,6 +51,9 @@ Call = tuple[Sequence[Any], Mapping[str, Any] | None]
 #: a task's own options that apply when apply_async does not give them
 _TASK_OPTIONS = ("queue", "priority", "expires", "time_limit", "soft_time_limit",
                  "ignore_result", "serializer")
+
+
+logger = logging.getLogger("celeriac.app")
 
 
 class Sending:
@@ -210,7 +214,7 @@ class Sending:
         producer = self._blocking_producer()
         if window_s is None:
             window_s = self.send_defaults().publish_window_s
-        if producer is None:
+        if producer is None:  # publish_many sends the task-sent events too
             self.run_sync(self.publish_many(messages, due, window_s=window_s))
             return
         if window_s is None:  # the broker's own window: no ContextVar to set
@@ -218,6 +222,8 @@ class Sending:
         else:
             with publish_retry.covering(window_s):
                 self._produce(producer, messages, due)
+        if self.send_defaults().sent_event:
+            self.run_sync(self._sent_events(messages))
 
     def _produce(self, producer: BlockingProducer, messages: Sequence[Message],
                  due: float | None) -> None:
@@ -274,6 +280,20 @@ class Sending:
                 await broker.publish(messages)
             else:
                 await broker.delay(scheduled(messages, due))
+        if self.send_defaults().sent_event:
+            await self._sent_events(messages)
+
+    async def _sent_events(self, messages: Sequence[Message]) -> None:
+        """``task-sent`` events (``task_send_sent_event``); a failure to send them is
+        logged, not raised: the tasks themselves were sent."""
+        from celeriac.events.sent import send_sent_events
+
+        try:
+            await send_sent_events(await self.clients.broker(), messages,
+                                   self.control.clock,  # type: ignore[attr-defined]
+                                   str(self.conf.event_exchange or "celeryev"))
+        except Exception as exc:
+            logger.warning("sending task-sent events failed: %s", exc)
 
     async def _connected_broker(self, window_s: float | None) -> Broker:
         """This loop's broker; under a retry policy a refused first connection is tried

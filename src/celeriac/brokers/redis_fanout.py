@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -59,9 +60,12 @@ class RedisFanout:
         return head
 
     async def broadcast(self, exchange: Exchange, message: Message) -> None:
+        """PUBLISH on a lane of its own: a worker's event batches (tens of KB) must not
+        hold the main lane, where fetches and acks wait their turn."""
         message = _routed(message, exchange.name)
-        await self.redis.run(("PUBLISH", self.topic(exchange.name, message.routing_key),
-                              to_envelope(message)))
+        command = ("PUBLISH", self.topic(exchange.name, message.routing_key),
+                   to_envelope(message))
+        await self.redis.retry(partial(self.redis.lane("broadcast").execute, command))
 
     async def subscribe(self, exchange: Exchange, binding: str) -> Subscription:
         if exchange.kind == "fanout":  # keys do not matter: hear both forms

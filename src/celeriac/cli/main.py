@@ -116,6 +116,7 @@ def _register_commands() -> None:
         calls,
         dashboard,
         dlq,
+        events,
         list_cmd,
         multi,
         purge,
@@ -139,6 +140,7 @@ def _register_commands() -> None:
     cli.add_command(shell.shell)
     cli.add_command(report.report)
     cli.add_command(list_cmd.list_)
+    cli.add_command(events.events)
 
 
 _register_commands()

@@ -6,17 +6,31 @@ Worker events go out at once (one message each; a heartbeat every
 ``FLUSH_S`` or per ``BATCH`` events, so ``-E`` costs a publish per batch rather than
 per event. task-received is sent when the task is taken to run (celeriac keeps no
 separate "received" step for prefetched tasks).
+
+What -E costs is measured by ``make bench`` (BENCH_PHASES=events: the consume rate with
+and without) and ``bench/pipeline.py --count --events`` (instructions per task).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 import traceback as tb
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from celeriac import states
-from celeriac.events.event import event, event_exchange, event_message, worker_fields
+from celeriac.events.event import (
+    event,
+    event_exchange,
+    event_message,
+    raw_event_message,
+    utcoffset,
+    worker_fields,
+)
 
 if TYPE_CHECKING:
     from celeriac.control.state import WorkerState
@@ -25,7 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.events")
 FLUSH_S = 0.1
-BATCH = 100
+BATCH = 1000
 
 
 class EventDispatcher:
@@ -37,7 +51,11 @@ class EventDispatcher:
         self.exchange = event_exchange(str(conf.event_exchange or "celeryev"))
         self.heartbeat_s = float(conf.seconds("worker_heartbeat_interval") or 0.0)
         self.task_events = task_events
-        self.buffer: list[dict[str, Any]] = []
+        self.hostname = state.hostname
+        #: task events, each already JSON (see _add)
+        self.buffer: list[bytes] = []
+        self._flush_soon = False
+        self._refresh()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -48,7 +66,7 @@ class EventDispatcher:
                      **worker_fields(self.heartbeat_s or 2.0, len(s.consumer.active),
                                      s.executor.processed))
 
-    async def _send(self, events: dict[str, Any] | list[dict[str, Any]]) -> None:
+    async def _send(self, events: dict[str, Any]) -> None:
         try:
             await self.state.broker.broadcast(self.exchange,
                                               event_message(events, self.state.hostname))
@@ -56,6 +74,7 @@ class EventDispatcher:
             logger.warning("sending events failed: %s", exc)
 
     async def heartbeat(self) -> None:
+        self._refresh()  # a DST change, a fork
         await self._send(self._worker_event("worker-heartbeat"))
 
     async def start(self) -> None:
@@ -77,9 +96,18 @@ class EventDispatcher:
             await self.flush()
 
     async def flush(self) -> None:
+        self._flush_soon = False
         batch, self.buffer = self.buffer, []
         if batch:
-            await self._send(batch)
+            await self._send_raw(b"[" + b",".join(batch) + b"]")
+
+    async def _send_raw(self, body: bytes) -> None:
+        """A batch of task events, already a JSON list."""
+        try:
+            await self.state.broker.broadcast(
+                self.exchange, raw_event_message(body, "task.multi", self.state.hostname))
+        except Exception as exc:
+            logger.warning("sending events failed: %s", exc)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -94,31 +122,48 @@ class EventDispatcher:
         await self._send(self._worker_event("worker-offline"))
 
     # -- task events (the executor calls these when -E is on) ---------------------------
-    def _task(self, type_: str, task_id: str, **fields: Any) -> None:
-        if not self.task_events:
-            return
-        s = self.state
-        self.buffer.append(event(type_, s.hostname, s.clock.forward(), uuid=task_id,
-                                 **fields))
-        if len(self.buffer) >= BATCH:
-            asyncio.get_running_loop().create_task(self.flush())
-        else:
+    # The hot path of -E: three events per task. Each is encoded at once to JSON: the
+    # fields every event repeats (hostname, utcoffset, pid) are encoded once per
+    # heartbeat into a prefix, and one orjson call encodes the rest; a batch is these
+    # joined into a JSON list. A full batch schedules one flush, not one per event.
+    def _refresh(self) -> None:
+        common = {"hostname": self.hostname, "utcoffset": utcoffset(), "pid": os.getpid()}
+        self._prefix = orjson.dumps(common)[:-1] + b","
+
+    def _add(self, *fields: dict[str, Any]) -> None:
+        prefix, buffer = self._prefix, self.buffer
+        buffer.extend([prefix + orjson.dumps(f, default=repr)[1:] for f in fields])
+        if len(buffer) >= BATCH:
+            if not self._flush_soon:
+                self._flush_soon = True
+                asyncio.get_running_loop().create_task(self.flush())
+        elif not self._wake.is_set():
             self._wake.set()
 
-    def task_received(self, call: TaskCall) -> None:
-        headers = call.headers
-        eta, expires = call.eta, call.expires
-        self._task("task-received", call.id, name=call.name,
-                   args=headers.get("argsrepr") or repr(call.args),
-                   kwargs=headers.get("kwargsrepr") or repr(call.kwargs),
-                   retries=call.retries, eta=eta.isoformat() if eta else None,
-                   expires=expires.isoformat() if expires else None,
-                   root_id=headers.get("root_id"), parent_id=headers.get("parent_id"))
+    def task_began(self, call: TaskCall) -> None:
+        """task-received then task-started: celeriac takes a task when it runs it."""
+        if not self.task_events:
+            return
+        headers, eta, expires = call.headers, call.eta, call.expires
+        clock, now = self.state.clock.forward, time.time()
+        self._add({"clock": clock(), "uuid": call.id, "name": call.name,
+                   "args": headers.get("argsrepr") or repr(call.args),
+                   "kwargs": headers.get("kwargsrepr") or repr(call.kwargs),
+                   "retries": headers.get("retries") or 0,
+                   "eta": eta.isoformat() if eta else None,
+                   "expires": expires.isoformat() if expires else None,
+                   "root_id": headers.get("root_id"), "parent_id": headers.get("parent_id"),
+                   "type": "task-received", "timestamp": now},
+                  {"clock": clock(), "uuid": call.id, "type": "task-started",
+                   "timestamp": now})
 
-    def task_started(self, call: TaskCall) -> None:
-        self._task("task-started", call.id)
+    def _task(self, type_: str, task_id: str, **fields: Any) -> None:
+        self._add({"clock": self.state.clock.forward(), "uuid": task_id, **fields,
+                   "type": type_, "timestamp": time.time()})
 
     def task_finished(self, call: TaskCall, outcome: Outcome) -> None:
+        if not self.task_events:
+            return
         state = outcome.state
         if state == states.SUCCESS:
             self._task("task-succeeded", call.id, result=repr(outcome.value),
@@ -127,13 +172,17 @@ class EventDispatcher:
             self._task("task-retried", call.id, exception=repr(outcome.value),
                        traceback=outcome.traceback or "")
         elif state == states.REVOKED:
-            self._task("task-revoked", call.id, terminated=True, signum=None, expired=False)
+            self._task("task-revoked", call.id, terminated=True, signum=None,
+                       expired=False)
         else:
             text = outcome.traceback or "".join(tb.format_exception_only(outcome.value))
-            self._task("task-failed", call.id, exception=repr(outcome.value), traceback=text)
+            self._task("task-failed", call.id, exception=repr(outcome.value),
+                       traceback=text)
 
     def task_revoked(self, call: TaskCall, expired: bool) -> None:
-        self._task("task-revoked", call.id, terminated=False, signum=None, expired=expired)
+        if self.task_events:
+            self._task("task-revoked", call.id, terminated=False, signum=None,
+                       expired=expired)
 
 
 async def start_worker_events(state: WorkerState, task_events: bool) -> EventDispatcher:

@@ -54,8 +54,13 @@ def routing_key(events: dict[str, Any] | list[dict[str, Any]]) -> str:
 
 
 def event_message(events: dict[str, Any] | list[dict[str, Any]], hostname: str) -> Message:
-    return Message(headers={"hostname": hostname},
-                   body=orjson.dumps(events, default=repr),
+    return raw_event_message(orjson.dumps(events, default=repr), routing_key(events),
+                             hostname)
+
+
+def raw_event_message(body: bytes, key: str, hostname: str) -> Message:
+    """An event message whose JSON body (one event or a list) is encoded already."""
+    return Message(headers={"hostname": hostname}, body=body,
                    properties={"delivery_mode": 1, "priority": 0},
                    content_type="application/json", content_encoding="utf-8",
-                   routing_key=routing_key(events))
+                   routing_key=key)

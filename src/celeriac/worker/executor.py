@@ -197,8 +197,7 @@ class Executor:
         self.running[call.id] = asyncio.current_task()
         events = self.events
         if events is not None:
-            events.task_received(call)
-            events.task_started(call)
+            events.task_began(call)  # task-received and task-started
         outcome = None
         try:
             outcome = await self.pool.run(task, call.args, call.kwargs, request)
