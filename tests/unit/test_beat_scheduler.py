@@ -166,11 +166,31 @@ def test_a_failed_send_gives_the_claim_back(caplog: pytest.LogCaptureFixture) ->
     ({"task": "t", "schedule": "often"}, "not a schedule"),
     ({"task": "t", "schedule": 1.0, "arg": ()}, "unknown keys"),
     ({"task": "t", "schedule": -1}, "positive"),
+    ({"task": "t", "schedule": crontab(minute=61)}, "crontab minute=61: 61 is outside 0-59"),
+    ({"task": "t", "schedule": crontab(hour="9", day_of_week="funday")},
+     "crontab day_of_week='funday'"),
 ])
 def test_bad_entries_name_the_entry(spec: dict[str, Any], message: str) -> None:
     app = memory_app("beat-bad")
     with pytest.raises(ConfigurationError, match=f"entry 'nightly'.*{message}"):
         load_entries(app, {"nightly": spec})
+
+
+def test_a_bad_crontab_from_add_periodic_task_names_the_entry() -> None:
+    """Built in an on_after_configure hook (Celery's pattern): beat refuses to start,
+    naming the entry and the field; the hook itself does not fail."""
+    app = memory_app("beat-bad-hook")
+
+    @app.on_after_configure.connect
+    def setup(sender: Celery, **kwargs: Any) -> None:
+        sender.add_periodic_task(crontab(minute="*/15", hour="25"), "tasks.ping",
+                                 name="quarter-hourly")
+        sender.add_periodic_task(10.0, "tasks.ping", name="fine")
+
+    with pytest.raises(ConfigurationError, match="beat_schedule entry 'quarter-hourly': "
+                       "crontab hour='25': 25 is outside 0-23"):
+        Scheduler(app, store=MemoryStore(app.broker_url))
+    assert set(app.conf.beat_schedule) == {"quarter-hourly", "fine"}
 
 
 def test_timedelta_and_relative_entries() -> None:
