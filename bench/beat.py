@@ -90,7 +90,8 @@ def main() -> None:
         busy.lateness_s = []
         run_for(busy, args.seconds)
         late = busy.lateness_s
-        idle = Scheduler(make_app(url, 1, 86_400.0))
+        idle_app = make_app(url, 1, 86_400.0)
+        idle = Scheduler(idle_app)
         thread = threading.Thread(target=idle.run, daemon=True)
         thread.start()
         time.sleep(1.0)
@@ -100,8 +101,9 @@ def main() -> None:
         idle.stop()
         thread.join(30)
         app.run_sync(_purge(app))
-        forget_state(app)
-        app.close()
+        for each in (app, idle_app):  # on RabbitMQ both share the vhost's state
+            forget_state(each)
+            each.close()
     result = {"broker": args.broker, "entries": args.entries, "seconds": args.seconds,
               "runs": len(late), "p50_ms": percentile(late, 0.5),
               "p99_ms": percentile(late, 0.99), "max_ms": max(late) * 1000,
@@ -125,18 +127,18 @@ def forget_state(app: Celery) -> None:
         client.delete(prefix + "_celeriac.beat.state", prefix + "_celeriac.beat.leader")
         client.close()
     elif url.startswith("amqp"):
-        from celeriac.beat.store_amqp import LEADER_QUEUE, STATE_QUEUE, AmqpStore
+        from celeriac.beat.store_amqp import LEADER_QUEUE, STATE_QUEUE
         from celeriac.bridge import BRIDGE
-
-        store = AmqpStore(url)
+        from celeriac.brokers.amqp_link import close_connection, open_connection, parse_url
 
         async def drop() -> None:
-            channel = await store._open()
+            conn = await open_connection(parse_url(url))
+            channel = await conn.channel()
             await channel.queue_delete(LEADER_QUEUE)
             await channel.queue_delete(STATE_QUEUE)
+            await close_connection(conn)
 
         BRIDGE.run(drop(), 30)
-        store.close()
 
 
 async def _purge(app: Celery) -> None:
