@@ -52,7 +52,7 @@ logger = logging.getLogger("celeriac.beat")
 #: how long before an interval entry's due instant it is claimed and its message built
 #: (at most a quarter of its interval); the publish then happens at the due instant
 SEND_AHEAD_S = 0.1
-#: a run claimed by a tick: (entry, the last run it follows, when to publish it)
+#: a run claimed by a tick: (entry, the last run it follows)
 Run = tuple[Entry, "str | None"]
 #: runs ready to publish: (runs, their messages or None, due timestamp, build error)
 Built = tuple[list[Run], "Sequence[Message] | None", "float | None", "BaseException | None"]
