@@ -6,6 +6,10 @@ returned minus the time it was due (its last run + 1 s). Then an idle scheduler 
 entry a day) for 10 s: its CPU time.
 
     python bench/beat.py redis|sqlite|amqp [--entries 1000] [--seconds 20]
+        [--url BROKER_URL] [--json]
+
+``--json`` prints the numbers as one JSON line last (``make bench``'s beat row runs it
+so, on the bench's own Redis db, vhost or SQLite file).
 
 Messages go to a queue of their own (bench.beat), purged after, and beat's state is
 deleted after (on RabbitMQ it is per vhost: the queues celeriac.beat.leader/.state).
@@ -14,6 +18,7 @@ deleted after (on RabbitMQ it is per vhost: the queues celeriac.beat.leader/.sta
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import threading
 import time
@@ -30,16 +35,24 @@ QUEUE = "bench.beat"
 
 
 class Timed(Scheduler):
-    """The scheduler, noting how late each run's publish returned."""
+    """The scheduler, noting how late each run's publish returned, and for each publish
+    when it began and how long it took (where a slow tick's time went)."""
 
     lateness_s: list[float]
+    #: (began after due, took), seconds, per publish of runs that had a last run
+    publishes: list[tuple[float, float]]
 
-    def _send(self, claimed: list[Any]) -> None:
-        super()._send(claimed)
+    def _publish(self, runs: list[Any], *rest: Any) -> None:
+        began = time.time()
+        super()._publish(runs, *rest)
         done = time.time()
-        for entry, previous in claimed:
+        due = None
+        for entry, previous in runs:
             if previous is not None:
-                self.lateness_s.append(done - (float(previous) + entry.schedule.seconds))
+                due = float(previous) + entry.schedule.seconds
+                self.lateness_s.append(done - due)
+        if due is not None:
+            self.publishes.append((began - due, done - began))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -50,11 +63,16 @@ def percentile(values: list[float], q: float) -> float:
 def make_app(url: str, entries: int, every_s: float) -> Celery:
     app = Celery(f"bench-beat-{time.time_ns()}", broker=url, set_as_current=False)
     app.conf.task_default_queue = QUEUE
+    app.task(name="bench.noop")(noop)  # registered: no "unknown task" warning per entry
     app.conf.beat_schedule = {f"e{i}": {"task": "bench.noop", "schedule": every_s,
                                         "args": (i,)} for i in range(entries)}
     if url.startswith("redis"):
         app.conf.broker_transport_options = {"global_keyprefix": f"bench-beat-{time.time_ns()}:"}
     return app
+
+
+def noop(*args: Any) -> None:
+    return None
 
 
 def run_for(scheduler: Scheduler, seconds: float) -> None:
@@ -70,15 +88,18 @@ def main() -> None:
     parser.add_argument("broker", choices=("redis", "amqp", "sqlite"))
     parser.add_argument("--entries", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--url", help="the broker (default: the local one for BROKER)")
+    parser.add_argument("--json", action="store_true", help="print a JSON line last")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        url = BROKERS.get(args.broker, f"sqlite:///{tmp}/beat.db")
+        url = args.url or BROKERS.get(args.broker, f"sqlite:///{tmp}/beat.db")
         app = make_app(url, args.entries, 1.0)
         busy = Timed(app)
-        busy.lateness_s = []
+        busy.lateness_s, busy.publishes = [], []
         run_for(busy, args.seconds)
         late = busy.lateness_s
-        idle = Scheduler(make_app(url, 1, 86_400.0))
+        idle_app = make_app(url, 1, 86_400.0)
+        idle = Scheduler(idle_app)
         thread = threading.Thread(target=idle.run, daemon=True)
         thread.start()
         time.sleep(1.0)
@@ -88,12 +109,22 @@ def main() -> None:
         idle.stop()
         thread.join(30)
         app.run_sync(_purge(app))
-        forget_state(app)
-        app.close()
+        for each in (app, idle_app):  # on RabbitMQ both share the vhost's state
+            forget_state(each)
+            each.close()
+    result = {"broker": args.broker, "entries": args.entries, "seconds": args.seconds,
+              "runs": len(late), "p50_ms": percentile(late, 0.5),
+              "p99_ms": percentile(late, 0.99), "max_ms": max(late) * 1000,
+              "idle_cpu_ms": idle_cpu_s * 1000, "idle_s": 10.0}
+    began_s, took_s = max(busy.publishes, key=sum)  # the slowest tick: what made it slow
+    result.update(worst_began_ms=began_s * 1000, worst_publish_ms=took_s * 1000)
     print(f"beat {args.broker}: {args.entries} entries every 1 s for {args.seconds:g} s: "
-          f"{len(late)} runs sent, lateness p50 {percentile(late, 0.5):.1f} ms, "
-          f"p99 {percentile(late, 0.99):.1f} ms, max {max(late) * 1000:.1f} ms; "
+          f"{len(late)} runs sent, lateness p50 {result['p50_ms']:.1f} ms, "
+          f"p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms (its publish "
+          f"began {began_s * 1000:.1f} ms after due and took {took_s * 1000:.1f} ms); "
           f"idle scheduler CPU {idle_cpu_s * 1000:.1f} ms in 10 s")
+    if args.json:
+        print(json.dumps(result))
 
 
 def forget_state(app: Celery) -> None:
@@ -107,18 +138,18 @@ def forget_state(app: Celery) -> None:
         client.delete(prefix + "_celeriac.beat.state", prefix + "_celeriac.beat.leader")
         client.close()
     elif url.startswith("amqp"):
-        from celeriac.beat.store_amqp import LEADER_QUEUE, STATE_QUEUE, AmqpStore
+        from celeriac.beat.store_amqp import LEADER_QUEUE, STATE_QUEUE
         from celeriac.bridge import BRIDGE
-
-        store = AmqpStore(url)
+        from celeriac.brokers.amqp_link import close_connection, open_connection, parse_url
 
         async def drop() -> None:
-            channel = await store._open()
+            conn = await open_connection(parse_url(url))
+            channel = await conn.channel()
             await channel.queue_delete(LEADER_QUEUE)
             await channel.queue_delete(STATE_QUEUE)
+            await close_connection(conn)
 
         BRIDGE.run(drop(), 30)
-        store.close()
 
 
 async def _purge(app: Celery) -> None:

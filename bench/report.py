@@ -197,6 +197,7 @@ def markdown(run: dict[str, Any]) -> str:
                   f"{d.get('received_s', 0.0):.1f} s |" for b, d in delayed]
         parts.append("")
     parts += chord_section(run)
+    parts += beat_section(run)
     parts += pools.section(run)
     scaling = [(system, b, r) for system, brokers in run["systems"].items()
                for b, r in brokers.items() if "cpu" in r or "fair" in r]
@@ -252,6 +253,30 @@ def chord_section(run: dict[str, Any]) -> list[str]:
         runs = ", ".join(f"{s:.3f}" for s in cell["seconds"])
         lines.append(f"| {system} | {BROKER_NAMES[broker]} | {cell['median_s']:.3f} | "
                      f"{runs} | {cell['rate']:,.0f} | {ratio} |")
+    return [*lines, ""]
+
+
+def beat_section(run: dict[str, Any]) -> list[str]:
+    """celeriac beat, 1,000 entries due every second (issue 18's target): a table."""
+    cells = [(b, r["beat"]) for b, r in run["systems"].get("celeriac", {}).items()
+             if "beat" in r]
+    if not cells:
+        return []
+    lines = ["## Beat: 1,000 entries due every second", "",
+             "celeriac's scheduler (what `celeriac beat` runs) on each broker for 20 s; "
+             "lateness: when each run's publish returned minus when it was due (p99 "
+             "target: under 100 ms). Idle: one entry a day, the scheduler's CPU in 10 s "
+             "(bench/beat.py).", "",
+             "| broker | runs | lateness p50 ms | p99 ms | max ms | slowest tick: publish "
+             "began / took ms | p99 < 100 ms | idle CPU ms / 10 s |",
+             "|---|---:|---:|---:|---:|---:|---|---:|"]
+    for broker, cell in cells:
+        worst = (f"{cell['worst_began_ms']:.1f} / {cell['worst_publish_ms']:.1f}"
+                 if "worst_began_ms" in cell else "-")
+        lines.append(f"| {BROKER_NAMES[broker]} | {cell['runs']:,} | {cell['p50_ms']:.1f} | "
+                     f"{cell['p99_ms']:.1f} | {cell['max_ms']:.1f} | {worst} | "
+                     f"{'met' if cell['p99_ms'] < 100 else 'MISSED'} | "
+                     f"{cell['idle_cpu_ms']:.1f} |")
     return [*lines, ""]
 
 
@@ -319,6 +344,6 @@ def write(run: dict[str, Any], directory: Path) -> str:
         chart(run, directory / "chart.png")
     except Exception as exc:  # the table matters more than the picture
         print(f"chart not drawn: {exc}", file=sys.stderr)
-    section = "\n".join([*pools.section(run), *events_cost.section(run)])
+    section = "\n".join([*pools.section(run), *events_cost.section(run), *beat_section(run)])
     return (f"\n{text_table(run)}\n\n{section}\nwritten: {directory / 'results.md'}, "
             f"{directory / 'chart.png'}")

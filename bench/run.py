@@ -19,13 +19,16 @@ queue is emptied before each publish):
     ``-c 1000``, and the RSS of 1,000 slots (bench/pools.py).
  8. Redis, celeriac: the fast worker's consume rate with and without ``-E``,
     interleaved runs (bench/events_cost.py).
+ 8b. celeriac only, every broker: beat with 1,000 entries due every second for 20 s, how
+    late each run's publish returned (p50/p99), then an idle scheduler's CPU in 10 s
+    (bench/beat.py, also ``make bench-beat BROKER=...``).
 Marker tasks write ``time.time()`` to a file: the same small cost in every system, two
 tasks out of N. The worker's peak RSS (process and children) is sampled every 50 ms.
 
 Environment: BENCH_N (default 50,000; smaller is a quick run whose table goes to
 results/raw/ only), BENCH_LATENCY_N (2,000), BENCH_DELAYED_N (100,000), BENCH_SYSTEMS
 (e.g. ``celeriac,celery``), BENCH_BROKERS (e.g. ``sqlite,redis``), BENCH_PHASES (some of
-``fast,default,latency,delayed,pools,chord,cpu,fair,events``: a run of only those, whose table
+``fast,default,latency,delayed,pools,chord,cpu,fair,events,beat``: a run of only those, whose table
 goes to results/raw/ only), BENCH_BLOCK_N (2,000: the blocking tasks of ``pools``),
 BENCH_CPU_N (1,000).
 Celery and celeriac only, on Redis and RabbitMQ:
@@ -86,7 +89,8 @@ RESULTS = ROOT / "bench" / "results"
 RAW = RESULTS / "raw"
 BROKER_ORDER = ("sqlite", "redis", "amqp")
 PHASES = ("fast", "default", "latency", "delayed", "pools", "chord", "cpu", "fair",
-          "events")
+          "events", "beat")
+BEAT = ROOT / "bench" / "beat.py"
 
 
 class PhaseError(Exception):
@@ -243,6 +247,23 @@ class Pair:
               f"({result['rate']:,.0f} tasks/s)", file=sys.stderr)
         self.results["chord"] = result
 
+    def beat(self) -> None:
+        """celeriac's scheduler with 1,000 entries due every second (bench/beat.py)."""
+        self.reset()
+        try:
+            proc = subprocess.run([self.system.python, str(BEAT), self.broker, "--url",
+                                   self.url, "--json"], cwd=PEERS, env=self.env,
+                                  stdout=subprocess.PIPE, text=True, timeout=180)
+        except subprocess.TimeoutExpired as exc:
+            raise PhaseError("beat took over 180s") from exc
+        if proc.returncode != 0:
+            raise PhaseError(f"beat exited {proc.returncode}")
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"  {result['runs']:,} runs: lateness p50 {result['p50_ms']:.1f} ms, p99 "
+              f"{result['p99_ms']:.1f} ms; idle CPU {result['idle_cpu_ms']:.1f} ms in 10 s",
+              file=sys.stderr)
+        self.results["beat"] = result
+
     def wait_for_empty_queue(self, limit_s: float) -> float:
         """Seconds until the queue has no ready message (or the limit)."""
         probe, began = self.probe(), time.monotonic()
@@ -333,6 +354,8 @@ class Pair:
         if self.broker == "redis" and self.system.name == "celeriac":
             phases.append(("events", "consume with and without -E (interleaved)",
                            lambda: events_cost.run(self)))
+        if self.system.name == "celeriac":
+            phases.append(("beat", "beat, 1,000 entries due every second", self.beat))
         wanted = ("chord",) if only == "chord" else selected("BENCH_PHASES", PHASES)
         try:
             for _key, title, phase in (p for p in phases if p[0] in wanted):

@@ -283,18 +283,29 @@ def _expand(field: str, spec: Any) -> frozenset[int]:
 
 class crontab(BaseSchedule):
     """Cron-like: run when the minute, hour, day of week, day of month and month all
-    match (Celery's rule: every field must match, not cron's day OR weekday)."""
+    match (Celery's rule: every field must match, not cron's day OR weekday).
+
+    An invalid field does not raise here (Celery raises a ValueError at once): the
+    ``ParseException`` (a ConfigurationError and a ValueError, naming the field) is kept
+    in ``error`` and raised when beat reads the entry, naming it too, or when the
+    schedule is first used."""
 
     def __init__(self, minute: Any = "*", hour: Any = "*", day_of_week: Any = "*",
                  day_of_month: Any = "*", month_of_year: Any = "*",
                  nowfun: NowFun | None = None, app: Celery | None = None) -> None:
         super().__init__(nowfun, app)
         self._orig = (minute, hour, day_of_week, day_of_month, month_of_year)
-        self.minute = _expand("minute", minute)
-        self.hour = _expand("hour", hour)
-        self.day_of_week = _expand("day_of_week", day_of_week)
-        self.day_of_month = _expand("day_of_month", day_of_month)
-        self.month_of_year = _expand("month_of_year", month_of_year)
+        #: an invalid field, kept until beat reads the entry (so the error can name the
+        #: entry, which a crontab built inside a beat_schedule dict cannot know)
+        self.error: ParseException | None = None
+        try:
+            fields = [_expand(name, spec) for name, spec in zip(_FIELDS, self._orig,
+                                                                strict=True)]
+        except ParseException as exc:
+            self.error = exc
+            fields = [frozenset()] * 5
+        self.minute, self.hour, self.day_of_week, self.day_of_month, \
+            self.month_of_year = fields
         self._times = sorted((h, m) for h in self.hour for m in self.minute)
         self._every_hour = len(self.hour) == 24
 
@@ -322,6 +333,8 @@ class crontab(BaseSchedule):
 
     def next_run_at(self, last_run_at: dt.datetime) -> dt.datetime:
         """The first instant after ``last_run_at`` that matches, in the app's zone."""
+        if self.error is not None:
+            raise ParseException(str(self.error))
         tz = self.tz
         after = maybe_make_aware(last_run_at).astimezone(UTC)
         day = after.astimezone(tz).date() - dt.timedelta(days=1)

@@ -227,3 +227,22 @@ def test_beat_accepts_celerys_options_with_notices(harness: Harness, tmp_path: P
     assert "-s/--schedule is accepted and not used" in beat.log
     assert "DatabaseScheduler" in beat.log
     assert "maxinterval -> 1 s" in beat.log
+
+
+def test_beat_refuses_an_invalid_crontab_naming_the_entry(tmp_path: Path) -> None:
+    """A crontab field out of range in beat_schedule: ``celeriac beat`` exits at start
+    with the entry and the field in its error (Celery's ValueError names neither)."""
+    (tmp_path / "badcron.py").write_text(
+        "from celeriac import Celery\n"
+        "from celeriac.schedules import crontab\n"
+        f"app = Celery('badcron', broker='sqlite:///{tmp_path}/b.db')\n"
+        "app.conf.beat_schedule = {\n"
+        "    'fine': {'task': 't', 'schedule': 5.0},\n"
+        "    'nightly-report': {'task': 't', 'schedule': crontab(hour=24, minute=30)},\n"
+        "}\n")
+    done = subprocess.run([sys.executable, "-m", "celeriac", "-A", "badcron", "beat"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert ("beat_schedule entry 'nightly-report': crontab hour=24: 24 is outside 0-23"
+            in done.stderr), done.stderr
+    assert "Traceback" not in done.stderr

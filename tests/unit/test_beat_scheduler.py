@@ -166,11 +166,31 @@ def test_a_failed_send_gives_the_claim_back(caplog: pytest.LogCaptureFixture) ->
     ({"task": "t", "schedule": "often"}, "not a schedule"),
     ({"task": "t", "schedule": 1.0, "arg": ()}, "unknown keys"),
     ({"task": "t", "schedule": -1}, "positive"),
+    ({"task": "t", "schedule": crontab(minute=61)}, "crontab minute=61: 61 is outside 0-59"),
+    ({"task": "t", "schedule": crontab(hour="9", day_of_week="funday")},
+     "crontab day_of_week='funday'"),
 ])
 def test_bad_entries_name_the_entry(spec: dict[str, Any], message: str) -> None:
     app = memory_app("beat-bad")
     with pytest.raises(ConfigurationError, match=f"entry 'nightly'.*{message}"):
         load_entries(app, {"nightly": spec})
+
+
+def test_a_bad_crontab_from_add_periodic_task_names_the_entry() -> None:
+    """Built in an on_after_configure hook (Celery's pattern): beat refuses to start,
+    naming the entry and the field; the hook itself does not fail."""
+    app = memory_app("beat-bad-hook")
+
+    @app.on_after_configure.connect
+    def setup(sender: Celery, **kwargs: Any) -> None:
+        sender.add_periodic_task(crontab(minute="*/15", hour="25"), "tasks.ping",
+                                 name="quarter-hourly")
+        sender.add_periodic_task(10.0, "tasks.ping", name="fine")
+
+    with pytest.raises(ConfigurationError, match="beat_schedule entry 'quarter-hourly': "
+                       "crontab hour='25': 25 is outside 0-23"):
+        Scheduler(app, store=MemoryStore(app.broker_url))
+    assert set(app.conf.beat_schedule) == {"quarter-hourly", "fine"}
 
 
 def test_timedelta_and_relative_entries() -> None:
@@ -243,3 +263,47 @@ def test_beat_schedule_changed_in_place_on_a_fresh_app() -> None:
     assert [e.name for e in load_entries(app)] == ["a", "b"]
     assert not app.conf.is_set("beat_schedule")
     assert memory_app("other").conf.beat_schedule == {}  # the default is not shared
+
+
+def test_interval_runs_are_claimed_ahead_and_keep_their_due_instants() -> None:
+    """A tick up to SEND_AHEAD_S early claims the run for its due instant (no drift);
+    a tick a little late keeps the due instant too; one late by more than a quarter
+    interval (or 1 s) counts from now."""
+    from celeriac.beat.scheduler import SEND_AHEAD_S
+
+    app = app_with({"e": {"task": "tasks.ping", "schedule": 10.0}})
+    clock = Clock(1_000.0)
+    (s,) = leaders(app, clock, 1)
+    clock.t = 1_010.0 - SEND_AHEAD_S * 2  # too early: nothing claimed
+    s.tick()
+    assert sent(app) == [] and s.store.load(["e"])["e"] == "1000.0"
+    clock.t = 1_010.0 - SEND_AHEAD_S / 2
+    s.tick()
+    assert len(sent(app)) == 1
+    assert s.store.load(["e"])["e"] == "1010.0"  # the due instant, not the tick's time
+    clock.t = 1_020.4  # 0.4 s late
+    s.tick()
+    assert len(sent(app)) == 1 and s.store.load(["e"])["e"] == "1020.0"
+    clock.t = 1_035.0  # 5 s late: counts from now
+    s.tick()
+    assert len(sent(app)) == 1 and s.store.load(["e"])["e"] == "1035.0"
+
+
+def test_a_run_claimed_ahead_is_published_at_its_due_instant() -> None:
+    import time
+
+    app = app_with({"e": {"task": "tasks.ping", "schedule": 1.0}})
+    published: list[float] = []
+
+    class Noting(Scheduler):
+        def _publish(self, runs: Any, *rest: Any) -> None:
+            published.append(time.time())
+            super()._publish(runs, *rest)
+
+    s = Noting(app, store=MemoryStore(app.broker_url))
+    s.leader = True
+    start = time.time()
+    s._refresh(s.entries, start - 0.97)  # due 30 ms from now
+    s.tick()
+    assert s.sent == 1
+    assert published[0] >= start + 0.03 - 0.002  # not before it was due

@@ -163,9 +163,12 @@ def test_parser_syntax() -> None:
     ("month_of_year", "mon"),
 ])
 def test_invalid_field_names_the_field(field: str, value: object) -> None:
+    bad = crontab(**{field: value})  # type: ignore[arg-type]
+    assert isinstance(bad.error, ValueError)  # Celery raises ValueError (at once)
     with pytest.raises(ConfigurationError, match=f"crontab {field}=") as info:
-        crontab(**{field: value})  # type: ignore[arg-type]
-    assert isinstance(info.value, ValueError)  # Celery raises ValueError
+        bad.is_due(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))  # first use raises
+    assert isinstance(info.value, ValueError)
+    assert crontab(minute=5).error is None
 
 
 def test_maybe_schedule() -> None:

@@ -63,6 +63,9 @@ def _entry(app: Celery, name: str, spec: Any) -> Entry:
     if "schedule" not in spec:
         raise ConfigurationError("'schedule' is missing")
     sched = maybe_schedule(spec["schedule"], bool(spec.get("relative", False)), app=app)
+    error = getattr(sched, "error", None)  # a crontab's invalid field (schedules.py)
+    if isinstance(error, ConfigurationError):
+        raise ConfigurationError(str(error))
     if not callable(getattr(sched, "is_due", None)):
         raise ConfigurationError(f"'schedule' {spec['schedule']!r} is not a schedule "
                                  "(seconds, a timedelta, crontab or solar)")
