@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=10_000, help="events per second")
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--max-tasks", type=int, default=10_000)
+    parser.add_argument("--json", action="store_true",
+                        help="end with one JSON line of the results (bench/run.py reads it)")
     args = parser.parse_args()
     import redis
 
@@ -166,6 +168,12 @@ def main() -> None:
           f"its CPU {cpu / elapsed * 100:.0f}% of a core; RSS {middle:.1f} MB at the middle "
           f"third, {last:.1f} MB at the end ({'bounded' if bounded else 'GROWING'}); "
           f"history capped at {args.max_tasks} tasks")
+    if args.json:
+        print(json.dumps({"sent": sent, "seen": final, "seconds": elapsed,
+                          "rate": sent / elapsed, "cpu_pct": cpu / elapsed * 100,
+                          "rss_middle_mb": middle, "rss_end_mb": last,
+                          "keeps_up": keeps_up, "bounded": bounded,
+                          "max_tasks": args.max_tasks}))
     sys.exit(0 if keeps_up and bounded else 1)
 
 

@@ -217,6 +217,7 @@ def markdown(run: dict[str, Any]) -> str:
                    else " | - | - |"))
         parts.append("")
     parts += events_cost.section(run)
+    parts += dashboard_section(run)
     if "celeriac" in run["systems"]:
         parts += ["## Issue 7's targets", "", *targets(run), ""]
     notes = []
@@ -344,6 +345,24 @@ def write(run: dict[str, Any], directory: Path) -> str:
         chart(run, directory / "chart.png")
     except Exception as exc:  # the table matters more than the picture
         print(f"chart not drawn: {exc}", file=sys.stderr)
-    section = "\n".join([*pools.section(run), *events_cost.section(run), *beat_section(run)])
+    section = "\n".join([*pools.section(run), *events_cost.section(run), *beat_section(run),
+                         *dashboard_section(run)])
     return (f"\n{text_table(run)}\n\n{section}\nwritten: {directory / 'results.md'}, "
             f"{directory / 'chart.png'}")
+
+
+def dashboard_section(run: dict[str, Any]) -> list[str]:
+    """The dashboard fed 10,000 task events/s (celeriac on Redis)."""
+    rows = [(b, r["dashboard"]) for b, r in run["systems"].get("celeriac", {}).items()
+            if "dashboard" in r]
+    if not rows:
+        return []
+    parts = ["## The dashboard at 10,000 events/s", "",
+             "| broker | events sent | rate | seen a second later | CPU of a core "
+             "| RSS middle -> end | kept up, bounded |", "|---|---:|---:|---:|---:|---:|---|"]
+    for b, d in rows:
+        parts.append(f"| {BROKER_NAMES[b]} | {d['sent']:,} | {d['rate']:,.0f}/s | "
+                     f"{d['seen']:,} | {d['cpu_pct']:.0f}% | {d['rss_middle_mb']:.0f} -> "
+                     f"{d['rss_end_mb']:.0f} MB | {'yes' if d['keeps_up'] else 'NO'}, "
+                     f"{'yes' if d['bounded'] else 'NO'} |")
+    return [*parts, ""]

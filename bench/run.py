@@ -28,9 +28,9 @@ tasks out of N. The worker's peak RSS (process and children) is sampled every 50
 Environment: BENCH_N (default 50,000; smaller is a quick run whose table goes to
 results/raw/ only), BENCH_LATENCY_N (2,000), BENCH_DELAYED_N (100,000), BENCH_SYSTEMS
 (e.g. ``celeriac,celery``), BENCH_BROKERS (e.g. ``sqlite,redis``), BENCH_PHASES (some of
-``fast,default,latency,delayed,pools,chord,cpu,fair,events,beat``: a run of only those, whose table
-goes to results/raw/ only), BENCH_BLOCK_N (2,000: the blocking tasks of ``pools``),
-BENCH_CPU_N (1,000).
+``fast,default,latency,delayed,pools,chord,cpu,fair,events,beat,dashboard``: a run of
+only those, whose table goes to results/raw/ only), BENCH_BLOCK_N (2,000: the blocking
+tasks of ``pools``), BENCH_CPU_N (1,000).
 Celery and celeriac only, on Redis and RabbitMQ:
  8. CPU-bound: CPU_N tasks that each burn 2 ms of CPU, published first, then drained by
     the default worker with ``-c 1`` and with ``-c 2`` (first start to last end), the
@@ -89,8 +89,9 @@ RESULTS = ROOT / "bench" / "results"
 RAW = RESULTS / "raw"
 BROKER_ORDER = ("sqlite", "redis", "amqp")
 PHASES = ("fast", "default", "latency", "delayed", "pools", "chord", "cpu", "fair",
-          "events", "beat")
+          "events", "beat", "dashboard")
 BEAT = ROOT / "bench" / "beat.py"
+DASHBOARD = ROOT / "bench" / "dashboard.py"
 
 
 class PhaseError(Exception):
@@ -264,6 +265,24 @@ class Pair:
               file=sys.stderr)
         self.results["beat"] = result
 
+    def dashboard(self) -> None:
+        """``celeriac dashboard`` fed 10,000 task events/s for 20 s (bench/dashboard.py):
+        does it see every event, and does its memory stay flat."""
+        try:
+            proc = subprocess.run([self.system.python, str(DASHBOARD), "--seconds", "20",
+                                   "--json"], cwd=PEERS, env=self.env, stdout=subprocess.PIPE,
+                                  text=True, timeout=180)
+        except subprocess.TimeoutExpired as exc:
+            raise PhaseError("the dashboard bench took over 180s") from exc
+        lines = proc.stdout.strip().splitlines()
+        if not lines or not lines[-1].startswith("{"):
+            raise PhaseError(f"the dashboard bench exited {proc.returncode}")
+        result: dict[str, Any] = json.loads(lines[-1])
+        print(f"  {result['sent']:,} events at {result['rate']:,.0f}/s: seen {result['seen']:,}"
+              f", CPU {result['cpu_pct']:.0f}%, RSS {result['rss_middle_mb']:.0f} -> "
+              f"{result['rss_end_mb']:.0f} MB", file=sys.stderr)
+        self.results["dashboard"] = result
+
     def wait_for_empty_queue(self, limit_s: float) -> float:
         """Seconds until the queue has no ready message (or the limit)."""
         probe, began = self.probe(), time.monotonic()
@@ -356,6 +375,8 @@ class Pair:
                            lambda: events_cost.run(self)))
         if self.system.name == "celeriac":
             phases.append(("beat", "beat, 1,000 entries due every second", self.beat))
+        if self.system.name == "celeriac" and self.broker == "redis":
+            phases.append(("dashboard", "the dashboard at 10,000 events/s", self.dashboard))
         wanted = ("chord",) if only == "chord" else selected("BENCH_PHASES", PHASES)
         try:
             for _key, title, phase in (p for p in phases if p[0] in wanted):
