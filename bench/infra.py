@@ -2,7 +2,8 @@
 queue-length probes (for the progress bar only), worker processes and their RSS.
 
 Isolation: Redis db 15 (flushed before and after each system), a RabbitMQ vhost made
-for the run and deleted after it, a temporary SQLite file.
+for the run and deleted after it, a temporary SQLite file. ``BENCH_REDIS_DB`` and
+``BENCH_AMQP_VHOST`` move them, so two runs on one machine do not flush each other.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pathlib import Path
 import psutil
 import redis
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
-AMQP_VHOST = "celeriac-bench"
+REDIS_URL = f"redis://127.0.0.1:6379/{int(os.environ.get('BENCH_REDIS_DB', 15))}"
+AMQP_VHOST = os.environ.get("BENCH_AMQP_VHOST", "celeriac-bench")
 AMQP_URL = f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}"
 
 

@@ -106,8 +106,12 @@ class Consumer:
 
     async def run(self) -> None:
         """Fetch and run until ``stop_fetching`` is called and the runners are done."""
+        # a pool may take more deliveries than it runs at once (solo: the store and ack
+        # of one overlap the run of the next, so they go out in batches)
+        pool = getattr(self.executor, "pool", None)
+        runners = min(self.window, max(self.capacity, getattr(pool, "runners", 0)))
         self._runners = [asyncio.create_task(self._runner(), name=f"runner-{i}")
-                         for i in range(self.capacity)]
+                         for i in range(runners)]
         try:
             await self._fetch_loop()
         finally:

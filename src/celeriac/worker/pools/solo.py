@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -32,14 +33,22 @@ from celeriac.worker.pools.threads import _run_coroutine_task, raise_in_thread
 
 class SoloPool(Pool):
     name = "solo"
+    #: deliveries the consumer hands over at once: one task runs at a time (a sync task
+    #: holds the loop; an async one the lock), while the results and acks of those that
+    #: ran wait for their round trip together, in one batch, instead of one by one
+    runners = int(os.environ.get("CELERIAC_SOLO_RUNNERS", 16))
 
     def __init__(self, capacity: int = 1) -> None:
         super().__init__(1)
+        self._one_at_a_time: asyncio.Lock | None = None
 
     async def run(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
                   request: Context) -> Outcome:
         if task.is_coroutine:
-            return await _run_coroutine_task(task, args, kwargs, request)
+            if self._one_at_a_time is None:
+                self._one_at_a_time = asyncio.Lock()
+            async with self._one_at_a_time:
+                return await _run_coroutine_task(task, args, kwargs, request)
         hard_s, soft_s = request.timelimit
         with _loop_hidden():
             if not hard_s and not soft_s:
