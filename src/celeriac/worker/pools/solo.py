@@ -5,6 +5,15 @@ the loop hidden (it sees no running loop, as under Celery: Django's ORM works). 
 sync task blocks the loop while it runs; the lease keeper runs on its own thread so the task's
 message is not redelivered meanwhile.
 
+One task runs at a time, but the consumer hands the pool up to ``runners`` deliveries
+at once (``CELERIAC_SOLO_RUNNERS``, 16): while the result of one task is on its way to
+the backend the next task runs, and the results and acks of the tasks that ran in
+between go out together (one Redis round trip for many stores:
+``backends/redis_batch.py``). A task with a result used to cost the worker one round
+trip of its own before the next could start. Sync tasks cannot overlap (each holds the
+loop); ``async def`` tasks take a lock, so they run one at a time too, in order. Under
+a warm shutdown the deliveries already handed over run before the worker stops.
+
 Time limits: a sync task runs in the worker's own thread, which cannot be killed, so
 both limits are exceptions raised inside it: SoftTimeLimitExceeded at the soft limit,
 TimeLimitExceeded at the hard one (the task fails with it unless it swallows it). In
