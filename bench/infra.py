@@ -24,8 +24,7 @@ from pathlib import Path
 import psutil
 import redis
 
-#: BENCH_REDIS_DB / BENCH_AMQP_VHOST: another db and vhost, for two runs on one machine
-REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('BENCH_REDIS_DB', '15')}"
+REDIS_URL = f"redis://127.0.0.1:6379/{int(os.environ.get('BENCH_REDIS_DB', 15))}"
 AMQP_VHOST = os.environ.get("BENCH_AMQP_VHOST", "celeriac-bench")
 AMQP_URL = f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}"
 

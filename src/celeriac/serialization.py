@@ -60,6 +60,12 @@ def _encode_extra(value: Any) -> Any:
         return list(value)
     if hasattr(value, "__json__"):
         return value.__json__()
+    # subclasses (a Signature in a chord's message): as the stdlib writes them, without
+    # orjson failing and the whole message being encoded again by the stdlib
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        return list(value)
     raise UnencodableType(type(value))
 
 
@@ -119,11 +125,13 @@ def _wrap_other(node: Any) -> Any:
     if isinstance(node, uuid.UUID):
         return _encode_extra(node)
     if isinstance(node, (list, tuple)):
-        return _wrap_uuids(list(node)) if any(_wrap_uuids(v) is not v for v in node) else node
-    if isinstance(node, dict):
-        return _wrap_uuids(dict(node)) if any(
-            _wrap_uuids(v) is not v for v in node.values()) else node
-    return node
+        plain: Any = list(node)
+    elif isinstance(node, dict):
+        plain = dict(node)
+    else:
+        return node
+    wrapped = _wrap_uuids(plain)
+    return node if wrapped is plain else wrapped  # the same object: no UUID inside
 
 
 def json_dumps(value: Any) -> bytes:

@@ -8,7 +8,10 @@ test counts executions from outside the workers.
 
 ``CHAOS_KILL`` makes this worker SIGKILL itself at one point of a chord, once:
 - ``after_store:<tag>:<index>``: the header part stored its result; before the join
-  and before the ack (``celeriac.chords.on_task_done`` is entered);
+  and before the ack (``celeriac.chords.on_task_done`` is entered). On Redis results a
+  part that succeeded is stored and joined in one script (``chords.store_and_join``):
+  there it dies right after that script, before anything else (the last part holding
+  the claim, the body not sent);
 - ``after_join:<tag>:<index>``: the part was joined (and, the last one, the body sent
   and the join marked done); before the ack;
 - ``before_body_send``: the body was claimed; before its message is published;
@@ -133,6 +136,36 @@ def _install_kill(spec: str) -> None:
 
     chords.on_task_done = on_task_done_killing  # type: ignore[assignment]
     chords.send_signature = send_signature_killing  # type: ignore[assignment]
+    _install_store_and_join_kill(point, spec, is_target)
+
+
+def _install_store_and_join_kill(point: str, spec: str, is_target: Any) -> None:
+    """The same points where a header part is stored and joined in one script (Redis)."""
+    from celeriac.chords.redis import RedisChordJoin
+
+    store_and_join = chords.store_and_join
+    store_part = RedisChordJoin.store_part
+
+    async def store_part_killing(self: Any, group_id: str, task_id: str, *args: Any) -> Any:
+        claim = await store_part(self, group_id, task_id, *args)
+        if point == "after_store" and task_id in _TARGET_IDS:
+            _die(spec)
+        return claim
+
+    async def store_and_join_killing(app_: Any, backend: Any, call: Any,
+                                     *args: Any) -> None:
+        if is_target(call):
+            _TARGET_IDS.add(call.id)
+        await store_and_join(app_, backend, call, *args)
+        if point == "after_join" and is_target(call):
+            _die(spec)
+
+    chords.store_and_join = store_and_join_killing  # type: ignore[assignment]
+    RedisChordJoin.store_part = store_part_killing  # type: ignore[method-assign]
+
+
+#: ids of the target part's runs (store_part sees the task id, not the call)
+_TARGET_IDS: set[str] = set()
 
 
 if os.environ.get("CHAOS_KILL"):

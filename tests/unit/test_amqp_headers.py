@@ -46,6 +46,30 @@ def test_a_stream_from_one_producer_decodes_only_the_ids(monkeypatch: Any) -> No
     assert varying == {(False, "id"), (False, "root_id"), (True, "correlation_id")}
 
 
+def test_a_group_s_members_decode_only_their_ids_and_index(monkeypatch: Any) -> None:
+    """A group's (or chord header's) members differ in ``group_index`` too: an integer,
+    learnt as a varying value like the ids, whatever its width on the wire."""
+    decoder = HeaderDecoder()
+    group_id = str(uuid.uuid4())
+    payloads = [celery_header(str(uuid.uuid4()), group=group_id, group_index=i)
+                for i in range(50)] + \
+               [celery_header(str(uuid.uuid4()), group=group_id, group_index=2**40 + i)
+                for i in range(3)]
+    for payload in payloads[:2]:
+        decoder(payload)
+    full_decodes = []
+    real = amqp_headers.decode_header
+    monkeypatch.setattr(amqp_headers, "decode_header",
+                        lambda *a: full_decodes.append(1) or real(*a))
+    for i, payload in enumerate(payloads[2:50], 2):
+        decoded = decoder(payload)
+        assert decoded == real(payload) and decoded[2]["group_index"] == i
+    assert full_decodes == []
+    for payload in payloads[50:]:  # a 64-bit index: another shape, learnt the same way
+        assert decoder(payload) == real(payload)
+    assert decoder(payloads[-1])[2]["group_index"] == 2**40 + 2
+
+
 def test_a_new_varying_value_is_learnt_and_kept() -> None:
     decoder = HeaderDecoder()
     ids = [str(uuid.uuid4()) for _ in range(4)]

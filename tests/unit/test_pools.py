@@ -40,3 +40,36 @@ def test_sync_tasks_get_c_threads_started_as_needed(pool: str) -> None:
 def test_unknown_pool_names_are_refused() -> None:
     with pytest.raises(ConfigurationError):
         resolve_pool_name("greenlets")
+
+
+def test_solo_runs_one_task_at_a_time_while_taking_several_deliveries() -> None:
+    """The solo pool is handed several deliveries at once (their stores and acks go out
+    together), but runs one task at a time, in order: ``async def`` tasks too."""
+    import asyncio
+    import itertools
+    import time
+
+    from celeriac.testing import memory_app, worker_thread
+
+    app = memory_app()
+    spans: list[tuple[int, float, float]] = []
+
+    @app.task(name="t.nap")
+    async def nap(i: int) -> int:
+        began = time.monotonic()
+        await asyncio.sleep(0.02)
+        spans.append((i, began, time.monotonic()))
+        return i
+
+    @app.task(name="t.echo")
+    def echo(i: int) -> int:
+        return i
+
+    with worker_thread(app, pool="solo", concurrency=1, prefetch_multiplier=16):
+        naps = [nap.delay(i) for i in range(8)]
+        echoes = [echo.delay(i) for i in range(40)]
+        assert [r.get(timeout=20) for r in naps] == list(range(8))
+        assert [r.get(timeout=20) for r in echoes] == list(range(40))
+    assert [i for i, _, _ in spans] == list(range(8))  # in order
+    for (_, _, ended), (_, began, _) in itertools.pairwise(spans):
+        assert began >= ended  # never two at once

@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from celeriac import states
 from celeriac.backends.base import Meta, ResultBackend, decode_meta, encode_meta
+from celeriac.backends.redis_batch import ScriptBatcher
 from celeriac.backends.redis_wait import BlockingResultWaiter
 from celeriac.brokers.base import mask_url
 from celeriac.brokers.redis_connection import RedisConnection, blocking_redis_client
@@ -180,6 +181,8 @@ class RedisBackend(ResultBackend):
         super().__init__(url, options)
         self.prefix = str(self.options.get("global_keyprefix", ""))
         self.redis = RedisConnection(url, self.options, "Redis result backend")
+        #: stores (and chord joins) of many tasks in one round trip (redis_batch.py)
+        self.scripts = ScriptBatcher(self.redis)
         self._listener: _Listener | None = None
         self._blocking: BlockingResultWaiter | None = None
         self._blocking_lock = threading.Lock()
@@ -198,6 +201,12 @@ class RedisBackend(ResultBackend):
         await self.redis.close()
 
     async def store(self, task_id: str, meta: Meta, expires_s: float | None) -> None:
+        await self.scripts.eval(_STORE, [self.key(task_id)], self.store_args(meta, expires_s))
+
+    def store_args(self, meta: Meta, expires_s: float | None) -> list[Any]:
+        """``_STORE``'s ARGV (the encoded meta, expiry mode, ttl); EncodeError or
+        BackendStoreError before anything is sent. The chord join's script that stores
+        a header task's result with its part takes the same (celeriac.chords.redis)."""
         if expires_s is None:
             mode, ttl = "", 0
         elif float(expires_s).is_integer():
@@ -208,7 +217,7 @@ class RedisBackend(ResultBackend):
         if len(raw) > self.max_value_bytes:
             raise BackendStoreError(f"value too large for Redis backend: {len(raw):,} bytes "
                                     f"(the limit is {self.max_value_bytes:,})")
-        await self.redis.eval(_STORE, [self.key(task_id)], [raw, mode, ttl])
+        return [raw, mode, ttl]
 
     async def get(self, task_id: str) -> Meta | None:
         [raw] = await self.redis.run(("GET", self.key(task_id)))

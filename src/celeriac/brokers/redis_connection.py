@@ -161,6 +161,14 @@ class Lane:
 
     async def execute(self, *commands: Sequence[Any]) -> list[Any]:
         """Send the commands in one write; their replies, raising the first error."""
+        replies = await self.execute_each(*commands)
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
+
+    async def execute_each(self, *commands: Sequence[Any]) -> list[Any]:
+        """Send the commands in one write; their replies, an error reply in its place."""
         async with self._lock:
             if self._conn is None:
                 pool: Any = self._client.connection_pool
@@ -173,9 +181,6 @@ class Lane:
                     replies.append(await conn.read_response())
                 except ResponseError as exc:  # the reply was read: the line stays in step
                     replies.append(exc)
-        for reply in replies:
-            if isinstance(reply, ResponseError):
-                raise reply
         return replies
 
     async def reset(self) -> None:

@@ -167,8 +167,8 @@ def delete_group(app: Celery, group_id: str) -> None:
 async def on_task_done(app: Celery, backend: ResultBackend, call: TaskCall, state: str,
                        value: Any) -> None:
     """A task ended with ``state`` (SUCCESS: ``value`` is its result; FAILURE: the
-    exception). A chord header part: add it, and send or fail the body if it was the
-    last. Never raises: the task has run and is recorded."""
+    exception), its result stored. A chord header part: add it, and send or fail the
+    body if it was the last. Never raises: the task has run and is recorded."""
     body_dict = call.chord
     group_id = call.headers.get("group")
     if not body_dict or not group_id:
@@ -182,6 +182,43 @@ async def on_task_done(app: Celery, backend: ResultBackend, call: TaskCall, stat
         result = exception_to_result(value) if state in states.EXCEPTION_STATES else value
         claim = await join.add_part(group_id, call.id, call.headers.get("group_index"),
                                     state, result)
+    except Exception:
+        logger.exception("Chord %s: the part of %s[%s] could not be joined", group_id,
+                         call.name, call.id)
+        return
+    await _after_part(app, backend, join, group_id, claim, body_dict, call)
+
+
+def store_joins(app: Celery, backend: ResultBackend, call: TaskCall) -> bool:
+    """This task is a chord header part whose backend stores its result with its part
+    in one step (``store_and_join``; Redis)."""
+    if not call.chord or not call.headers.get("group"):
+        return False
+    join = join_for(backend, app)
+    return join is not None and join.stores_results
+
+
+async def store_and_join(app: Celery, backend: ResultBackend, call: TaskCall,
+                         meta: dict[str, Any], expires_s: float | None,
+                         value: Any) -> None:
+    """A header task succeeded (``store_joins``): store its result ``meta`` and add its
+    part in one step (one round trip on Redis), then send the body if it was the last.
+    Raises, storing nothing, what ``ResultBackend.store`` raises for a value it cannot
+    store (the worker then records a FAILURE, as for any task); after that, never."""
+    group_id = str(call.headers.get("group"))
+    join = join_for(backend, app)
+    assert join is not None and call.chord
+    claim = await join.store_part(group_id, call.id, call.headers.get("group_index"),
+                                  states.SUCCESS, value, meta, expires_s)
+    await _after_part(app, backend, join, group_id, claim, call.chord, call)
+
+
+async def _after_part(app: Celery, backend: ResultBackend, join: ChordJoin, group_id: str,
+                      claim: Claim | Held | NoSize | None, body_dict: dict[str, Any],
+                      call: TaskCall) -> None:
+    """What the part's join said: watch for a missing size, wait for a held claim, or
+    send the body. Never raises."""
+    try:
         if isinstance(claim, NoSize):
             _watch_size(app, join, group_id)
             return
@@ -370,4 +407,5 @@ def _as_list(value: Any) -> list[Any]:
 
 __all__ = ["CLAIM_HEADER", "ChordError", "accept_body", "add_to_chord", "check_group_id",
            "ensure_chords_allowed", "fail_body", "join_for", "on_task_done",
-           "restore_group", "save_group", "send_signature", "set_size"]
+           "restore_group", "save_group", "send_signature", "set_size", "store_and_join",
+           "store_joins"]

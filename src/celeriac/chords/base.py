@@ -57,6 +57,9 @@ NO_SIZE = NoSize()
 class ChordJoin(abc.ABC):
     """One backend's chord join state and saved groups."""
 
+    #: ``store_part`` stores a header task's result with its part, in one step
+    stores_results = False
+
     def __init__(self, chord_expires_s: float | None, result_expires_s: float | None,
                  claim_expires_s: int) -> None:
         self.chord_expires_s = chord_expires_s
@@ -89,6 +92,14 @@ class ChordJoin(abc.ABC):
         and nobody holds the claim yet; HELD when the header is complete and someone
         else holds it; NO_SIZE when the header's size is not recorded; else None (not
         complete yet, or already done)."""
+
+    async def store_part(self, group_id: str, task_id: str, group_index: int | None,
+                         state: str, result: Any, meta: dict[str, Any],
+                         expires_s: float | None) -> Claim | Held | NoSize | None:
+        """Store the task's result ``meta`` (as ``ResultBackend.store``: a stored
+        SUCCESS kept) and add its part, at once; as ``add_part`` otherwise. Only where
+        ``stores_results``; raises what ``store`` raises for a value it cannot store."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     async def reclaim(self, group_id: str) -> Claim | Held | None:

@@ -11,7 +11,10 @@ Keys, each ``celery-taskset-meta-<group id>`` plus a suffix (and the backend's
 - ``.b``  (celeriac's own) a hash of body task id -> the claim token it was first sent
   under, so a copy sent again under a taken-over claim is dropped (``accept``).
 A part, the check for completion and the claim are one script (``_ADD_PART``), so two
-workers racing on the last parts cannot both claim.
+workers racing on the last parts cannot both claim. A header task that succeeded stores
+its result (``celery-task-meta-<id>``, as the backend's ``_STORE`` does) and adds its
+part in one script (``_STORE_PART``): one round trip per header task, sent with the
+other results of the moment (``backends/redis_batch.py``).
 """
 
 from __future__ import annotations
@@ -19,36 +22,48 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from celeriac.backends.redis import _STORE
 from celeriac.chords.base import HELD, NO_SIZE, ChordJoin, Claim, Held, NoSize, member
+from celeriac.protocol import new_id
 from celeriac.serialization import json_dumps, json_loads
 
 if TYPE_CHECKING:
+    from celeriac.backends.base import Meta
     from celeriac.backends.redis import RedisBackend
 
 GROUP_PREFIX = "celery-taskset-meta-"
 
-# KEYS: j t s d g c   ARGV: member, value, score, expires, group expires, claim s, token
-_ADD_PART = """
-if redis.call('GET', KEYS[6]) == 'done' then return {-1, false, false, 0} end
-if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-  redis.call('SADD', KEYS[4], ARGV[1])
+# K: j t s d g c   A: member, value, score, expires, group expires, claim s, token.
+# Returns {ready, added, size, claimed}: ready -1 once the join is done.
+_ADD_PART_BODY = """
+if redis.call('GET', K[6]) == 'done' then return {-1, false, false, 0} end
+if redis.call('SISMEMBER', K[4], A[1]) == 0 then
+  redis.call('ZADD', K[1], A[3], A[2])
+  redis.call('SADD', K[4], A[1])
 end
-local ready = redis.call('ZCARD', KEYS[1])
-local expires = tonumber(ARGV[4])
+local ready = redis.call('ZCARD', K[1])
+local expires = tonumber(A[4])
 if expires > 0 then
-  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], expires) end
-  if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[5], ARGV[5]) end
+  for i = 1, 4 do redis.call('EXPIRE', K[i], expires) end
+  if tonumber(A[5]) > 0 then redis.call('EXPIRE', K[5], A[5]) end
 end
-local added = redis.call('GET', KEYS[2])
-local size = redis.call('GET', KEYS[3])
+local added = redis.call('GET', K[2])
+local size = redis.call('GET', K[3])
 local claimed = 0
 if size and ready == tonumber(size) + tonumber(added or 0) then
-  if redis.call('SET', KEYS[6], ARGV[7], 'NX', 'EX', ARGV[6]) then claimed = 1
+  if redis.call('SET', K[6], A[7], 'NX', 'EX', A[6]) then claimed = 1
   else claimed = 2 end
 end
 return {ready, added, size, claimed}
 """
+# KEYS: j t s d g c   ARGV: as A above
+_ADD_PART = "local K, A = KEYS, ARGV\n" + _ADD_PART_BODY
+# A header task's result and its part in one script (one round trip, atomic): KEYS: the
+# result's key, then _ADD_PART's; ARGV: _STORE's (meta, mode, ttl), then _ADD_PART's.
+# The result is written as the backend writes it (Celery's format, SETEX, PUBLISH for
+# the clients waiting on it; a stored SUCCESS kept), then the part is added.
+_STORE_PART = ("local function store()\n" + _STORE + "\nend\nstore()\n"
+               "local K, A = {unpack(KEYS, 2)}, {unpack(ARGV, 4)}\n" + _ADD_PART_BODY)
 
 # KEYS: j t s c   ARGV: token, claim s. 1: claimed, 2: held, 0: done or not complete
 _RECLAIM = """
@@ -102,6 +117,8 @@ return 1
 class RedisChordJoin(ChordJoin):
     """See the module docstring."""
 
+    stores_results = True
+
     def __init__(self, backend: RedisBackend, chord_expires_s: float | None,
                  result_expires_s: float | None, claim_expires_s: int) -> None:
         super().__init__(chord_expires_s, result_expires_s, claim_expires_s)
@@ -133,18 +150,38 @@ class RedisChordJoin(ChordJoin):
         ex = int(self.chord_expires_s or 0)
         await self.backend.redis.run(("INCR", key), *([("EXPIRE", key, ex)] if ex else []))
 
-    async def add_part(self, group_id: str, task_id: str, group_index: int | None,
-                       state: str, result: Any) -> Claim | Held | NoSize | None:
+    def _part(self, group_id: str, task_id: str, group_index: int | None, state: str,
+              result: Any) -> tuple[list[str], list[Any], str]:
+        """(KEYS, ARGV, claim token) of ``_ADD_PART``."""
         k = self.key
         keys = [k(group_id, ".j"), k(group_id, ".t"), k(group_id, ".s"), k(group_id, ".d"),
                 k(group_id), k(group_id, ".c")]
-        token = uuid.uuid4().hex
+        token = new_id().replace("-", "")  # pooled randomness: no syscall per part
         value = json_dumps([1, task_id, state, result])
         score = "+inf" if group_index is None else str(int(group_index))
-        ready, _, size, claimed = await self.backend.redis.eval(
-            _ADD_PART, keys, [member(task_id, group_index), value, score,
-                              int(self.chord_expires_s or 0),
-                              int(self.group_expires_s or 0), self.claim_expires_s, token])
+        return keys, [member(task_id, group_index), value, score,
+                      int(self.chord_expires_s or 0), int(self.group_expires_s or 0),
+                      self.claim_expires_s, token], token
+
+    async def add_part(self, group_id: str, task_id: str, group_index: int | None,
+                       state: str, result: Any) -> Claim | Held | NoSize | None:
+        keys, args, token = self._part(group_id, task_id, group_index, state, result)
+        reply = await self.backend.scripts.eval(_ADD_PART, keys, args)
+        return await self._added(reply, keys[0], token)
+
+    async def store_part(self, group_id: str, task_id: str, group_index: int | None,
+                         state: str, result: Any, meta: Meta, expires_s: float | None
+                         ) -> Claim | Held | NoSize | None:
+        # encoded (EncodeError, BackendStoreError) before anything is sent
+        stored = self.backend.store_args(meta, expires_s)
+        keys, args, token = self._part(group_id, task_id, group_index, state, result)
+        reply = await self.backend.scripts.eval(
+            _STORE_PART, [self.backend.key(task_id), *keys], [*stored, *args])
+        return await self._added(reply, keys[0], token)
+
+    async def _added(self, reply: list[Any], parts_key: str, token: str
+                     ) -> Claim | Held | NoSize | None:
+        ready, _, size, claimed = reply
         if ready == -1:
             return None
         if not size:
@@ -153,7 +190,7 @@ class RedisChordJoin(ChordJoin):
             return None
         if claimed == 2:
             return HELD
-        return await self._claim(keys[0], token)
+        return await self._claim(parts_key, token)
 
     async def reclaim(self, group_id: str) -> Claim | Held | None:
         k = self.key

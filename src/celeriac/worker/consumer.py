@@ -121,7 +121,11 @@ class Consumer:
 
     async def run(self) -> None:
         """Fetch and run until ``stop_fetching`` is called and the runners are done."""
-        runners = max(self.capacity, self.pool.calls_at_once)
+        # a pool may take more calls than it runs at once: prefork queues batches for its
+        # children (calls_at_once); solo overlaps the store and ack of one task with the
+        # run of the next (runners), so they go out in batches
+        runners = max(self.capacity, self.pool.calls_at_once,
+                      min(self.window, getattr(self.pool, "runners", 0)))
         self._runners = [asyncio.create_task(self._runner(), name=f"runner-{i}")
                          for i in range(runners)]
         try:

@@ -244,14 +244,17 @@ class Executor:
         BackendStoreError), logged, stored and followed (errbacks) as one, never a
         "succeeded" line and a caller left waiting."""
         if outcome.state == states.SUCCESS:
+            # a chord header part on Redis: its result and its part in one script
+            joined = call.chord is not None and not request.ignore_result \
+                and chords.store_joins(self.app, self.backend, call)
             refused = None if request.ignore_result else \
-                await self._store_success(call, request, outcome.value)
+                await self._store_success(call, request, outcome.value, joined)
             if refused is None:
                 logger.info("Task %s[%s] succeeded in %.6fs: %r", call.name, call.id,
                             outcome.runtime_s, outcome.value)
                 if call.callbacks or call.chain:
                     await self._send_followers(call, outcome.value)
-                if call.chord:
+                if call.chord and not joined:
                     await chords.on_task_done(self.app, self.backend, call, states.SUCCESS,
                                               outcome.value)
                 return False
@@ -399,14 +402,19 @@ class Executor:
             logger.exception("dead-lettering failed; returning the message to the queue")
             await self.broker.requeue([delivery])
 
-    async def _store_success(self, call: TaskCall, request: Context,
-                             value: Any) -> Exception | None:
-        """Store a SUCCESS (the backend encodes it once, here, before anything is logged);
-        when it cannot, the exception to record instead, naming the task and the type."""
+    async def _store_success(self, call: TaskCall, request: Context, value: Any,
+                             joined: bool = False) -> Exception | None:
+        """Store a SUCCESS (the backend encodes it once, here, before anything is logged),
+        with its chord part when ``joined`` (``chords.store_and_join``); when it cannot,
+        the exception to record instead, naming the task and the type."""
         meta = make_meta(call.id, states.SUCCESS, value, parent_id=request.parent_id,
                          extra=self._extended(call, request))
         try:
-            await self.backend.store(call.id, meta, self.result_expires_s)
+            if joined:
+                await chords.store_and_join(self.app, self.backend, call, meta,
+                                            self.result_expires_s, value)
+            else:
+                await self.backend.store(call.id, meta, self.result_expires_s)
             return None
         except NotImplementedError:
             return None

@@ -5,6 +5,15 @@ the loop hidden (it sees no running loop, as under Celery: Django's ORM works). 
 sync task blocks the loop while it runs; the lease keeper runs on its own thread so the task's
 message is not redelivered meanwhile.
 
+One task runs at a time, but the consumer hands the pool up to ``runners`` deliveries
+at once (``CELERIAC_SOLO_RUNNERS``, 16): while the result of one task is on its way to
+the backend the next task runs, and the results and acks of the tasks that ran in
+between go out together (one Redis round trip for many stores:
+``backends/redis_batch.py``). A task with a result used to cost the worker one round
+trip of its own before the next could start. Sync tasks cannot overlap (each holds the
+loop); ``async def`` tasks take a lock, so they run one at a time too, in order. Under
+a warm shutdown the deliveries already handed over run before the worker stops.
+
 Time limits: a sync task runs in the worker's own thread, which cannot be killed, so
 both limits are exceptions raised inside it: SoftTimeLimitExceeded at the soft limit,
 TimeLimitExceeded at the hard one (the task fails with it unless it swallows it). In
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -32,14 +42,22 @@ from celeriac.worker.pools.threads import _run_coroutine_task, raise_in_thread
 
 class SoloPool(Pool):
     name = "solo"
+    #: deliveries the consumer hands over at once: one task runs at a time (a sync task
+    #: holds the loop; an async one the lock), while the results and acks of those that
+    #: ran wait for their round trip together, in one batch, instead of one by one
+    runners = int(os.environ.get("CELERIAC_SOLO_RUNNERS", 16))
 
     def __init__(self, capacity: int = 1) -> None:
         super().__init__(1)
+        self._one_at_a_time: asyncio.Lock | None = None
 
     async def run(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
                   request: Context) -> Outcome:
         if task.is_coroutine:
-            return await _run_coroutine_task(task, args, kwargs, request)
+            if self._one_at_a_time is None:
+                self._one_at_a_time = asyncio.Lock()
+            async with self._one_at_a_time:
+                return await _run_coroutine_task(task, args, kwargs, request)
         hard_s, soft_s = request.timelimit
         with _loop_hidden():
             if not hard_s and not soft_s:
