@@ -140,7 +140,7 @@ def forget_state(app: Celery) -> None:
     elif url.startswith("amqp"):
         from celeriac.beat.store_amqp import LEADER_QUEUE, STATE_QUEUE
         from celeriac.bridge import BRIDGE
-        from celeriac.brokers.amqp_link import close_connection, open_connection, parse_url
+        from celeriac.brokers.amqp.link import close_connection, open_connection, parse_url
 
         async def drop() -> None:
             conn = await open_connection(parse_url(url))

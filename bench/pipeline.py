@@ -43,9 +43,9 @@ os.environ.setdefault("BENCH_BROKER_URL", "memory://")
 
 from celeriac import loops
 from celeriac.backends.memory import MemoryBackend
-from celeriac.brokers import redis as redis_broker
 from celeriac.brokers.base import Delivery, Exchange
 from celeriac.brokers.memory import MemoryBroker
+from celeriac.brokers.redis import broker as redis_broker
 from celeriac.protocol import Message, build_task_message, to_envelope
 from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.consumer import Consumer

@@ -401,7 +401,7 @@ def import_object(path: str) -> Any:
 def default_sqlite_dir() -> Path:
     """The folder of the embedded stores celeriac places itself: ``$CELERIAC_HOME``, else
     ``$XDG_DATA_HOME/celeriac`` or ``~/.local/share/celeriac``. Private: see
-    ``celeriac.brokers.sqlite_files``."""
+    ``celeriac.brokers.sqlite.files``."""
     base = os.environ.get("CELERIAC_HOME")
     if not base:
         xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")

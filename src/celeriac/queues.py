@@ -2,7 +2,7 @@
 
 ``task_queues`` takes kombu's objects when kombu is installed and these without it; both
 are read by attribute (name, exchange, routing_key, durable, queue_arguments,
-max_priority, bindings, ...: see brokers/amqp_topology.py), so a configuration written
+max_priority, bindings, ...: see brokers/amqp/topology.py), so a configuration written
 for Celery works with either import. They describe queues; they do not talk to a broker.
 """
 

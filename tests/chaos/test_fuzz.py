@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from celeriac import Celery
 from celeriac.brokers.base import Broker
-from celeriac.brokers.sqlite import sqlite_path
+from celeriac.brokers.sqlite.broker import sqlite_path
 from celeriac.errors import DecodeError
 from celeriac.protocol import build_task_message, from_envelope, to_envelope
 from celeriac.testing import worker_thread

@@ -21,7 +21,7 @@ from celeriac import states
 from celeriac.backends.base import ResultBackend, make_meta, result_route
 from celeriac.backends.rpc import RPCBackend, reply_queue
 from celeriac.bridge import BRIDGE
-from celeriac.brokers.amqp import AMQPBroker
+from celeriac.brokers.amqp.broker import AMQPBroker
 from tests.contract.backend_suite import BackendContract
 from tests.contract.broadcast_suite import BroadcastContract
 from tests.contract.suite import BrokerContract, ids, make

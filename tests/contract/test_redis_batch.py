@@ -19,7 +19,7 @@ from redis.exceptions import ResponseError
 from celeriac import states
 from celeriac.backends.base import make_meta
 from celeriac.backends.redis import RedisBackend
-from celeriac.brokers.redis_connection import Lane
+from celeriac.brokers.redis.connection import Lane
 from celeriac.chords.base import Claim
 from celeriac.chords.redis import RedisChordJoin
 from tests.services import REDIS_HOST, REDIS_PORT, need_redis

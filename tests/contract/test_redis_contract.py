@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from celeriac.brokers.redis import RedisBroker
+from celeriac.brokers.redis.broker import RedisBroker
 from tests.contract.broadcast_suite import BroadcastContract
 from tests.contract.suite import BrokerContract
 from tests.services import REDIS_HOST, REDIS_PORT, need_redis

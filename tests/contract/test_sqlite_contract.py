@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from celeriac.brokers.sqlite import SQLiteBroker
+from celeriac.brokers.sqlite.broker import SQLiteBroker
 from tests.contract.broadcast_suite import BroadcastContract
 from tests.contract.suite import BrokerContract
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from celeriac.brokers.amqp import AMQPBroker
-from celeriac.brokers.amqp_wire import Outgoing
+from celeriac.brokers.amqp.broker import AMQPBroker
+from celeriac.brokers.amqp.wire import Outgoing
 from celeriac.errors import UnconfirmedPublish
 from tests.messages import task
 from tests.services import AMQP_HOST, AMQP_PORT, need_rabbitmq
@@ -149,8 +149,8 @@ def test_lost_connection_resends_unconfirmed(queue: str) -> None:
 def test_unconfirmed_publish_is_reported_at_exit() -> None:
     need_rabbitmq()
     script = textwrap.dedent(f"""
-        from celeriac.brokers.amqp import AMQPBroker
-        from celeriac.brokers.amqp_wire import Outgoing
+        from celeriac.brokers.amqp.broker import AMQPBroker
+        from celeriac.brokers.amqp.wire import Outgoing
         from tests.integration.test_amqp_blocking import unroutable
         publisher = AMQPBroker({URL!r}).blocking_publisher()
         publisher.publish([])  # connects

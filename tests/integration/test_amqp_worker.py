@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from celeriac.brokers.amqp import AMQPBroker
+from celeriac.brokers.amqp.broker import AMQPBroker
 from tests.integration.conftest import Harness
 from tests.services import AMQP_HOST, AMQP_PORT, need_rabbitmq
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from celeriac.brokers.redis import RedisBroker
+from celeriac.brokers.redis.broker import RedisBroker
 from celeriac.errors import BrokerConnectionError, UnconfirmedPublish
 from tests.chaos.proxy import FaultProxy
 from tests.messages import task
@@ -161,7 +161,7 @@ def test_unreachable_redis_fails_within_retry_timeout_with_the_password_masked()
 def test_refused_publish_is_reported_at_exit(client: redis.Redis, prefix: str) -> None:
     client.set(f"{prefix}wrong", "x")
     script = textwrap.dedent(f"""
-        from celeriac.brokers.redis import RedisBroker
+        from celeriac.brokers.redis.broker import RedisBroker
         from tests.messages import task
         broker = RedisBroker({URL!r}, {{"global_keyprefix": {prefix!r}}})
         broker.publish_blocking([task("wrong", "refused-at-exit")])

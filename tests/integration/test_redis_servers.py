@@ -19,7 +19,7 @@ import pytest
 
 from celeriac.backends.base import make_meta
 from celeriac.backends.redis import RedisBackend
-from celeriac.brokers.redis import RedisBroker
+from celeriac.brokers.redis.broker import RedisBroker
 from celeriac.errors import BrokerConnectionError
 from celeriac.protocol import build_task_message
 from tests.services import need_redis

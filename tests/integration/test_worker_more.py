@@ -33,7 +33,7 @@ def test_two_workers_share_one_sqlite_file_without_duplicates(sqlite_harness: Ha
     b = h.worker("-P", "threads", "-c", "4", "--prefetch-multiplier", "8")
 
     async def publish_all() -> None:
-        from celeriac.brokers.sqlite import SQLiteBroker
+        from celeriac.brokers.sqlite.broker import SQLiteBroker
         from celeriac.protocol import build_task_message
 
         broker = SQLiteBroker(h.broker_url)
@@ -105,7 +105,7 @@ def test_default_worker_logs_each_task_received_then_succeeded(sqlite_harness: H
     worker = h.worker("-P", "prefork", "-c", "2", "-l", "info")
 
     async def publish_all() -> list[str]:
-        from celeriac.brokers.sqlite import SQLiteBroker
+        from celeriac.brokers.sqlite.broker import SQLiteBroker
         from celeriac.protocol import build_task_message
 
         broker = SQLiteBroker(h.broker_url)

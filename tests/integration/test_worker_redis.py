@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from celeriac.brokers.redis import RedisBroker
+from celeriac.brokers.redis.broker import RedisBroker
 from celeriac.protocol import build_task_message
 from tests.integration.conftest import DB_URL, Harness
 

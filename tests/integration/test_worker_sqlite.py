@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from celeriac.brokers.sqlite import SQLiteBroker, sqlite_path
+from celeriac.brokers.sqlite.broker import SQLiteBroker, sqlite_path
 from celeriac.protocol import build_task_message
 from tests.integration.conftest import Harness
 

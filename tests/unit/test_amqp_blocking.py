@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from celeriac.brokers.amqp_blocking import BlockingPublisher, drive
-from celeriac.brokers.amqp_link import parse_url
-from celeriac.brokers.amqp_wire import Outgoing
+from celeriac.brokers.amqp.blocking import BlockingPublisher, drive
+from celeriac.brokers.amqp.link import parse_url
+from celeriac.brokers.amqp.wire import Outgoing
 from celeriac.errors import UnconfirmedPublish
 from celeriac.protocol import Message
 

@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from celeriac.brokers import amqp_headers
-from celeriac.brokers.amqp_headers import HeaderDecoder, decode_header
-from celeriac.brokers.amqp_wire import encode_header
+from celeriac.brokers.amqp import headers as amqp_headers
+from celeriac.brokers.amqp.headers import HeaderDecoder, decode_header
+from celeriac.brokers.amqp.wire import encode_header
 from celeriac.protocol import Message
 
 

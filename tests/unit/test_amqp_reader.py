@@ -13,9 +13,9 @@ from pamqp import commands as spec
 from pamqp import frame as pframe
 from pamqp.header import ContentHeader
 
-from celeriac.brokers.amqp_headers import decode_header
-from celeriac.brokers.amqp_reader import BulkFrameReceiver, Delivered
-from celeriac.brokers.amqp_wire import Outgoing, encode_header, encode_publish, to_message
+from celeriac.brokers.amqp.headers import decode_header
+from celeriac.brokers.amqp.reader import BulkFrameReceiver, Delivered
+from celeriac.brokers.amqp.wire import Outgoing, encode_header, encode_publish, to_message
 from celeriac.protocol import Message
 
 
@@ -110,8 +110,8 @@ def test_a_connection_closed_mid_frame_is_an_error() -> None:
 def test_a_delivery_with_unreadable_properties_is_kept_with_its_error() -> None:
     """The inbox runs on the connection's reader: a header it cannot decode must become
     a delivery the worker dead-letters, not an exception that ends the connection."""
-    from celeriac.brokers.amqp_inbox import Inbox
-    from celeriac.brokers.amqp_topology import Topology
+    from celeriac.brokers.amqp.inbox import Inbox
+    from celeriac.brokers.amqp.topology import Topology
 
     inbox = Inbox(None, Topology(), prefetch=1, consumer_timeout_ms=None)  # type: ignore[arg-type]
     inbox._consuming["celeriac.x.q"] = "q"

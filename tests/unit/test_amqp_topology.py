@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from kombu import Exchange, Queue
 
-from celeriac.brokers.amqp_link import parse_url
-from celeriac.brokers.amqp_topology import (
+from celeriac.brokers.amqp.link import parse_url
+from celeriac.brokers.amqp.topology import (
     DELAY_LEVELS,
     DELIVER_EXCHANGE,
     MAX_DELAY_S,

@@ -14,8 +14,8 @@ from amqp.basic_message import Message as PyAmqpMessage
 from pamqp import frame as pamqp_frame
 from pamqp.commands import Basic
 
-from celeriac.brokers import amqp_link
-from celeriac.brokers.amqp_wire import (
+from celeriac.brokers.amqp import link as amqp_link
+from celeriac.brokers.amqp.wire import (
     ConfirmTracker,
     Outgoing,
     encode_header,

@@ -57,8 +57,8 @@ def test_spliced_envelopes_are_the_encoded_messages(options: dict[str, Any]) -> 
 def test_spliced_amqp_frames_are_the_encoded_messages(options: dict[str, Any]) -> None:
     """RabbitMQ: a batch's frames, spliced from the template's header (amqp_batch), are
     byte for byte each message encoded on its own, bodies split at frame_max included."""
-    from celeriac.brokers.amqp_batch import OutgoingBatch
-    from celeriac.brokers.amqp_wire import encode_publish
+    from celeriac.brokers.amqp.batch import OutgoingBatch
+    from celeriac.brokers.amqp.wire import encode_publish
 
     serializer = options.pop("serializer", "json")
     batch = CallBatch(template(serializer=serializer, **options), CALLS, serializer)
@@ -74,7 +74,7 @@ def test_spliced_amqp_frames_are_the_encoded_messages(options: dict[str, Any]) -
 
 
 def test_a_spliced_header_over_frame_max_is_refused() -> None:
-    from celeriac.brokers.amqp_batch import OutgoingBatch
+    from celeriac.brokers.amqp.batch import OutgoingBatch
     from celeriac.errors import PublishError
 
     batch = CallBatch(template(), CALLS, "json")

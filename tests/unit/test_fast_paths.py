@@ -12,7 +12,7 @@ from typing import Any
 
 from celeriac import Celery
 from celeriac.bridge import BlockingProducer
-from celeriac.brokers.sqlite import SQLiteBroker
+from celeriac.brokers.sqlite.broker import SQLiteBroker
 from celeriac.protocol import new_id, new_ids
 from celeriac.serialization import json_dumps, json_loads
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from celeriac.brokers.amqp import AMQPBroker
+from celeriac.brokers.amqp.broker import AMQPBroker
 from celeriac.brokers.base import Broker, Delivery
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.protocol import build_task_message

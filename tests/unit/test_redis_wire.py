@@ -21,8 +21,8 @@ import redis.asyncio as aioredis
 
 from celeriac import Celery
 from celeriac.brokers import create_broker
-from celeriac.brokers.redis import RedisBroker
-from celeriac.brokers.redis_connection import redis_client
+from celeriac.brokers.redis.broker import RedisBroker
+from celeriac.brokers.redis.connection import redis_client
 from celeriac.errors import BrokerConnectionError, ConfigurationError
 from celeriac.protocol import build_task_message, from_envelope, parse_task
 from tests.services import REDIS_HOST, REDIS_PORT, need_redis

@@ -14,7 +14,7 @@ import pytest
 
 import celeriac
 from celeriac import Celery
-from celeriac.brokers.amqp_topology import queue_spec
+from celeriac.brokers.amqp.topology import queue_spec
 from celeriac.errors import QueueNotFound
 from celeriac.queues import select_queues
 from celeriac.testing import memory_app

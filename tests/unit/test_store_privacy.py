@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from celeriac import Celery
-from celeriac.brokers import sqlite_files
+from celeriac.brokers.sqlite import files as sqlite_files
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="Unix file modes")
 

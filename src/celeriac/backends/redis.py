@@ -34,7 +34,7 @@ from celeriac.backends.base import Meta, ResultBackend, decode_meta, encode_meta
 from celeriac.backends.redis_batch import ScriptBatcher
 from celeriac.backends.redis_wait import BlockingResultWaiter
 from celeriac.brokers.base import mask_url
-from celeriac.brokers.redis_connection import RedisConnection, blocking_redis_client
+from celeriac.brokers.redis.connection import RedisConnection, blocking_redis_client
 from celeriac.errors import BackendStoreError
 
 log = logging.getLogger(__name__)

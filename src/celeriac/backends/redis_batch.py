@@ -22,7 +22,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from celeriac.brokers.redis_connection import RedisConnection
+from celeriac.brokers.redis.connection import RedisConnection
 
 #: the most scripts in one write (a bound on the request's size, not a timer)
 MAX_BATCH = 256

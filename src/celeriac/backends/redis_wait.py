@@ -34,7 +34,7 @@ from celeriac import states
 from celeriac.backends.base import BlockingWaitUnsupported, Meta, decode_meta
 from celeriac.backends.codec import JSON_CODEC, ResultCodec
 from celeriac.brokers.base import mask_url
-from celeriac.brokers.redis_connection import RETRYABLE
+from celeriac.brokers.redis.connection import RETRYABLE
 from celeriac.errors import BrokerConnectionError
 
 log = logging.getLogger("celeriac.backends.redis")

@@ -39,11 +39,11 @@ from pamqp import commands as spec
 from celeriac import states
 from celeriac.backends.base import Meta, ResultBackend, decode_meta, encode_meta, result_route
 from celeriac.bridge import BRIDGE
-from celeriac.brokers.amqp_headers import HeaderDecoder
-from celeriac.brokers.amqp_link import parse_url
-from celeriac.brokers.amqp_reader import FAST_TAG_PREFIX, Delivered
-from celeriac.brokers.amqp_session import Session
-from celeriac.brokers.amqp_wire import ConsumerChannel, Outgoing, open_channel
+from celeriac.brokers.amqp.headers import HeaderDecoder
+from celeriac.brokers.amqp.link import parse_url
+from celeriac.brokers.amqp.reader import FAST_TAG_PREFIX, Delivered
+from celeriac.brokers.amqp.session import Session
+from celeriac.brokers.amqp.wire import ConsumerChannel, Outgoing, open_channel
 from celeriac.errors import ConfigurationError
 from celeriac.protocol import Message
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from celeriac.backends.base import Meta, ResultBackend, decode_meta, encode_meta
 from celeriac.backends.polling import poll_until_ready
-from celeriac.brokers.sqlite import connect_sqlite, sqlite_path
+from celeriac.brokers.sqlite.broker import connect_sqlite, sqlite_path
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (

@@ -31,7 +31,7 @@ from pamqp.commands import Basic
 
 from celeriac.beat.store import BeatStore, Claim
 from celeriac.bridge import BRIDGE
-from celeriac.brokers.amqp_link import close_connection, is_alive, open_connection, parse_url
+from celeriac.brokers.amqp.link import close_connection, is_alive, open_connection, parse_url
 
 LEADER_QUEUE = "celeriac.beat.leader"
 STATE_QUEUE = "celeriac.beat.state"

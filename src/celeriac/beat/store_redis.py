@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from celeriac.beat.store import BeatStore, Claim
-from celeriac.brokers.redis_connection import blocking_redis_client
+from celeriac.brokers.redis.connection import blocking_redis_client
 
 _LEAD = """
 local holder = redis.call('GET', KEYS[1])

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from celeriac.beat.store import BeatStore, Claim
-from celeriac.brokers.sqlite import connect_sqlite, sqlite_path
+from celeriac.brokers.sqlite.broker import connect_sqlite, sqlite_path
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS celeriac_beat_state (

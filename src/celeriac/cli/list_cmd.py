@@ -25,7 +25,7 @@ from typing import Any
 
 import click
 
-from celeriac.brokers.amqp_topology import Topology
+from celeriac.brokers.amqp.topology import Topology
 from celeriac.cli.main import AppContext, app_option, run
 
 Row = tuple[str, str, str]

@@ -66,7 +66,7 @@ async def queue_stats(broker: Broker, queues: Iterable[str]) -> BrokerStats:
 async def _store_counts(broker: Broker) -> tuple[int | None, int | None]:
     """(delayed, in flight) where this broker's store keeps them in known keys."""
     try:
-        from celeriac.brokers.redis import RedisBroker
+        from celeriac.brokers.redis.broker import RedisBroker
     except ImportError:  # no redis extra: no Redis broker either
         return None, None
     if not isinstance(broker, RedisBroker):

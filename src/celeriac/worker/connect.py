@@ -80,7 +80,7 @@ def _library_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseE
     try:
         from aiormq import exceptions as amqp_errors
 
-        from celeriac.brokers.amqp_link import ConnectionLost
+        from celeriac.brokers.amqp.link import ConnectionLost
     except ImportError:
         pass
     else:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import __version__, loops, signals
 from celeriac.brokers.base import mask_url
-from celeriac.brokers.sqlite_files import store_warnings
+from celeriac.brokers.sqlite.files import store_warnings
 from celeriac.control.service import WorkerControl, start_control
 from celeriac.errors import BrokerConnectionError, ConfigurationError
 from celeriac.queues import queue_names
@@ -63,7 +63,7 @@ def expand_hostname(template: str | None) -> str:
 
 def _sqlite_paths(*urls: str | None) -> list[str]:
     """The files of the embedded stores among these URLs."""
-    from celeriac.brokers.sqlite import sqlite_path
+    from celeriac.brokers.sqlite.broker import sqlite_path
 
     return [sqlite_path(u) for u in urls if u and u.startswith("sqlite://")]
 

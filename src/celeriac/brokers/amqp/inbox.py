@@ -29,17 +29,17 @@ from typing import Any
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 
-from celeriac.brokers.amqp_headers import HeaderDecoder
-from celeriac.brokers.amqp_link import write_frames
-from celeriac.brokers.amqp_reader import FAST_TAG_PREFIX, Delivered
-from celeriac.brokers.amqp_session import Session
-from celeriac.brokers.amqp_topology import (
+from celeriac.brokers.amqp.headers import HeaderDecoder
+from celeriac.brokers.amqp.link import write_frames
+from celeriac.brokers.amqp.reader import FAST_TAG_PREFIX, Delivered
+from celeriac.brokers.amqp.session import Session
+from celeriac.brokers.amqp.topology import (
     DELIVER_EXCHANGE,
     ORIGIN_EXCHANGE,
     ORIGIN_ROUTING_KEY,
     Topology,
 )
-from celeriac.brokers.amqp_wire import ConsumerChannel, message_from, open_channel, to_message
+from celeriac.brokers.amqp.wire import ConsumerChannel, message_from, open_channel, to_message
 from celeriac.brokers.base import Delivery
 from celeriac.protocol import Message
 

@@ -92,7 +92,7 @@ def redis_client(url: str, options: dict[str, Any] | None = None) -> aioredis.Re
 def blocking_redis_client(url: str, options: dict[str, Any] | None = None,
                           protocol: int = 2) -> Any:
     """A blocking ``redis.Redis`` for the same URL and options (not connected), for
-    sync callers' publishes (celeriac.brokers.redis_blocking) and result waits."""
+    sync callers' publishes (celeriac.brokers.redis.blocking) and result waits."""
     options = dict(options or {})
     if url.split("://", 1)[0].lower() == "sentinel":
         return _sentinel_client(url, options,

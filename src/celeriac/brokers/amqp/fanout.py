@@ -29,10 +29,10 @@ import orjson
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 
-from celeriac.brokers.amqp_dead import DeadLetterQueue
-from celeriac.brokers.amqp_session import Session
-from celeriac.brokers.amqp_topology import ExchangeSpec
-from celeriac.brokers.amqp_wire import Outgoing, PublishChannel, to_message
+from celeriac.brokers.amqp.dead import DeadLetterQueue
+from celeriac.brokers.amqp.session import Session
+from celeriac.brokers.amqp.topology import ExchangeSpec
+from celeriac.brokers.amqp.wire import Outgoing, PublishChannel, to_message
 from celeriac.brokers.base import Exchange, Subscription
 from celeriac.protocol import Message
 

@@ -41,10 +41,10 @@ from pamqp import frame as pframe
 from pamqp.header import ProtocolHeader
 
 from celeriac import publish_retry
-from celeriac.brokers.amqp_batch import encode_many
-from celeriac.brokers.amqp_link import ConnectionLost, ConnParams, backoff_s
-from celeriac.brokers.amqp_topology import Declarer
-from celeriac.brokers.amqp_wire import Outgoing
+from celeriac.brokers.amqp.batch import encode_many
+from celeriac.brokers.amqp.link import ConnectionLost, ConnParams, backoff_s
+from celeriac.brokers.amqp.topology import Declarer
+from celeriac.brokers.amqp.wire import Outgoing
 from celeriac.brokers.publish_window import flush_at_exit, refused
 from celeriac.errors import BrokerConnectionError, PublishError
 

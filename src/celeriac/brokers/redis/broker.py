@@ -62,15 +62,15 @@ import orjson
 from redis.exceptions import NoScriptError, RedisError
 
 from celeriac.brokers.base import Broker, DeadLetter, Delivery, Exchange, Subscription
-from celeriac.brokers.redis_blocking import DEFAULT_WINDOW, BlockingPublisher
-from celeriac.brokers.redis_connection import (
+from celeriac.brokers.redis.blocking import DEFAULT_WINDOW, BlockingPublisher
+from celeriac.brokers.redis.connection import (
     DEFAULT_SOCKET_TIMEOUT_S,
     RETRYABLE,
     RedisConnection,
     blocking_redis_client,
     redis_client,
 )
-from celeriac.brokers.redis_fanout import RedisFanout
+from celeriac.brokers.redis.fanout import RedisFanout
 from celeriac.errors import BrokerConnectionError, DecodeError
 from celeriac.protocol import (
     CallBatch,
@@ -105,8 +105,8 @@ def bucket_key(queue: str, step: int) -> str:
 
 @cache
 def script(name: str) -> str:
-    """A packaged Lua script's source (src/celeriac/brokers/lua/<name>.lua)."""
-    return resources.files("celeriac.brokers").joinpath(f"lua/{name}.lua").read_text("utf-8")
+    """A packaged Lua script's source (src/celeriac/brokers/redis/lua/<name>.lua)."""
+    return resources.files("celeriac.brokers.redis").joinpath(f"lua/{name}.lua").read_text("utf-8")
 
 
 class RedisBroker(Broker):

@@ -45,14 +45,14 @@ from typing import Any, cast
 from aiormq.exceptions import ChannelNotFoundEntity
 
 from celeriac.backends.rpc import reply_queue_declaration
-from celeriac.brokers.amqp_batch import outgoing, representatives
-from celeriac.brokers.amqp_blocking import DEFAULT_WINDOW, BlockingPublisher, SyncChannel
-from celeriac.brokers.amqp_dead import DeadLetterQueue
-from celeriac.brokers.amqp_fanout import AMQPFanout
-from celeriac.brokers.amqp_inbox import Inbox
-from celeriac.brokers.amqp_link import parse_url
-from celeriac.brokers.amqp_session import DeclareFn, Session
-from celeriac.brokers.amqp_topology import (
+from celeriac.brokers.amqp.batch import outgoing, representatives
+from celeriac.brokers.amqp.blocking import DEFAULT_WINDOW, BlockingPublisher, SyncChannel
+from celeriac.brokers.amqp.dead import DeadLetterQueue
+from celeriac.brokers.amqp.fanout import AMQPFanout
+from celeriac.brokers.amqp.inbox import Inbox
+from celeriac.brokers.amqp.link import parse_url
+from celeriac.brokers.amqp.session import DeclareFn, Session
+from celeriac.brokers.amqp.topology import (
     ORIGIN_EXCHANGE,
     ORIGIN_ROUTING_KEY,
     Declarer,
@@ -60,7 +60,7 @@ from celeriac.brokers.amqp_topology import (
     Topology,
     delay_route,
 )
-from celeriac.brokers.amqp_wire import Outgoing, PublishChannel
+from celeriac.brokers.amqp.wire import Outgoing, PublishChannel
 from celeriac.brokers.base import Broker, DeadLetter, Delivery, Exchange, Subscription
 from celeriac.protocol import Message
 

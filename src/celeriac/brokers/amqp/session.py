@@ -25,8 +25,8 @@ from aiormq.connection import Connection
 from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
 
 from celeriac import publish_retry
-from celeriac.brokers.amqp_batch import OutgoingBatch
-from celeriac.brokers.amqp_link import (
+from celeriac.brokers.amqp.batch import OutgoingBatch
+from celeriac.brokers.amqp.link import (
     ConnectionLost,
     ConnParams,
     backoff_s,
@@ -35,9 +35,9 @@ from celeriac.brokers.amqp_link import (
     open_connection,
     write_frames,
 )
-from celeriac.brokers.amqp_reader import install as install_bulk_reader
-from celeriac.brokers.amqp_topology import Declarer
-from celeriac.brokers.amqp_wire import (
+from celeriac.brokers.amqp.reader import install as install_bulk_reader
+from celeriac.brokers.amqp.topology import Declarer
+from celeriac.brokers.amqp.wire import (
     ConfirmTracker,
     Outgoing,
     PublishChannel,

@@ -24,14 +24,14 @@ from aiormq.abc import AbstractChannel
 from aiormq.exceptions import ChannelNotFoundEntity
 from pamqp import commands as spec
 
-from celeriac.brokers.amqp_session import Session
-from celeriac.brokers.amqp_topology import (
+from celeriac.brokers.amqp.session import Session
+from celeriac.brokers.amqp.topology import (
     DEAD_LETTER_NAME,
     ORIGIN_EXCHANGE,
     ORIGIN_ROUTING_KEY,
     Topology,
 )
-from celeriac.brokers.amqp_wire import DEATH_HEADERS, Outgoing, PublishChannel, to_message
+from celeriac.brokers.amqp.wire import DEATH_HEADERS, Outgoing, PublishChannel, to_message
 from celeriac.brokers.base import DeadLetter, Delivery
 from celeriac.protocol import Message
 

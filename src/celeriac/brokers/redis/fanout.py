@@ -26,7 +26,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from celeriac.brokers.base import Exchange, Subscription
-from celeriac.brokers.redis_connection import RETRYABLE, RedisConnection
+from celeriac.brokers.redis.connection import RETRYABLE, RedisConnection
 from celeriac.errors import DecodeError
 from celeriac.protocol import Message, from_envelope, to_envelope
 

@@ -26,9 +26,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from celeriac.brokers import sqlite_files
 from celeriac.brokers.base import Broker, DeadLetter, Delivery, Exchange, Subscription
-from celeriac.brokers.sqlite_fanout import SQLiteFanout
+from celeriac.brokers.sqlite import files as sqlite_files
+from celeriac.brokers.sqlite.fanout import SQLiteFanout
 from celeriac.errors import BrokerConnectionError, ConfigurationError, DecodeError
 from celeriac.protocol import DueBatch, Message, from_envelope, scheduled, to_envelope
 

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any, overload
 
-from celeriac.brokers.amqp_wire import (
+from celeriac.brokers.amqp.wire import (
     Outgoing,
     content_frames,
     encode_publish,

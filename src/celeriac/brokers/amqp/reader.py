@@ -26,7 +26,7 @@ import aiormq.connection
 from aiormq.exceptions import AMQPConnectionError, InvalidFrameError, ProtocolSyntaxError
 from pamqp import frame as pframe
 
-from celeriac.brokers.amqp_headers import short_name
+from celeriac.brokers.amqp.headers import short_name
 
 #: consumer tags whose deliveries take the fast path (amqp_inbox makes them)
 FAST_TAG_PREFIX = "celeriac."
