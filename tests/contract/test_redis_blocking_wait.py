@@ -1,4 +1,4 @@
-"""Sync result waits on a real Redis, in the caller's thread (backends/redis_wait.py)."""
+"""Sync result waits on a real Redis, in the caller's thread (backends/redis/wait.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import redis
 from celeriac import Celery, states
 from celeriac.backends.base import BlockingWaitUnsupported, encode_meta, make_meta
 from celeriac.backends.redis import RedisBackend
-from celeriac.backends.redis_wait import KEEP_IDLE
+from celeriac.backends.redis.wait import KEEP_IDLE
 from celeriac.errors import BrokerConnectionError
 from tests.services import REDIS_HOST, REDIS_PORT, need_redis
 

@@ -99,7 +99,7 @@ class BlockingWaitUnsupported(Exception):
 @runtime_checkable
 class BlockingWaiter(Protocol):
     """A backend that waits for a result in the sync caller's own thread, no bridge
-    loop in between (Redis: celeriac.backends.redis_wait). ``wait_blocking`` raises
+    loop in between (Redis: celeriac.backends.redis.wait). ``wait_blocking`` raises
     BlockingWaitUnsupported when the server cannot; the app then waits on the bridge."""
 
     def wait_blocking(self, task_id: str, timeout_s: float | None) -> Meta | None: ...

@@ -14,7 +14,7 @@ A part, the check for completion and the claim are one script (``_ADD_PART``), s
 workers racing on the last parts cannot both claim. A header task that succeeded stores
 its result (``celery-task-meta-<id>``, as the backend's ``_STORE`` does) and adds its
 part in one script (``_STORE_PART``): one round trip per header task, sent with the
-other results of the moment (``backends/redis_batch.py``).
+other results of the moment (``backends/redis/batch.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from celeriac.backends.redis import _STORE
+from celeriac.backends.redis.backend import _STORE
 from celeriac.chords.base import HELD, NO_SIZE, ChordJoin, Claim, Held, NoSize, member
 from celeriac.protocol import new_id
 from celeriac.serialization import json_dumps, json_loads

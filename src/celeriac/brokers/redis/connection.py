@@ -63,7 +63,7 @@ def _client_kwargs(options: dict[str, Any], protocol: int = 2,
         "max_connections": int(options.get("max_connections", 64)),
         "client_name": options.get("client_name"),
         # RESP2 as kombu: the same reply shapes on every redis-py version (RESP3 only
-        # for blocking result waits: celeriac.backends.redis_wait)
+        # for blocking result waits: celeriac.backends.redis.wait)
         "protocol": protocol,
     }
     return kwargs

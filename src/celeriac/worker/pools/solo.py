@@ -9,7 +9,7 @@ One task runs at a time, but the consumer hands the pool up to ``runners`` deliv
 at once (``CELERIAC_SOLO_RUNNERS``, 16): while the result of one task is on its way to
 the backend the next task runs, and the results and acks of the tasks that ran in
 between go out together (one Redis round trip for many stores:
-``backends/redis_batch.py``). A task with a result used to cost the worker one round
+``backends/redis/batch.py``). A task with a result used to cost the worker one round
 trip of its own before the next could start. Sync tasks cannot overlap (each holds the
 loop); ``async def`` tasks take a lock, so they run one at a time too, in order. Under
 a warm shutdown the deliveries already handed over run before the worker stops.

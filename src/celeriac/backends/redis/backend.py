@@ -31,8 +31,8 @@ from redis.exceptions import RedisError
 
 from celeriac import states
 from celeriac.backends.base import Meta, ResultBackend, decode_meta, encode_meta
-from celeriac.backends.redis_batch import ScriptBatcher
-from celeriac.backends.redis_wait import BlockingResultWaiter
+from celeriac.backends.redis.batch import ScriptBatcher
+from celeriac.backends.redis.wait import BlockingResultWaiter
 from celeriac.brokers.base import mask_url
 from celeriac.brokers.redis.connection import RedisConnection, blocking_redis_client
 from celeriac.errors import BackendStoreError
@@ -263,7 +263,7 @@ class RedisBackend(ResultBackend):
             await listener.remove(channel, waiter)
 
     def wait_blocking(self, task_id: str, timeout_s: float | None) -> Meta | None:
-        """``wait`` for sync callers, in their own thread (celeriac.backends.redis_wait)."""
+        """``wait`` for sync callers, in their own thread (celeriac.backends.redis.wait)."""
         waiter = self._blocking
         if waiter is None:
             with self._blocking_lock:
