@@ -6,6 +6,7 @@ claims nothing. Redis runs against a real server on Celery's keys."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -155,3 +156,32 @@ async def test_add_to_chord_waits_for_one_more(join: ChordJoin) -> None:
     assert await join.add_part("g", "a", 0, "SUCCESS", 1) is None
     claim = await join.add_part("g", "added", 0, "SUCCESS", 2)
     assert isinstance(claim, Claim) and sorted(p[2] for p in claim.parts) == [1, 2]
+
+
+async def test_sqlite_sweeps_expired_chord_rows(tmp_path: Path) -> None:
+    """The SQLite join's tables do not grow without end: a sweep deletes every row whose
+    expiry passed (joins, their parts, sent bodies, saved groups) and keeps the rest."""
+    backend = SQLiteBackend(f"sqlite:///{tmp_path}/results.db")
+    join = SQLiteChordJoin(backend, 600, 600, 5)
+    try:
+        await join.set_size("old", 2)
+        await join.add_part("old", "a", 0, "SUCCESS", 1)  # one part: not complete
+        claim = await join.add_part("old", "b", 1, "SUCCESS", 2)
+        assert claim is not None
+        await join.done("old", claim)
+        await join.accept("old", "body", claim.token)
+        await join.save_group("old", b"meta")
+        await join.set_size("open", 3)
+        await join.add_part("open", "x", 0, "SUCCESS", 1)
+
+        def counts() -> list[int]:
+            db = backend._db()
+            return [db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                    for t in ("chord_joins", "chord_parts", "chord_sends", "groups")]
+
+        assert counts() == [2, 1, 1, 1]  # the done join's parts went with done()
+        assert join.sweep() == 0  # nothing expired yet
+        assert join.sweep(now=time.time() + 601) == 5
+        assert counts() == [0, 0, 0, 0]
+    finally:
+        await backend.close()

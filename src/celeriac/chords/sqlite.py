@@ -2,7 +2,11 @@
 claim in one ``BEGIN IMMEDIATE`` transaction, so workers in several processes sharing
 the file count each part once and claim the body once. A claim expires
 (``claim_until``), so a worker that died holding it is taken over (see chords/base.py);
-``chord_sends`` remembers the claim token each body task id was first sent under."""
+``chord_sends`` remembers the claim token each body task id was first sent under.
+
+Every row carries ``expires_at`` (``result_chord_expires``, else ``result_expires``, as
+Redis's keys carry a TTL); every ``SWEEP_EVERY`` parts stored, one transaction deletes
+the rows of every table that have expired, so the file does not grow with each chord."""
 
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ if TYPE_CHECKING:
     from celeriac.backends.sqlite import SQLiteBackend
 
 T = TypeVar("T")
+
+#: parts stored between two sweeps of expired rows
+SWEEP_EVERY = 1000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chord_joins (
@@ -44,6 +51,7 @@ class SQLiteChordJoin(ChordJoin):
         super().__init__(chord_expires_s, result_expires_s, claim_expires_s)
         self.backend = backend
         self._ready = False
+        self._parts = 0
 
     def _db(self) -> sqlite3.Connection:
         db = self.backend._db()
@@ -92,8 +100,28 @@ class SQLiteChordJoin(ChordJoin):
                        state: str, result: Any) -> Claim | Held | NoSize | None:
         score = float("inf") if group_index is None else float(group_index)
         part = json_dumps([1, task_id, state, result])
-        return self._transaction(lambda db: self._add_part(
+        out = self._transaction(lambda db: self._add_part(
             db, group_id, member(task_id, group_index), score, part))
+        self._parts += 1
+        if self._parts % SWEEP_EVERY == 0:
+            self.sweep()
+        return out
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete the expired rows of every chord table (a join's parts go with it);
+        returns how many rows went."""
+        at = time.time() if now is None else now
+
+        def run(db: sqlite3.Connection) -> int:
+            gone = db.execute(
+                "DELETE FROM chord_parts WHERE group_id IN (SELECT group_id FROM "
+                "chord_joins WHERE expires_at <= ?)", (at,)).rowcount
+            for table in ("chord_joins", "chord_sends", "groups"):
+                gone += db.execute(f"DELETE FROM {table} WHERE expires_at <= ?",
+                                   (at,)).rowcount
+            return gone
+
+        return self._transaction(run)
 
     async def reclaim(self, group_id: str) -> Claim | Held | None:
         return self._transaction(lambda db: self._try_claim(db, group_id))
