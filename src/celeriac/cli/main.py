@@ -118,6 +118,7 @@ def _register_commands() -> None:
         dlq,
         events,
         list_cmd,
+        migrate,
         multi,
         purge,
         remote,
@@ -141,6 +142,7 @@ def _register_commands() -> None:
     cli.add_command(report.report)
     cli.add_command(list_cmd.list_)
     cli.add_command(events.events)
+    cli.add_command(migrate.migrate)
 
 
 _register_commands()
