@@ -74,6 +74,22 @@ def test_other(celeriac_app: Celery, celeriac_worker: TestWorkController) -> Non
     assert hello.delay().get(timeout=10) == "hi"
 
 
+@pytest.mark.celeriac(broker_url="memory://", result_backend="memory://")
+def test_a_memory_url_given_is_the_process_wide_one(celeriac_app: Celery,
+                                                    celeriac_worker: TestWorkController
+                                                    ) -> None:
+    """As Celery's memory transport: another app on memory:// reaches the test worker
+    (only the defaults get a store of the test app's own)."""
+    @celeriac_app.task(name="guide.where")
+    def where() -> str:
+        return celeriac_app.main
+
+    elsewhere = Celery("elsewhere", broker="memory://", backend="memory://",
+                       set_as_current=False)
+    sent = elsewhere.send_task("guide.where", queue="guide")
+    assert sent.get(timeout=10) == celeriac_app.main
+
+
 @pytest.mark.celeriac(timezone="Europe/Paris")
 class TestMarkedClass:
     def test_one(self, celeriac_app: Celery) -> None:

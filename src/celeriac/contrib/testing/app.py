@@ -19,8 +19,8 @@ import celeriac.app.base as _state
 from celeriac.app import Celery
 
 #: what every test app starts from (Celery's DEFAULT_TEST_CONFIG, without the settings
-#: celeriac does not have: worker_log_color, broker_heartbeat); the broker and result
-#: URLs get a private store name per app
+#: celeriac does not have: worker_log_color, broker_heartbeat); these two memory:// URLs
+#: get a private store name per app (one the configuration gives is used as it is)
 DEFAULT_TEST_CONFIG: dict[str, Any] = {
     "worker_hijack_root_logger": False,
     "accept_content": ["json"],
@@ -56,11 +56,11 @@ def TestApp(name: str | None = None, config: Mapping[str, Any] | None = None,
     (or ``kwargs``) as ``Celery()`` takes them. The ``celery.ping`` task is registered."""
     from celeriac.contrib.testing import tasks  # noqa: F401  # registers celery.ping
 
-    settings = {**DEFAULT_TEST_CONFIG, **(config or {})}
-    store = uuid.uuid4().hex
-    for key in ("broker_url", "result_backend"):
-        if settings.get(key) == "memory://":
-            settings[key] = f"memory://test-{store}"
+    # the default memory:// URLs get a store of this app's own; a memory:// that the
+    # configuration names is the process's shared one, as other apps may send there
+    private = f"memory://test-{uuid.uuid4().hex}"
+    settings = {**DEFAULT_TEST_CONFIG, "broker_url": private, "result_backend": private,
+                **(config or {})}
     if broker is not None:
         settings.pop("broker_url")
     if backend is not None:
