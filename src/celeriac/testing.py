@@ -1,4 +1,4 @@
-"""Testing helpers, and the pytest plugin that ships them (fixtures load automatically).
+"""Testing helpers; also the module celeriac's ``pytest11`` entry point loads.
 
 Three ways to test code that sends tasks:
 - eager: ``app.conf.task_always_eager = True`` and ``task_eager_propagates = True``:
@@ -6,23 +6,22 @@ Three ways to test code that sends tasks:
 - ``drain(app)``: the app sends to an in-memory broker as usual; ``drain`` runs every
   queued task (retries and countdowns included, without waiting) through the real worker
   pipeline, in this thread, and re-raises the first task error (Dramatiq's ``join``).
-- a real worker: ``worker_thread(app)`` runs a Worker in a thread for integration tests.
+- a real worker: ``worker_thread(app)`` runs a Worker in a thread for integration tests
+  (``celeriac.contrib.testing.worker.start_worker`` is Celery's equivalent).
 
-Fixtures: ``celeriac_app`` (an app on a fresh ``memory://`` broker and result store) and
-``celeriac_worker`` (a threads-pool worker running on it).
+The fixtures (Celery's, renamed: ``celeriac_app``, ``celeriac_worker``, ...) are in
+celeriac.contrib.pytest, the one plugin. This module only names it in
+``pytest_plugins``: pytest then registers it under its module name, so a conftest that
+also asks for it by name (as Celery's docs say to) finds it loaded, not loaded twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from celeriac import states
 from celeriac.app import Celery
@@ -31,6 +30,8 @@ from celeriac.brokers.memory import MemoryBroker
 from celeriac.worker.acks import Acker
 from celeriac.worker.executor import Executor
 from celeriac.worker.pools.solo import SoloPool
+
+pytest_plugins = ["celeriac.contrib.pytest"]
 
 
 class TaskFailed(AssertionError):
@@ -88,40 +89,11 @@ async def _drain(app: Celery, queues: list[str], raise_errors: bool, max_rounds:
 @contextlib.contextmanager
 def worker_thread(app: Celery, pool: str = "threads", concurrency: int = 4,
                   **options: Any) -> Iterator[Any]:
-    """Run a real Worker for ``app`` in a background thread while the block runs."""
-    worker = app.Worker(pool=pool, concurrency=concurrency, print_banner=False, **options)
-    ready = threading.Event()
-    loop_box: dict[str, asyncio.AbstractEventLoop] = {}
+    """Run a real Worker for ``app`` in a background thread while the block runs (from
+    the moment it consumes); ``options`` are celeriac Worker arguments."""
+    from celeriac.contrib.testing.worker import TestWorkController, run_in_thread
 
-    def serve() -> None:
-        async def main() -> None:
-            loop_box["loop"] = asyncio.get_running_loop()
-            ready.set()
-            await worker.run()
-
-        asyncio.run(main())
-
-    thread = threading.Thread(target=serve, name="celeriac-test-worker", daemon=True)
-    thread.start()
-    ready.wait(5)
-    time.sleep(0.05)
-    try:
-        yield worker
-    finally:
-        loop = loop_box.get("loop")
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(worker.stop)
-        thread.join(30)
-
-
-@pytest.fixture
-def celeriac_app() -> Celery:
-    """A Celery app on a private in-memory broker and result store."""
-    return memory_app()
-
-
-@pytest.fixture
-def celeriac_worker(celeriac_app: Celery) -> Iterator[Any]:
-    """A threads-pool worker running ``celeriac_app`` until the test ends."""
-    with worker_thread(celeriac_app) as worker:
-        yield worker
+    worker = TestWorkController(app, pool=pool, concurrency=concurrency, print_banner=False,
+                                **options)
+    with run_in_thread(worker, shutdown_timeout=25.0) as running:
+        yield running

@@ -13,6 +13,7 @@ import sys
 import time
 
 from celeriac import Celery, SoftTimeLimitExceeded, Task
+from celeriac.contrib.abortable import AbortableTask
 from celeriac.exceptions import Ignore, Reject
 from celeriac.utils.log import get_task_logger
 
@@ -83,6 +84,19 @@ def flaky(self: Task, tag: str, fail_times: int) -> dict:
     if count(f"flaky {tag} ") <= fail_times:
         raise self.retry(exc=RuntimeError("flaky"), max_retries=3)
     return {"tag": tag, "retries": self.request.retries}
+
+
+@app.task(name="abortable_loop", bind=True, base=AbortableTask)
+def abortable_loop(self: AbortableTask, limit_s: float) -> str:
+    """Polls is_aborted() every 20 ms until a client aborts it (or ``limit_s`` passes)."""
+    record(f"abortable started {self.request.id}")
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if self.is_aborted():
+            record(f"abortable aborted {self.request.id}")
+            return "aborted"
+        time.sleep(0.02)
+    return "ran out"
 
 
 @app.task(name="soft", soft_time_limit=0.5)

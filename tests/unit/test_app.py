@@ -207,6 +207,34 @@ def test_shared_task_registers_with_apps() -> None:
     assert ping() == "pong"
 
 
+def test_a_shared_task_sends_through_the_app_current_when_it_is_called() -> None:
+    """As Celery's proxy: a test worker's app made current gets the shared task's sends,
+    not the app that existed when the module was imported."""
+    import celeriac.app.base as base
+
+    before = base._current
+    first = memory_app("first")
+    first.set_current()
+
+    @shared_task(name="shared.where")
+    def where() -> str:
+        return "here"
+
+    second = memory_app("second")
+    try:
+        assert where.app is first
+        second.set_current()
+        assert where.app is second and where.name == "shared.where"
+        assert isinstance(where, Task)
+        where.delay()
+        assert [d.message.task_name for d in fetch_all(second)] == ["shared.where"]
+        assert fetch_all(first) == []
+        second.set_default()
+        assert base.current_app() is second
+    finally:
+        base._current = before
+
+
 def test_without_the_delay_store_countdown_goes_to_the_queue_with_an_eta(app: Celery) -> None:
     """For a fleet of Celery workers only: they hold eta tasks themselves."""
     app.conf.broker_delay_store = False

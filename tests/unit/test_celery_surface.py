@@ -62,6 +62,14 @@ CHECKED: dict[str, tuple[str, ...]] = {
     "celery.utils.log": ("get_task_logger", "get_logger", "base_logger", "LOG_LEVELS",
                          "mlevel"),
     "celery.app.task": ("Task", "Context"),
+    "celery.contrib.abortable": ("AbortableTask", "AbortableAsyncResult", "ABORTED"),
+    "celery.contrib.testing.app": ("TestApp", "setup_default_app", "set_trap", "Trap",
+                                   "DEFAULT_TEST_CONFIG"),
+    "celery.contrib.testing.worker": (
+        "start_worker", "setup_app_for_worker", "TestWorkController", "WORKER_LOGLEVEL",
+        "test_worker_starting", "test_worker_started", "test_worker_stopped"),
+    "celery.contrib.testing.tasks": ("ping",),
+    "celery.contrib.testing.mocks": ("TaskMessage", "task_message_from_sig", "ContextMock"),
 }
 
 #: Celery names celeriac leaves out, with the reason. ``MISSING`` reasons are strict xfails.
@@ -140,3 +148,21 @@ def test_left_out_names_do_not_hide_checked_ones() -> None:
     for key in LEFT_OUT:
         module, _, name = key.rpartition(".")
         assert name not in CHECKED.get(module, ()), key
+
+
+def test_every_fixture_of_celerys_pytest_plugin_has_its_celeriac_name() -> None:
+    """``celery_app`` -> ``celeriac_app``, ``use_celery_app_trap`` ->
+    ``use_celeriac_app_trap``, ...: Celery's plugin, fixture by fixture."""
+    import celery.contrib.pytest as theirs
+
+    import celeriac.contrib.pytest as ours
+
+    def is_fixture(value: object) -> bool:  # pytest >= 8.4, and before
+        return (type(value).__name__ == "FixtureFunctionDefinition"
+                or hasattr(value, "_pytestfixturefunction"))
+
+    fixtures = [name for name, value in vars(theirs).items() if is_fixture(value)]
+    assert "celery_app" in fixtures and "depends_on_current_app" in fixtures
+    missing = [name for name in fixtures
+               if not is_fixture(getattr(ours, name.replace("celery", "celeriac"), None))]
+    assert not missing

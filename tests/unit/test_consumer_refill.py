@@ -91,3 +91,37 @@ def test_a_pool_that_queues_calls_fetches_a_quarter_window_at_a_time() -> None:
     assert consumer.refill == 32
     consumer._set_window(2)  # long tasks: one per child, fetch at every free slot
     assert consumer.refill == 1
+
+
+async def test_stopping_on_memory_cancels_the_waiting_fetch_which_took_nothing() -> None:
+    """Test workers stop at once on memory:// (not after the fetch's wait runs out), and
+    a message published just after is still on the queue for the next consumer."""
+    broker = MemoryBroker(f"memory://{uuid.uuid4().hex}")
+    await broker.connect()
+    consumer = consumer_for(broker, GatedExecutor(), capacity=1, window=1)
+    running = asyncio.create_task(consumer.run())
+    await settle()
+    assert consumer._fetching is not None and not running.done()  # waiting in fetch
+    consumer.stop_fetching()
+    await settle()
+    assert running.done()
+    await broker.publish([task("q")])
+    assert len(await broker.fetch(["q"], 10, 0)) == 1
+
+
+async def test_a_broker_whose_fetch_may_have_taken_keeps_it_running_on_stop() -> None:
+    class Claiming(MemoryBroker):
+        fetch_cancel_safe = False
+
+    broker = Claiming(f"memory://{uuid.uuid4().hex}")
+    await broker.connect()
+    consumer = consumer_for(broker, GatedExecutor(), capacity=1, window=1)
+    running = asyncio.create_task(consumer.run())
+    await settle()
+    consumer.stop_fetching()
+    await settle()
+    assert not running.done()  # the fetch finishes on its own (FETCH_WAIT_S)
+    await broker.publish([task("q")])  # taken by that fetch, given back by the runners
+    await running
+    await settle()
+    assert len(await broker.fetch(["q"], 10, 0)) == 1

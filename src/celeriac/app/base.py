@@ -143,6 +143,17 @@ class Celery(Sending):
     def _after_fork(self) -> None:
         self.on_after_fork.send(sender=self)
 
+    def set_current(self) -> None:
+        """Make this the current app (``current_app()``, what shared tasks send
+        through), as Celery's ``app.set_current()``."""
+        global _current
+        _current = self
+
+    def set_default(self) -> None:
+        """Celery's ``app.set_default()``: celeriac has one current app for every
+        thread, so this is ``set_current()``."""
+        self.set_current()
+
     # -- configuration ----------------------------------------------------------------
     def config_from_object(self, obj: Any, silent: bool = False, force: bool = False,
                            namespace: str | None = None) -> None:
@@ -498,17 +509,15 @@ def _call_repr(task: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str
 
 
 def shared_task(*args: Any, **options: Any) -> Any:
-    """``@shared_task``: a task registered with every app, now and later created."""
+    """``@shared_task``: a task registered with every app, now and later created. What
+    it returns stands for the current app's copy (app/shared.py), as Celery's proxy."""
+    from celeriac.app.shared import SharedTask
 
     def decorate(fun: Callable[..., Any]) -> Task[Any, Any]:
         _shared.append((fun, options))
-        task = None
         for app in _all_apps:
-            task = app._register(fun, dict(options))
-        if task is None:
-            task = current_app()._tasks[current_app().gen_task_name(fun)
-                                        if "name" not in options else options["name"]]
-        return task
+            app._register(fun, dict(options))
+        return SharedTask(fun, options.get("name"))  # type: ignore[return-value]
 
     if len(args) == 1 and callable(args[0]) and not options:
         return decorate(args[0])

@@ -9,6 +9,8 @@ from celeriac.brokers import load_class
 
 BACKEND_CLASSES = {
     "memory": "celeriac.backends.memory:MemoryBackend",
+    # Celery's in-process cache backend, which test configurations name
+    "cache+memory": "celeriac.backends.memory:MemoryBackend",
     "sqlite": "celeriac.backends.sqlite:SQLiteBackend",
     "redis": "celeriac.backends.redis:RedisBackend",
     "rediss": "celeriac.backends.redis:RedisBackend",

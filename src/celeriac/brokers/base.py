@@ -138,6 +138,10 @@ class Broker(abc.ABC):
     #: renews it (Redis, SQLite, memory); False when the broker keeps it for as long as
     #: the consumer's connection lives (RabbitMQ): the worker then keeps no leases
     leased: ClassVar[bool] = True
+    #: True when a ``fetch`` cancelled while it waits has taken nothing (it claims and
+    #: returns in one step: memory): a stopping worker then cancels its waiting fetch
+    #: instead of letting it run out (up to a second, at every test worker's stop)
+    fetch_cancel_safe: ClassVar[bool] = False
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = url

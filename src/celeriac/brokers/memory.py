@@ -111,6 +111,7 @@ class MemoryBroker(Broker):
     schemes = ("memory",)
     supports_priority = True
     supports_broadcast = True
+    fetch_cancel_safe = True  # fetch takes under the lock and returns in the same step
 
     def __init__(self, url: str = "memory://", options: dict[str, Any] | None = None) -> None:
         super().__init__(url, options)

@@ -226,7 +226,10 @@ class Consumer:
             self.reserved.put_nowait(delivery)
         # The fetch in flight is left to finish (at most FETCH_WAIT_S): cancelled, its
         # messages could already be leased to us on the broker, and would then wait
-        # for their lease to run out. What it returns, the runners give back.
+        # for their lease to run out. What it returns, the runners give back. Unless
+        # the broker says a cancelled fetch took nothing (memory://).
+        if self._fetching is not None and self.broker.fetch_cancel_safe:
+            self._fetching.cancel()
 
     async def drain(self, timeout_s: float, interrupt: asyncio.Event) -> bool:
         """Wait for running tasks to end; True if they all did within the timeout

@@ -186,6 +186,7 @@ class Worker:
         self._install_signal_handlers()                                   # 6
         beat = self._start_beat()
         logger.info("%s ready.", self.hostname)
+        self.on_consumer_ready(consumer)
         signals.send(signals.worker_ready, consumer)
         consuming = asyncio.create_task(consumer.run())                   # 7
         await self._stop.wait()
@@ -195,6 +196,10 @@ class Worker:
         if scaler is not None:
             await scaler.stop()
         await self._shutdown(consuming, consumer, acker, pool, leases)    # 8
+
+    def on_consumer_ready(self, consumer: Consumer) -> None:
+        """Called when the worker is set up and about to consume (Celery's hook of the
+        same name; celeriac.contrib.testing.worker waits on it)."""
 
     def _start_beat(self) -> Any:
         """``-B``: the app's scheduler in a thread of this process (celeriac.beat)."""
