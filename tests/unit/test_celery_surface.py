@@ -166,3 +166,18 @@ def test_every_fixture_of_celerys_pytest_plugin_has_its_celeriac_name() -> None:
     missing = [name for name in fixtures
                if not is_fixture(getattr(ours, name.replace("celery", "celeriac"), None))]
     assert not missing
+
+
+def test_current_app_is_a_proxy_as_celerys() -> None:
+    """``current_app.conf`` and ``current_app.send_task`` reach the current app, as with
+    Celery's proxy; ``current_app()`` (celeriac's earlier form) still returns it."""
+    from celeriac import Celery, current_app
+
+    first = Celery("first", broker="memory://")
+    assert current_app() is first and current_app._get_current_object() is first
+    assert current_app.main == "first"
+    current_app.conf.task_default_queue = "via-proxy"
+    assert first.conf.task_default_queue == "via-proxy"
+    second = Celery("second", broker="memory://")
+    assert current_app.main == "second" and current_app() is second
+    assert current_app.send_task.__self__ is second

@@ -68,12 +68,38 @@ class BoundTaskDecorator(Protocol):
     def __call__(self, fun: Callable[..., R]) -> Task[..., R]: ...
 
 
-def current_app() -> Celery:
-    """The app most recently created (or a default one), as Celery's current_app."""
+def get_current_app() -> Celery:
+    """The app most recently created (or a default one)."""
     global _current
     if _current is None:
         _current = Celery("default")
     return _current
+
+
+class _CurrentApp:
+    """Celery's ``current_app``: stands for the current app, so ``current_app.conf``
+    and ``current_app.send_task(...)`` work as with Celery's proxy; calling it,
+    ``current_app()``, returns the app itself (celeriac's earlier form)."""
+
+    __slots__ = ()
+
+    def __call__(self) -> Celery:
+        return get_current_app()
+
+    def _get_current_object(self) -> Celery:
+        return get_current_app()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(get_current_app(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(get_current_app(), name, value)
+
+    def __repr__(self) -> str:
+        return repr(get_current_app())
+
+
+current_app = _CurrentApp()
 
 
 class Celery(Sending):
