@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from celeriac.brokers.base import Broker, DeadLetter, Delivery, Exchange, Subscription
+from celeriac.brokers.base import DeadLetter, Delivery, FanoutBroker
 from celeriac.brokers.sqlite import files as sqlite_files
 from celeriac.brokers.sqlite.fanout import SQLiteFanout
 from celeriac.errors import BrokerConnectionError, ConfigurationError, DecodeError
@@ -84,7 +84,7 @@ def connect_sqlite(path: str) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteBroker(Broker):
+class SQLiteBroker(FanoutBroker):
     """See the module docstring."""
 
     schemes = ("sqlite",)
@@ -307,24 +307,3 @@ class SQLiteBroker(Broker):
     async def purge_dead(self) -> int:
         with self._lock:
             return self._db().execute("DELETE FROM dead_letters").rowcount
-
-    # -- broadcast (sqlite_fanout.py) -----------------------------------------------------
-    async def broadcast(self, exchange: Exchange, message: Message) -> None:
-        await self.fanout.broadcast(exchange, message)
-
-    async def subscribe(self, exchange: Exchange, queue: str, binding: str = "#"
-                        ) -> Subscription:
-        return await self.fanout.subscribe(exchange, binding)
-
-    async def send_direct(self, exchange: str, routing_key: str, message: Message) -> None:
-        await self.fanout.send_direct(exchange, routing_key, message)
-
-    async def open_mailbox(self, exchange: str, routing_key: str, queue: str
-                           ) -> Subscription:
-        return await self.fanout.open_mailbox(exchange, routing_key)
-
-    async def store_revoked(self, ids: Sequence[str], ttl_s: float) -> None:
-        await self.fanout.store_revoked(ids, ttl_s)
-
-    async def load_revoked(self) -> dict[str, float]:
-        return await self.fanout.load_revoked()
