@@ -27,7 +27,7 @@ from celeriac.errors import ConfigurationError
 if TYPE_CHECKING:
     from celeriac.app import Celery
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NowFun = Callable[[], dt.datetime]
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
