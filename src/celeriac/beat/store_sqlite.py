@@ -39,9 +39,7 @@ class SQLiteStore(BeatStore):
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = connect_sqlite(self.path)
-            conn.executescript(_SCHEMA)
-            self._conn = conn
+            self._conn = connect_sqlite(self.path, _SCHEMA)
         return self._conn
 
     def _transaction(self, work: Any) -> Any:

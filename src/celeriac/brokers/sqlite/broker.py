@@ -67,9 +67,10 @@ def sqlite_path(url: str) -> str:
     return path.split("?", 1)[0]
 
 
-def connect_sqlite(path: str) -> sqlite3.Connection:
-    """Open a WAL-mode connection shared by threads (callers hold their own lock).
-    The default store's folder and files are made private first (``sqlite_files``)."""
+def connect_sqlite(path: str, schema: str = "") -> sqlite3.Connection:
+    """Open a WAL-mode connection shared by threads (callers hold their own lock), and
+    run ``schema`` (the caller's CREATE ... IF NOT EXISTS script) on it. The default
+    store's folder and files are made private first (``sqlite_files``)."""
     if path != ":memory:":
         try:
             sqlite_files.prepare(path)
@@ -82,6 +83,8 @@ def connect_sqlite(path: str) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.Error as exc:
         raise BrokerConnectionError(f"cannot open SQLite database {path}: {exc}") from exc
+    if schema:
+        conn.executescript(schema)
     return conn
 
 
@@ -102,9 +105,7 @@ class SQLiteBroker(FanoutBroker):
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = connect_sqlite(self.path)
-            conn.executescript(_SCHEMA)
-            self._conn = conn
+            self._conn = connect_sqlite(self.path, _SCHEMA)
         return self._conn
 
     def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
