@@ -154,7 +154,7 @@ def targets(run: dict[str, Any]) -> list[str]:
 
 def markdown(run: dict[str, Any]) -> str:
     m = run["machine"]
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "# Benchmark: celeriac, Celery and Dramatiq",
         "",

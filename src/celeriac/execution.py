@@ -215,7 +215,7 @@ async def run_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
             if soft_time_limit_s:
                 try:
                     value = await asyncio.wait_for(coro, soft_time_limit_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     raise SoftTimeLimitExceeded(
                         f"soft time limit ({soft_time_limit_s:g}s) exceeded") from None
             else:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -48,15 +47,5 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` on the chosen loop."""
-    if sys.version_info >= (3, 11):
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            return runner.run(coro)
-    loop = new_loop()  # pragma: no cover - Python 3.10
-    try:
-        asyncio.set_event_loop(loop)
-        result: T = loop.run_until_complete(coro)
-        return result
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        asyncio.set_event_loop(None)
-        loop.close()
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(coro)

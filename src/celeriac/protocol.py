@@ -161,7 +161,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def parse_datetime(value: Any) -> dt.datetime | None:
@@ -178,9 +178,9 @@ def parse_datetime(value: Any) -> dt.datetime | None:
         except ValueError as exc:
             raise DecodeError(f"bad ISO-8601 datetime {value!r}") from exc
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=dt.timezone.utc)
+        return parsed.replace(tzinfo=dt.UTC)
     try:
-        return parsed.astimezone(dt.timezone.utc)
+        return parsed.astimezone(dt.UTC)
     except OverflowError as exc:
         raise DecodeError(f"datetime {value!r} is out of range in UTC") from exc
 
@@ -496,7 +496,7 @@ def from_envelope(raw: bytes | str) -> Message:
     body = get("body", "")
     if properties.pop("body_encoding", None) == "base64":
         try:  # b64decode(validate=True) without its wrapper: the same check and errors
-            body_bytes = binascii.a2b_base64(body, strict_mode=True)  # type: ignore[call-arg]
+            body_bytes = binascii.a2b_base64(body, strict_mode=True)
         except (binascii.Error, TypeError, ValueError) as exc:
             raise DecodeError(f"body is not valid base64: {exc}") from exc
     else:

@@ -27,7 +27,7 @@ from celeriac.errors import ConfigurationError
 if TYPE_CHECKING:
     from celeriac.app import Celery
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NowFun = Callable[[], dt.datetime]
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -112,6 +112,23 @@ class BaseSchedule:
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment,unused-ignore]
+
+
+class _AtInstants(BaseSchedule):
+    """A schedule due at instants of its own (crontab, solar): due once the instant after
+    the last run has passed; the next check is then at the instant after now."""
+
+    def next_run_at(self, last_run_at: dt.datetime) -> dt.datetime:
+        raise NotImplementedError
+
+    def remaining_estimate(self, last_run_at: dt.datetime) -> dt.timedelta:
+        return self.next_run_at(last_run_at) - self.now().astimezone(UTC)
+
+    def is_due(self, last_run_at: dt.datetime) -> schedstate:
+        remaining_s = self.remaining_estimate(last_run_at).total_seconds()
+        if remaining_s > 0:
+            return schedstate(False, remaining_s)
+        return schedstate(True, max(self.remaining_estimate(self.now()).total_seconds(), 0))
 
 
 class schedule(BaseSchedule):
@@ -281,7 +298,7 @@ def _expand(field: str, spec: Any) -> frozenset[int]:
     return frozenset(values)
 
 
-class crontab(BaseSchedule):
+class crontab(_AtInstants):
     """Cron-like: run when the minute, hour, day of week, day of month and month all
     match (Celery's rule: every field must match, not cron's day OR weekday).
 
@@ -346,15 +363,6 @@ class crontab(BaseSchedule):
             day += dt.timedelta(days=1)
         raise ConfigurationError(f"{self!r} never matches a date")
 
-    def remaining_estimate(self, last_run_at: dt.datetime) -> dt.timedelta:
-        return self.next_run_at(last_run_at) - self.now().astimezone(UTC)
-
-    def is_due(self, last_run_at: dt.datetime) -> schedstate:
-        remaining_s = self.remaining_estimate(last_run_at).total_seconds()
-        if remaining_s > 0:
-            return schedstate(False, remaining_s)
-        return schedstate(True, max(self.remaining_estimate(self.now()).total_seconds(), 0))
-
     def __repr__(self) -> str:
         m, h, dow, dom, moy = (_spec_repr(v) for v in self._orig)
         return f"<crontab: {m} {h} {dow} {dom} {moy} (m/h/dM/MY/d)>"
@@ -393,7 +401,7 @@ _SOLAR_EVENTS: dict[str, tuple[str, str, bool]] = {
 }
 
 
-class solar(BaseSchedule):
+class solar(_AtInstants):
     """At a solar event (``'sunrise'``, ``'dusk_civil'``, ...) seen from a latitude and
     longitude. Needs the optional ``ephem`` package (``pip install celeriac[solar]``)."""
 
@@ -443,15 +451,6 @@ class solar(BaseSchedule):
             raise ConfigurationError(f"{self!r}: the event does not happen within a year")
         instant: dt.datetime = when.datetime().replace(tzinfo=UTC)
         return instant
-
-    def remaining_estimate(self, last_run_at: dt.datetime) -> dt.timedelta:
-        return self.next_run_at(last_run_at) - self.now().astimezone(UTC)
-
-    def is_due(self, last_run_at: dt.datetime) -> schedstate:
-        remaining_s = self.remaining_estimate(last_run_at).total_seconds()
-        if remaining_s > 0:
-            return schedstate(False, remaining_s)
-        return schedstate(True, max(self.remaining_estimate(self.now()).total_seconds(), 0))
 
     def __repr__(self) -> str:
         return f"<solar: {self.event} at latitude {self.lat}, longitude: {self.lon}>"

@@ -90,6 +90,6 @@ def naive_timezone(conf: Config) -> dt.tzinfo:
 
         return ZoneInfo(str(conf.timezone))
     if conf.enable_utc:
-        return dt.timezone.utc
+        return dt.UTC
     local = dt.datetime.now().astimezone().tzinfo
-    return local or dt.timezone.utc
+    return local or dt.UTC

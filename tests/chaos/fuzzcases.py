@@ -28,8 +28,8 @@ json_values = st.recursive(json_scalars, lambda inner: st.one_of(
     max_leaves=8)
 any_header = st.one_of(json_values, st.lists(st.integers(-2**63, 2**63 - 1), max_size=3))
 
-_past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).isoformat()
-_soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).isoformat()
+_past = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+_soon = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
 bad_dates = st.sampled_from(["tomorrow", "2024-13-45T99:00:00", "", "Z", "0000-00-00",
                              "2024-01-01T00:00:00+99:00", "9999-12-31T23:59:59.999999-23:59",
                              _past, 12345, 1.5, [], {}, True])

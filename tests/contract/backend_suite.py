@@ -24,7 +24,7 @@ class BackendContract:
 
     async def test_store_and_get_roundtrip_with_rich_values(self, backend: ResultBackend) -> None:
         task_id = tid()
-        value = {"when": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        value = {"when": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
                  "amount": decimal.Decimal("1.10"), "raw": b"\x00\x01"}
         await backend.store(task_id, make_meta(task_id, states.SUCCESS, value), 60)
         meta = await backend.get(task_id)

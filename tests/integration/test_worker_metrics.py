@@ -57,7 +57,7 @@ def test_prefork_worker_metrics_scraped(redis_harness: Harness) -> None:
             result.get(timeout=20)
     flaky = client.send_task("flaky", ("m", 1))
     assert flaky.get(timeout=30)
-    expired = client.send_task("add", (1, 1), expires=dt.datetime.now(dt.timezone.utc)
+    expired = client.send_task("add", (1, 1), expires=dt.datetime.now(dt.UTC)
                                - dt.timedelta(seconds=5))
     client.send_task("no.such.task")  # dead-lettered on the default queue
     task = lambda name, state: ("celeriac_tasks_total",  # noqa: E731

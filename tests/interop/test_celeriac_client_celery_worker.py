@@ -41,7 +41,7 @@ def test_countdown_and_eta_reach_a_celery_worker(fleet: Fleet, delay_store: bool
               else fleet.celeriac_client(broker_delay_store=delay_store))
     started = time.monotonic()
     by_countdown = client.send_task("interop.add", (1, 2), countdown=2)
-    eta = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=2)
+    eta = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
     by_eta = client.send_task("interop.add", (3, 4), eta=eta)
     assert by_countdown.get(timeout=20) == 3
     assert by_eta.get(timeout=20) == 7

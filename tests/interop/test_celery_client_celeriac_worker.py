@@ -11,7 +11,7 @@ import pytest
 
 from tests.interop.conftest import Fleet
 
-RICH = (dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), dt.date(2026, 5, 6),
+RICH = (dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC), dt.date(2026, 5, 6),
         decimal.Decimal("12.50"), uuid.UUID("12345678-1234-5678-1234-567812345678"),
         b"raw bytes")
 
@@ -35,7 +35,7 @@ def test_countdown_and_eta_run_at_the_right_time(fleet: Fleet) -> None:
     client = fleet.celery_client()
     started = time.monotonic()
     by_countdown = client.send_task("interop.add", (1, 2), countdown=2)
-    eta = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=2)
+    eta = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
     by_eta = client.send_task("interop.add", (3, 4), eta=eta)
     assert by_countdown.get(timeout=20) == 3
     assert by_eta.get(timeout=20) == 7

@@ -33,7 +33,7 @@ def test_countdown_eta_and_retry_run_once_when_due(fleet: Fleet, shape: str) -> 
     client = fleet.celeriac_client()  # default settings
     sent = time.monotonic()
     by_countdown = client.send_task("interop.add", (1, 2), countdown=2)
-    eta = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=2)
+    eta = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
     by_eta = client.send_task("interop.add", (3, 4), eta=eta)
     retried = client.send_task("interop.flaky", ("r1", 1))  # fails once, retries in 1 s
     assert by_countdown.get(timeout=30) == 3

@@ -28,7 +28,7 @@ def message(headers: dict[str, Any], body: bytes = b"[[], {}, {}]",
 ODD_HEADERS = {"s": "text", "bytes": b"\xff\xfe", "i": -5, "big": 2**40, "f": 1.5,
                "t": True, "none": None, "list": [1, "a", None, [2.5]],
                "map": {"k": {"z": "\u00e9"}}, "tuple": (1, 2),
-               "when": dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc),
+               "when": dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
                "dec": decimal.Decimal("1.25")}
 ALL_PROPS = {"correlation_id": "c", "reply_to": "r", "delivery_mode": 2, "priority": 3,
              "expiration": "10", "message_id": "m", "timestamp": 1700000000, "type": "t",

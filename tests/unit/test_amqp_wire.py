@@ -42,8 +42,8 @@ def celery_task(**kw: Any) -> Any:
 
 
 def test_task_message_header_is_byte_identical_to_py_amqp() -> None:
-    message = celery_task(eta=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc),
-                          expires=dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc),
+    message = celery_task(eta=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+                          expires=dt.datetime(2031, 1, 1, tzinfo=dt.UTC),
                           priority=7, time_limit=30, retries=2)
     ours = encode_header(message, len(message.body))
     assert ours[:12] == struct.pack(">HHQ", 60, 0, len(message.body))
@@ -70,7 +70,7 @@ def test_values_come_back_from_rabbitmqs_encoding_unchanged() -> None:
 
 
 def test_publish_frames_parse_back_to_the_same_message() -> None:
-    message = celery_task(priority=3, expires=dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc))
+    message = celery_task(priority=3, expires=dt.datetime(2031, 1, 1, tzinfo=dt.UTC))
     message.body = b"x" * 10_000  # split over several body frames
     out = bytearray()
     encode_publish(out, 5, Outgoing("", "celery", message), frame_max=4096)
@@ -103,7 +103,7 @@ def test_headers_too_big_for_a_frame_raise_and_write_nothing() -> None:
 
 
 def test_delayed_copies_drop_their_expiration() -> None:
-    message = celery_task(expires=dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc))
+    message = celery_task(expires=dt.datetime(2031, 1, 1, tzinfo=dt.UTC))
     assert "expiration" in message.properties
     out = bytearray()
     encode_publish(out, 1, Outgoing("celeriac.delay.3", "k", message, drop_expiration=True),

@@ -60,7 +60,7 @@ def test_apply_async_options_land_in_the_message(app: Celery) -> None:
     assert h["id"] == "fixed" and h["x-trace"] == "t1" and h["timelimit"] == [30, 20]
     assert h["ignore_result"] is True and d.message.priority == 7
     expires = dt.datetime.fromisoformat(h["expires"])
-    assert 55 < (expires - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 60
+    assert 55 < (expires - dt.datetime.now(dt.UTC)).total_seconds() <= 60
     assert 55_000 < int(d.message.properties["expiration"]) <= 60_000
 
 
@@ -245,7 +245,7 @@ def test_without_the_delay_store_countdown_goes_to_the_queue_with_an_eta(app: Ce
     later.apply_async(countdown=3600)
     [d] = fetch_all(app)
     eta = dt.datetime.fromisoformat(d.message.headers["eta"])
-    assert 3590 < (eta - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 3600
+    assert 3590 < (eta - dt.datetime.now(dt.UTC)).total_seconds() <= 3600
 
 
 @pytest.mark.parametrize(("url", "default"), [

@@ -204,7 +204,7 @@ def test_timedelta_and_relative_entries() -> None:
 def test_cron_starting_deadline_skips_a_run_missed_by_more() -> None:
     app = app_with({"c": {"task": "tasks.ping", "schedule": crontab(minute=0)}})
     app.conf.beat_cron_starting_deadline = 600
-    clock = Clock(dt.datetime(2026, 1, 1, 12, 30, tzinfo=dt.timezone.utc).timestamp())
+    clock = Clock(dt.datetime(2026, 1, 1, 12, 30, tzinfo=dt.UTC).timestamp())
     (s,) = leaders(app, clock, 1)
     clock.t += 3_600  # 13:30: the 13:00 run was missed by 30 minutes, more than 600 s
     s.tick()

@@ -33,7 +33,7 @@ def template(**options: Any) -> Any:
     {"priority": 7, "time_limit": 30, "soft_time_limit": 20},
     {"root_id": "root-1", "parent_id": "parent-1", "shadow": "100% shadowed"},
     {"headers": {"custom": "50%", "tenant": {"id": 3}},
-     "expires": dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)},
+     "expires": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)},
 ])
 def test_spliced_envelopes_are_the_encoded_messages(options: dict[str, Any]) -> None:
     batch = CallBatch(template(**options), CALLS, "json")
@@ -52,7 +52,7 @@ def test_spliced_envelopes_are_the_encoded_messages(options: dict[str, Any]) -> 
     {"priority": 7, "time_limit": 30, "soft_time_limit": 20, "serializer": "pickle"},
     {"root_id": "root-1", "parent_id": "parent-1", "shadow": "100% shadowed"},
     {"headers": {"custom": "50%", "argsrepr": 7, "tenant": {"id": 3}},
-     "expires": dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)},
+     "expires": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)},
 ])
 def test_spliced_amqp_frames_are_the_encoded_messages(options: dict[str, Any]) -> None:
     """RabbitMQ: a batch's frames, spliced from the template's header (amqp_batch), are

@@ -114,7 +114,7 @@ def test_app_hooks_and_add_periodic_task() -> None:
     assert unnamed["options"] == {"queue": "q1"}
     assert unnamed["schedule"] == crontab(minute=0, hour=7)
     assert app.now().tzinfo is not None
-    assert app.now() - dt.datetime.now(dt.timezone.utc) < dt.timedelta(seconds=5)
+    assert app.now() - dt.datetime.now(dt.UTC) < dt.timedelta(seconds=5)
 
 
 def test_on_after_fork_is_sent_in_the_child() -> None:

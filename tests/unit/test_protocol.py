@@ -42,7 +42,7 @@ def test_captured_celery_messages_parse() -> None:
     eta_call = calls["22222222-2222-2222-2222-222222222222"]
     assert eta_call.name == "proj.tasks.add"
     assert eta_call.args == [1, 2] and eta_call.kwargs == {"z": 3}
-    assert eta_call.eta == dt.datetime(2026, 11, 23, 20, 42, 43, 930952, tzinfo=dt.timezone.utc)
+    assert eta_call.eta == dt.datetime(2026, 11, 23, 20, 42, 43, 930952, tzinfo=dt.UTC)
     assert eta_call.timelimit == (30.0, 20.0)
     plain = calls["11111111-1111-1111-1111-111111111111"]
     assert plain.args == [2, 2] and plain.eta is None and plain.timelimit == (None, None)
@@ -50,7 +50,7 @@ def test_captured_celery_messages_parse() -> None:
 
 def test_built_message_has_celerys_exact_shape() -> None:
     envelope = captured_envelopes()[1]
-    eta = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    eta = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     message = build_task_message("proj.tasks.add", (2, 2), {}, task_id="x", eta=eta,
                                  expires=eta, time_limit=30, soft_time_limit=20, priority=5)
     ours = json.loads(to_envelope(message))
@@ -98,9 +98,9 @@ def test_bad_task_messages_are_decode_errors(headers: dict, body: bytes, reason:
 
 
 @pytest.mark.parametrize("value, expected", [
-    ("2026-12-01T10:00:00+02:00", dt.datetime(2026, 12, 1, 8, tzinfo=dt.timezone.utc)),
-    ("2026-12-01T08:00:00", dt.datetime(2026, 12, 1, 8, tzinfo=dt.timezone.utc)),
-    ("2026-12-01T08:00:00Z", dt.datetime(2026, 12, 1, 8, tzinfo=dt.timezone.utc)),
+    ("2026-12-01T10:00:00+02:00", dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)),
+    ("2026-12-01T08:00:00", dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)),
+    ("2026-12-01T08:00:00Z", dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)),
 ])
 def test_header_datetimes_come_back_in_utc(value: str, expected: dt.datetime) -> None:
     parsed = parse_datetime(value)

@@ -89,7 +89,7 @@ async def test_published_envelope_has_celerys_exact_structure(
         make: Any, raw: aioredis.Redis, prefix: str) -> None:
     broker = await make()
     celery = captured()[ETA_ID]
-    eta = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)
+    eta = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
     message = build_task_message(
         "proj.tasks.add", (1, 2), {"z": 3}, task_id=ETA_ID, eta=eta,
         expires=eta + dt.timedelta(hours=1), time_limit=30, soft_time_limit=20, priority=5)
@@ -122,7 +122,7 @@ async def test_captured_celery_envelopes_are_fetched_and_parsed(
     plain, eta = (parse_task(d.message, ACCEPT) for d in got)
     assert plain.name == "proj.tasks.add" and plain.args == [2, 2] and plain.kwargs == {}
     assert eta.args == [1, 2] and eta.kwargs == {"z": 3} and eta.timelimit == (30.0, 20.0)
-    assert eta.eta == dt.datetime(2026, 11, 23, 20, 42, 43, 930952, tzinfo=dt.timezone.utc)
+    assert eta.eta == dt.datetime(2026, 11, 23, 20, 42, 43, 930952, tzinfo=dt.UTC)
     # the delivery tag is the envelope's, as kombu uses it
     assert got[0].tag == envelopes[PLAIN_ID]["properties"]["delivery_tag"]
     assert got[0].queue == "celery" and not got[0].redelivered

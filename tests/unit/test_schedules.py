@@ -14,7 +14,7 @@ from celeriac import Celery
 from celeriac.errors import ConfigurationError
 from celeriac.schedules import crontab, maybe_schedule, schedule, solar
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def utc(text: str) -> dt.datetime:
@@ -166,7 +166,7 @@ def test_invalid_field_names_the_field(field: str, value: object) -> None:
     bad = crontab(**{field: value})  # type: ignore[arg-type]
     assert isinstance(bad.error, ValueError)  # Celery raises ValueError (at once)
     with pytest.raises(ConfigurationError, match=f"crontab {field}=") as info:
-        bad.is_due(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))  # first use raises
+        bad.is_due(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))  # first use raises
     assert isinstance(info.value, ValueError)
     assert crontab(minute=5).error is None
 

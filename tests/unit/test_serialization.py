@@ -18,7 +18,7 @@ ACCEPT_JSON = frozenset({serialization.JSON})
 
 def test_rich_values_roundtrip_as_kombu_wrappers() -> None:
     value = {
-        "when": dt.datetime(2026, 11, 23, 20, 42, 43, 930952, tzinfo=dt.timezone.utc),
+        "when": dt.datetime(2026, 11, 23, 20, 42, 43, 930952, tzinfo=dt.UTC),
         "day": dt.date(2026, 1, 2),
         "at": dt.time(3, 4, 5),
         "price": decimal.Decimal("10.01"),

@@ -125,7 +125,7 @@ def test_naive_eta_follows_timezone_and_enable_utc() -> None:
     app.send_task("t", eta=naive)
     etas = [dt.datetime.fromisoformat(d.message.headers["eta"]) for d in fetch_all(app)]
     local = naive.astimezone()  # the machine's zone
-    assert etas == [naive.replace(tzinfo=dt.timezone.utc),
+    assert etas == [naive.replace(tzinfo=dt.UTC),
                     naive.replace(tzinfo=dt.timezone(dt.timedelta(hours=1))), local]
 
 

@@ -353,7 +353,7 @@ def _fill_options(d: SendDefaults, name: str, args: Any, kwargs: Any, task_type:
 
 
 def _when(value: Any, countdown: float | None, now: dt.datetime,
-          naive_tz: dt.tzinfo = dt.timezone.utc) -> dt.datetime | None:
+          naive_tz: dt.tzinfo = dt.UTC) -> dt.datetime | None:
     """eta/expires as an aware datetime: from a countdown, seconds, or a date (a naive
     one is in ``naive_tz``: send_defaults.naive_timezone)."""
     if countdown is not None:

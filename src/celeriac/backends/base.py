@@ -150,7 +150,7 @@ def make_meta(
         "traceback": traceback,
         "children": children,
         "date_done": (
-            dt.datetime.now(dt.timezone.utc).isoformat() if status in states.READY_STATES else None
+            dt.datetime.now(dt.UTC).isoformat() if status in states.READY_STATES else None
         ),
         "task_id": task_id,
     }

@@ -161,7 +161,7 @@ class PostgresBackend(ResultBackend):
                     return None
                 try:
                     await asyncio.wait_for(woken, remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return None
             finally:
                 waiting = self._waiters.get(task_id)

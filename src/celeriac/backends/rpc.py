@@ -256,7 +256,7 @@ class RPCBackend(ResultBackend):
             return meta
         try:
             await asyncio.wait_for(fut, timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return _ready(_TABLE.stop_waiting(task_id, wake))
 

@@ -48,9 +48,7 @@ class SQLiteBackend(ResultBackend):
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = connect_sqlite(self.path)
-            conn.executescript(_SCHEMA)
-            self._conn = conn
+            self._conn = connect_sqlite(self.path, _SCHEMA)
         return self._conn
 
     async def connect(self) -> None:

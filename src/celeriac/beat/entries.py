@@ -34,7 +34,7 @@ class Entry:
 
     def last_run_at(self, default: float) -> dt.datetime:
         stamp = float(self.last_run) if self.last_run is not None else default
-        return dt.datetime.fromtimestamp(stamp, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(stamp, dt.UTC)
 
 
 def load_entries(app: Celery, schedule: Mapping[str, Any] | None = None) -> list[Entry]:

@@ -99,7 +99,7 @@ class Scheduler:
                                "dead-letters it)", entry.name, entry.task)
 
     def _now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> None:

@@ -87,7 +87,7 @@ class AmqpStore(BeatStore):
                                             properties=Basic.Properties(delivery_mode=2))
             try:
                 await asyncio.wait_for(asyncio.shield(self._wait_token()), _TOKEN_WAIT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
         if self._values is None:
             self._values = await self._read(channel)

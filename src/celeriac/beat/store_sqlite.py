@@ -12,6 +12,7 @@ from typing import Any
 
 from celeriac.beat.store import BeatStore, Claim
 from celeriac.brokers.sqlite.broker import connect_sqlite, sqlite_path
+from celeriac.brokers.sqlite.transaction import Immediate
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS celeriac_beat_state (
@@ -38,22 +39,12 @@ class SQLiteStore(BeatStore):
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = connect_sqlite(self.path)
-            conn.executescript(_SCHEMA)
-            self._conn = conn
+            self._conn = connect_sqlite(self.path, _SCHEMA)
         return self._conn
 
     def _transaction(self, work: Any) -> Any:
-        with self._lock:
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(db)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return result
+        with self._lock, Immediate(self._db()) as db:
+            return work(db)
 
     def lead(self, node: str, ttl_s: float) -> bool:
         def work(db: sqlite3.Connection) -> bool:

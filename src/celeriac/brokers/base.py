@@ -36,7 +36,7 @@ import abc
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from celeriac.errors import ConfigurationError
 from celeriac.protocol import Message
@@ -252,6 +252,54 @@ class Broker(abc.ABC):
     async def load_revoked(self) -> dict[str, float]:
         """Revoked task ids still remembered -> the unix time each is forgotten."""
         raise self._no_broadcast()
+
+
+class Fanout(Protocol):
+    """A transport's broadcast part (``redis/fanout.py``, ``sqlite/fanout.py``,
+    ``amqp/fanout.py``): Broker's broadcast calls, the names it has no use for ignored."""
+
+    async def broadcast(self, exchange: Exchange, message: Message) -> None: ...
+
+    async def subscribe(self, exchange: Exchange, queue: str, binding: str
+                        ) -> Subscription: ...
+
+    async def send_direct(self, exchange: str, routing_key: str, message: Message
+                          ) -> None: ...
+
+    async def open_mailbox(self, exchange: str, routing_key: str, queue: str
+                           ) -> Subscription: ...
+
+    async def store_revoked(self, ids: Sequence[str], ttl_s: float) -> None: ...
+
+    async def load_revoked(self) -> dict[str, float]: ...
+
+
+class FanoutBroker(Broker):
+    """A broker whose broadcast, mailboxes and revoked store are a part of its own,
+    ``self.fanout`` (set in ``__init__``): each broadcast method is handed to it, so
+    the transports keep one copy of the forwarding."""
+
+    fanout: Fanout
+
+    async def broadcast(self, exchange: Exchange, message: Message) -> None:
+        await self.fanout.broadcast(exchange, message)
+
+    async def subscribe(self, exchange: Exchange, queue: str, binding: str = "#"
+                        ) -> Subscription:
+        return await self.fanout.subscribe(exchange, queue, binding)
+
+    async def send_direct(self, exchange: str, routing_key: str, message: Message) -> None:
+        await self.fanout.send_direct(exchange, routing_key, message)
+
+    async def open_mailbox(self, exchange: str, routing_key: str, queue: str
+                           ) -> Subscription:
+        return await self.fanout.open_mailbox(exchange, routing_key, queue)
+
+    async def store_revoked(self, ids: Sequence[str], ttl_s: float) -> None:
+        await self.fanout.store_revoked(ids, ttl_s)
+
+    async def load_revoked(self) -> dict[str, float]:
+        return await self.fanout.load_revoked()
 
 
 _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z0-9+.-]+://[^:/@]*:)(?P<pw>[^@]*)(?P<at>@)", re.I)

@@ -84,7 +84,7 @@ class _Inbox(Subscription):
                 return got
         try:
             await asyncio.wait_for(fut, timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         with self.store.lock:
             self._waiter = None
@@ -202,7 +202,7 @@ class MemoryBroker(Broker):
             wait_s = remaining if next_due is None else min(remaining, max(0.0, next_due))
             try:
                 await asyncio.wait_for(fut, wait_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _next_due(self) -> float | None:

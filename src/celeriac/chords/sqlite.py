@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from celeriac.brokers.sqlite.transaction import Immediate
 from celeriac.chords.base import HELD, NO_SIZE, ChordJoin, Claim, Held, NoSize, member
 from celeriac.serialization import json_dumps, json_loads
 
@@ -146,16 +147,8 @@ class SQLiteChordJoin(ChordJoin):
             return cursor.rowcount == 1
 
     def _transaction(self, step: Callable[[sqlite3.Connection], T]) -> T:
-        with self.backend._lock:
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                out = step(db)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return out
+        with self.backend._lock, Immediate(self._db()) as db:
+            return step(db)
 
     def _add_part(self, db: sqlite3.Connection, group_id: str, key: str, score: float,
                   part: bytes) -> Claim | Held | NoSize | None:
@@ -194,19 +187,11 @@ class SQLiteChordJoin(ChordJoin):
         return Claim(token, parts)
 
     async def done(self, group_id: str, claim: Claim) -> None:
-        with self.backend._lock:
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = db.execute("UPDATE chord_joins SET done = 1, size = NULL "
-                                    "WHERE group_id = ? AND claim = ?",
-                                    (group_id, claim.token))
-                if cursor.rowcount:  # not a holder whose claim was taken over
-                    db.execute("DELETE FROM chord_parts WHERE group_id = ?", (group_id,))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.backend._lock, Immediate(self._db()) as db:
+            cursor = db.execute("UPDATE chord_joins SET done = 1, size = NULL "
+                                "WHERE group_id = ? AND claim = ?", (group_id, claim.token))
+            if cursor.rowcount:  # not a holder whose claim was taken over
+                db.execute("DELETE FROM chord_parts WHERE group_id = ?", (group_id,))
 
     async def failed(self, group_id: str, claim: Claim) -> None:
         await self.done(group_id, claim)

@@ -64,6 +64,7 @@ async def _live(app: Celery, frequency: float, rows: int) -> None:
     from celeriac.brokers.base import mask_url
     from celeriac.events.receiver import capture
     from celeriac.events.view import Monitor
+    from celeriac.utils.aio import cancel_and_wait
 
     monitor = Monitor()
     title = f"celeriac events  {mask_url(str(app.broker_url))}"
@@ -77,6 +78,4 @@ async def _live(app: Celery, frequency: float, rows: int) -> None:
             await asyncio.wait({reader}, timeout=frequency)
         reader.result()  # its error, if it stopped
     finally:
-        reader.cancel()
-        with suppress(asyncio.CancelledError):
-            await reader
+        await cancel_and_wait(reader)

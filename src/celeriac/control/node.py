@@ -23,6 +23,7 @@ from celeriac.control.commands import COMMANDS
 from celeriac.control.state import WorkerState
 from celeriac.errors import CeleriacError
 from celeriac.protocol import Message
+from celeriac.utils.aio import cancel_and_wait
 
 logger = logging.getLogger("celeriac.control")
 #: how long one read of the subscription waits before looking at the stop flag
@@ -50,12 +51,7 @@ class ControlNode:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
         sub, self._sub = self._sub, None
         if sub is not None:
             try:

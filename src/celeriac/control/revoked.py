@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from celeriac.brokers.base import BroadcastNotSupported, Broker
+from celeriac.utils.aio import cancel_and_wait
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -93,9 +94,4 @@ class RevokedStore:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)

@@ -4,24 +4,18 @@
 follow a busy fleet for days: at most ``max_tasks`` tasks (the oldest forgotten first),
 ``TIMELINE`` events per task, ``MAX_WORKERS`` workers and ``BUCKETS`` time buckets of
 ``BUCKET_S`` seconds for the charts. Task fields are kept as the event gave them
-(strings from the worker's repr); the page renders them as text, never as HTML.
+(strings from the worker's repr); the page renders them as text, never as HTML. Workers
+are ``events.state.Worker``, the model ``celeriac events`` keeps too.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
 from typing import Any
 
-#: task event type -> Celery's state name
-TASK_STATES = {
-    "task-sent": "PENDING", "task-received": "RECEIVED", "task-started": "STARTED",
-    "task-succeeded": "SUCCESS", "task-failed": "FAILURE", "task-retried": "RETRY",
-    "task-revoked": "REVOKED", "task-rejected": "REJECTED",
-}
-#: states after which a task changes no more (an older event cannot move it back)
-FINAL = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED"})
+from celeriac.events.state import FINAL, TASK_STATES, Worker, number
+
 #: fields copied from task events when present
 TASK_FIELDS = ("name", "args", "kwargs", "result", "exception", "traceback", "retries",
                "eta", "expires", "root_id", "parent_id", "runtime", "terminated",
@@ -30,35 +24,6 @@ TIMELINE = 20
 MAX_WORKERS = 1000
 BUCKET_S = 5
 BUCKETS = 120
-#: a worker is offline once its last heartbeat is this many intervals old (Celery: 2x)
-HEARTBEAT_WINDOW = 2.0
-
-
-@dataclass
-class Worker:
-    hostname: str
-    online: bool = True
-    last_heartbeat: float = 0.0
-    freq: float = 2.0
-    active: int = 0
-    processed: int = 0
-    loadavg: list[float] = field(default_factory=list)
-    sw_ident: str = ""
-    sw_ver: str = ""
-    pid: int | None = None
-    pool: str | None = None
-    concurrency: int | None = None
-
-    def alive(self, now: float) -> bool:
-        return self.online and now - self.last_heartbeat <= self.freq * HEARTBEAT_WINDOW
-
-    def as_dict(self, now: float) -> dict[str, Any]:
-        return {"hostname": self.hostname, "online": self.alive(now),
-                "heartbeat_age": round(now - self.last_heartbeat, 1)
-                if self.last_heartbeat else None,
-                "active": self.active, "processed": self.processed,
-                "loadavg": self.loadavg, "sw": f"{self.sw_ident} {self.sw_ver}".strip(),
-                "pid": self.pid, "pool": self.pool, "concurrency": self.concurrency}
 
 
 class Fleet:
@@ -93,19 +58,7 @@ class Fleet:
             if len(self.workers) >= MAX_WORKERS:
                 self._forget_a_worker()
             worker = self.workers[hostname] = Worker(hostname)
-        worker.online = kind != "worker-offline"
-        worker.last_heartbeat = _float(event.get("timestamp")) or time.time()
-        worker.freq = _float(event.get("freq")) or worker.freq
-        for name in ("active", "processed", "pid", "concurrency"):
-            value = event.get(name)
-            if isinstance(value, int):
-                setattr(worker, name, value)
-        loadavg = event.get("loadavg")
-        if isinstance(loadavg, list):
-            worker.loadavg = [x for x in loadavg if isinstance(x, (int, float))][:3]
-        for name in ("sw_ident", "sw_ver", "pool"):
-            if isinstance(event.get(name), str):
-                setattr(worker, name, event[name])
+        worker.update(kind, event)
 
     def set_pool(self, hostname: str, pool: str | None, concurrency: int | None) -> None:
         """A known worker's pool and size, as its ``inspect stats`` reply gave them."""
@@ -125,7 +78,7 @@ class Fleet:
         task_id = event.get("uuid")
         if not isinstance(task_id, str):
             return
-        when = _float(event.get("timestamp")) or time.time()
+        when = number(event.get("timestamp")) or time.time()
         task = self.tasks.get(task_id)
         if task is None:
             task = self.tasks[task_id] = {"uuid": task_id, "state": "PENDING",
@@ -239,6 +192,3 @@ def _mean(row: list[float] | None) -> float | None:
         return None
     return row[1] / row[0]
 
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) else None

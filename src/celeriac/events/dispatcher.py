@@ -31,6 +31,7 @@ from celeriac.events.event import (
     utcoffset,
     worker_fields,
 )
+from celeriac.utils.aio import cancel_and_wait
 
 if TYPE_CHECKING:
     from celeriac.control.state import WorkerState
@@ -110,13 +111,7 @@ class EventDispatcher:
             logger.warning("sending events failed: %s", exc)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         await self.flush()
         await self._send(self._worker_event("worker-offline"))

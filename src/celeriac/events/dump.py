@@ -32,7 +32,7 @@ class Dumper:
     def line(self, event: dict[str, Any]) -> str:
         ev = dict(event)
         stamp = ev.pop("timestamp", None)
-        when = dt.datetime.fromtimestamp(float(stamp), dt.timezone.utc) \
+        when = dt.datetime.fromtimestamp(float(stamp), dt.UTC) \
             if isinstance(stamp, (int, float)) else "?"
         kind = str(ev.pop("type", "?")).lower()
         hostname = ev.pop("hostname", "?")

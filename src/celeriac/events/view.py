@@ -2,11 +2,11 @@
 
 ``Monitor.apply(events)`` folds events in; ``Monitor.render()`` returns the screen.
 Bounded: ``max_tasks`` tasks are kept (the oldest forgotten first), each field cut to a
-column. A worker is online until ``worker-offline``, or until its last heartbeat is
-older than twice its ``freq`` (Celery's rule). A task's state follows Celery's event
--> state map, and a finished task does not go back to an earlier state when events
-arrive out of order. ``task-sent`` comes from the client: it does not name a worker.
-This model is the CLI's own (the dashboard's needs its extra, Starlette).
+column. Workers are ``events.state.Worker``, as on the dashboard: online until
+``worker-offline``, or until the last heartbeat is older than twice its ``freq`` (Celery's
+rule). A task's state follows Celery's event -> state map, and a finished task does not
+go back to an earlier state when events arrive out of order. ``task-sent`` comes from the
+client: it does not name a worker. The task rows are the CLI's own.
 """
 
 from __future__ import annotations
@@ -14,32 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-STATES = {
-    "task-sent": "PENDING", "task-received": "RECEIVED", "task-started": "STARTED",
-    "task-succeeded": "SUCCESS", "task-failed": "FAILURE", "task-retried": "RETRY",
-    "task-revoked": "REVOKED", "task-rejected": "REJECTED",
-}
-FINAL = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED"})
-#: a worker is offline once its last heartbeat is this many ``freq`` old
-HEARTBEAT_WINDOW = 2.0
-
-
-@dataclass
-class WorkerRow:
-    hostname: str
-    online: bool = True
-    seen: float = 0.0
-    freq: float = 2.0
-    active: int = 0
-    processed: int = 0
-    loadavg: list[float] = field(default_factory=list)
-    software: str = ""
-
-    def alive(self, now: float) -> bool:
-        return self.online and now - self.seen <= self.freq * HEARTBEAT_WINDOW
+from celeriac.events.state import FINAL, TASK_STATES, Worker, number
 
 
 @dataclass
@@ -59,7 +37,7 @@ class Monitor:
 
     def __init__(self, max_tasks: int = 1000) -> None:
         self.max_tasks = max_tasks
-        self.workers: dict[str, WorkerRow] = {}
+        self.workers: dict[str, Worker] = {}
         self.tasks: OrderedDict[str, TaskRow] = OrderedDict()
         self.seen = 0
 
@@ -74,17 +52,8 @@ class Monitor:
 
     def _worker(self, kind: str, event: dict[str, Any]) -> None:
         host = str(event.get("hostname") or "?")
-        row = self.workers.get(host) or self.workers.setdefault(host, WorkerRow(host))
-        row.online = kind != "worker-offline"
-        row.seen = _number(event.get("timestamp")) or time.time()
-        row.freq = _number(event.get("freq")) or row.freq
-        row.active = _int(event.get("active"), row.active)
-        row.processed = _int(event.get("processed"), row.processed)
-        load = event.get("loadavg")
-        if isinstance(load, list):
-            row.loadavg = [float(x) for x in load[:3] if isinstance(x, (int, float))]
-        if event.get("sw_ident"):
-            row.software = f"{event.get('sw_ident')} {event.get('sw_ver') or ''}".strip()
+        row = self.workers.get(host) or self.workers.setdefault(host, Worker(host))
+        row.update(kind, event)
 
     def _task(self, kind: str, event: dict[str, Any]) -> None:
         task_id = event.get("uuid")
@@ -94,10 +63,10 @@ class Monitor:
         self.tasks[task_id] = row  # the most recently updated last
         while len(self.tasks) > self.max_tasks:
             self.tasks.popitem(last=False)
-        state = STATES.get(kind, kind[5:].upper())
+        state = TASK_STATES.get(kind, kind[5:].upper())
         if row.state not in FINAL or state in FINAL:
             row.state = state
-        row.updated = _number(event.get("timestamp")) or time.time()
+        row.updated = number(event.get("timestamp")) or time.time()
         if event.get("name"):
             row.name = str(event["name"])
         if event.get("args") is not None:
@@ -124,7 +93,7 @@ class Monitor:
             load = " ".join(f"{x:.2f}" for x in w.loadavg)
             lines.append(f"  {_cut(w.hostname, 32):<32} "
                          f"{'online' if w.alive(now) else 'OFFLINE':<8} {w.active:>6} "
-                         f"{w.processed:>8}  {load:<16} {_age(now - w.seen):>7}  "
+                         f"{w.processed:>8}  {load:<16} {_age(now - w.last_heartbeat):>7}  "
                          f"{w.software}")
         counts: dict[str, int] = {}
         for t in self.tasks.values():
@@ -149,10 +118,3 @@ def _cut(text: str, width: int) -> str:
 def _age(seconds: float) -> str:
     return f"{max(0.0, seconds):.0f}s" if seconds < 600 else f"{seconds / 60:.0f}m"
 
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) else None
-
-
-def _int(value: Any, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default

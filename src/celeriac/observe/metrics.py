@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from celeriac.brokers.base import Broker
 from celeriac.observe.queues import BrokerStats, queue_stats
+from celeriac.utils.aio import cancel_and_wait
 
 logger = logging.getLogger("celeriac.metrics")
 
@@ -102,12 +103,7 @@ class WorkerExporter:
         logger.info("metrics: serving http://%s:%s/metrics", self.address, self.port)
 
     async def stop(self) -> None:
-        if self._polling is not None:
-            self._polling.cancel()
-            try:
-                await self._polling
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._polling)
         if self._broker is not None:
             await self._broker.close()
         if self._server is not None:

@@ -1,1 +1,2 @@
-"""Small helpers shared by several parts of celeriac (signals: dispatch.py)."""
+"""Small helpers shared by several parts of celeriac (signals: dispatch.py; ending
+background asyncio tasks: aio.py)."""

@@ -28,6 +28,7 @@ from typing import Any
 from celeriac.context import Context
 from celeriac.execution import Outcome
 from celeriac.task import Task
+from celeriac.utils.aio import cancel_and_wait
 from celeriac.worker.pools.base import Pool
 
 logger = logging.getLogger("celeriac.worker")
@@ -153,12 +154,7 @@ class Autoscaler:
         self._task = asyncio.create_task(self._run(), name="autoscaler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

@@ -304,7 +304,7 @@ class Executor:
         now = utcnow()
         eta = when if isinstance(when, dt.datetime) else now + dt.timedelta(seconds=when or 0)
         if eta.tzinfo is None:
-            eta = eta.replace(tzinfo=dt.timezone.utc)
+            eta = eta.replace(tzinfo=dt.UTC)
         message = _retried_message(delivery.message, call, eta, retry.options)
         if self.security_key:
             signing.sign(message, self.security_key)

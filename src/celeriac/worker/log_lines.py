@@ -63,15 +63,7 @@ class TurnHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 pass
-        if self._size + len(line) > CHUNK:
-            self._write_out()
-        self._lines.append(line)
-        self._size += len(line)
-        if loop is None:
-            self._write_out()
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._end_of_turn)
+        self._add(line, loop)
 
     def emit_line(self, line: str) -> None:
         """``emit`` for a line already formatted (INFO, from ``fast_info``)."""
@@ -83,17 +75,22 @@ class TurnHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 pass
         self.acquire()
         try:
-            if self._size + len(line) > CHUNK:
-                self._write_out()
-            self._lines.append(line)
-            self._size += len(line)
-            if loop is None:
-                self._write_out()
-            elif not self._scheduled:
-                self._scheduled = True
-                loop.call_soon(self._end_of_turn)
+            self._add(line, loop)
         finally:
             self.release()
+
+    def _add(self, line: str, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Queue a line (the handler's lock held): written at the end of ``loop``'s turn,
+        at once without a loop, and what is queued first when the chunk would overflow."""
+        if self._size + len(line) > CHUNK:
+            self._write_out()
+        self._lines.append(line)
+        self._size += len(line)
+        if loop is None:
+            self._write_out()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._end_of_turn)
 
     def _end_of_turn(self) -> None:
         self.acquire()

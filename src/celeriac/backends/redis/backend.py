@@ -257,7 +257,7 @@ class RedisBackend(ResultBackend):
                     return None
                 try:
                     await asyncio.wait_for(waiter.event.wait(), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return None
         finally:
             await listener.remove(channel, waiter)

@@ -61,13 +61,13 @@ from celeriac.brokers.amqp.topology import (
     delay_route,
 )
 from celeriac.brokers.amqp.wire import Outgoing, PublishChannel
-from celeriac.brokers.base import Broker, DeadLetter, Delivery, Exchange, Subscription
+from celeriac.brokers.base import DeadLetter, Delivery, FanoutBroker
 from celeriac.protocol import Message
 
 DEFAULT_CONSUMER_TIMEOUT_S = 7 * 86400
 
 
-class AMQPBroker(Broker):
+class AMQPBroker(FanoutBroker):
     """See the module docstring."""
 
     schemes = ("amqp", "amqps", "pyamqp")
@@ -275,27 +275,6 @@ class AMQPBroker(Broker):
 
     async def purge_dead(self) -> int:
         return await self.dead.purge()
-
-    # -- broadcast (amqp_fanout.py) -------------------------------------------------------
-    async def broadcast(self, exchange: Exchange, message: Message) -> None:
-        await self.fanout.broadcast(exchange, message)
-
-    async def subscribe(self, exchange: Exchange, queue: str, binding: str = "#"
-                        ) -> Subscription:
-        return await self.fanout.subscribe(exchange, queue, binding)
-
-    async def send_direct(self, exchange: str, routing_key: str, message: Message) -> None:
-        await self.fanout.send_direct(exchange, routing_key, message)
-
-    async def open_mailbox(self, exchange: str, routing_key: str, queue: str
-                           ) -> Subscription:
-        return await self.fanout.open_mailbox(exchange, routing_key, queue)
-
-    async def store_revoked(self, ids: Sequence[str], ttl_s: float) -> None:
-        await self.fanout.store_revoked(ids, ttl_s)
-
-    async def load_revoked(self) -> dict[str, float]:
-        return await self.fanout.load_revoked()
 
 
 def _sync(declare: DeclareFn) -> Callable[[SyncChannel], Coroutine[Any, Any, None]]:

@@ -180,7 +180,7 @@ class _Consumer(Subscription):
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return []
         got, self._items = self._items, []
         return got

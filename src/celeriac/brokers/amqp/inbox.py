@@ -190,7 +190,7 @@ class Inbox:
             self._wakeup = loop.create_future()
             try:
                 await asyncio.wait_for(self._wakeup, deadline - loop.time())
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             finally:
                 self._wakeup = None

@@ -119,7 +119,7 @@ def _array(out: bytearray, items: Sequence[Any]) -> None:
 def _rare_value(out: bytearray, value: Any) -> None:
     """Datetimes (whole seconds, naive = UTC) and decimals, as py-amqp writes them."""
     if isinstance(value, dt.datetime):
-        stamp = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
         out += struct.pack(">cQ", b"T", int(stamp.timestamp()))
     elif isinstance(value, decimal.Decimal):
         sign, digits, exponent = value.as_tuple()

@@ -61,7 +61,7 @@ from typing import Any, ClassVar
 import orjson
 from redis.exceptions import NoScriptError, RedisError
 
-from celeriac.brokers.base import Broker, DeadLetter, Delivery, Exchange, Subscription
+from celeriac.brokers.base import DeadLetter, Delivery, FanoutBroker
 from celeriac.brokers.redis.blocking import DEFAULT_WINDOW, BlockingPublisher
 from celeriac.brokers.redis.connection import (
     DEFAULT_SOCKET_TIMEOUT_S,
@@ -109,7 +109,7 @@ def script(name: str) -> str:
     return resources.files("celeriac.brokers.redis").joinpath(f"lua/{name}.lua").read_text("utf-8")
 
 
-class RedisBroker(Broker):
+class RedisBroker(FanoutBroker):
     """See the module docstring."""
 
     schemes = ("redis", "rediss", "redis+socket", "sentinel")
@@ -487,27 +487,6 @@ class RedisBroker(Broker):
 
 # -- envelopes and records ------------------------------------------------------------
 
-
-    # -- broadcast (redis_fanout.py) ------------------------------------------------------
-    async def broadcast(self, exchange: Exchange, message: Message) -> None:
-        await self.fanout.broadcast(exchange, message)
-
-    async def subscribe(self, exchange: Exchange, queue: str, binding: str = "#"
-                        ) -> Subscription:
-        return await self.fanout.subscribe(exchange, binding)
-
-    async def send_direct(self, exchange: str, routing_key: str, message: Message) -> None:
-        await self.fanout.send_direct(exchange, routing_key, message)
-
-    async def open_mailbox(self, exchange: str, routing_key: str, queue: str
-                           ) -> Subscription:
-        return await self.fanout.open_mailbox(exchange, routing_key, queue)
-
-    async def store_revoked(self, ids: Sequence[str], ttl_s: float) -> None:
-        await self.fanout.store_revoked(ids, ttl_s)
-
-    async def load_revoked(self) -> dict[str, float]:
-        return await self.fanout.load_revoked()
 
 def _raw(value: Any) -> bytes:
     """redis-py types replies as bytes | str; without decode_responses they are bytes."""

@@ -67,7 +67,8 @@ class RedisFanout:
                    to_envelope(message))
         await self.redis.retry(partial(self.redis.lane("broadcast").execute, command))
 
-    async def subscribe(self, exchange: Exchange, binding: str) -> Subscription:
+    async def subscribe(self, exchange: Exchange, queue: str, binding: str) -> Subscription:
+        """PSUBSCRIBE to the exchange's topics (``queue`` unused: no queue on PUB/SUB)."""
         if exchange.kind == "fanout":  # keys do not matter: hear both forms
             patterns = [self.topic(exchange.name, ""), self.topic(exchange.name, "*")]
         else:

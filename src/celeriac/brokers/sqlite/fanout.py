@@ -79,7 +79,8 @@ class SQLiteFanout:
                  "VALUES (?, ?, ?, ?)",
                  (exchange.name, message.routing_key, now, to_envelope(routed)))
 
-    async def subscribe(self, exchange: Exchange, binding: str) -> Subscription:
+    async def subscribe(self, exchange: Exchange, queue: str, binding: str) -> Subscription:
+        """Poll broadcasts newer than now (``queue`` unused: every row is shared)."""
         [(last,)] = self.run("SELECT COALESCE(MAX(id), 0) FROM broadcasts")
         pattern = None if exchange.kind == "fanout" else binding
         return _Poller(self, exchange.name, pattern, int(last))
@@ -93,7 +94,9 @@ class SQLiteFanout:
                  "AND routing_key = ?)",
                  (exchange, routing_key, to_envelope(routed), exchange, routing_key))
 
-    async def open_mailbox(self, exchange: str, routing_key: str) -> Subscription:
+    async def open_mailbox(self, exchange: str, routing_key: str, queue: str
+                           ) -> Subscription:
+        """Bind (exchange, routing key) and read it (``queue`` unused: the pair is the key)."""
         self.run("INSERT OR IGNORE INTO mailbox_bindings VALUES (?, ?)", (exchange, routing_key))
         return _Mailbox(self, exchange, routing_key)
 

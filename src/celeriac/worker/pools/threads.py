@@ -66,7 +66,7 @@ class ThreadPool(Pool):
             if hard_s:
                 return await asyncio.wait_for(asyncio.shield(future), hard_s)
             return await future
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if "thread" in box:
                 raise_in_thread(box["thread"], TimeLimitExceeded)
             return _hard_limit_outcome(hard_s or 0)
@@ -100,7 +100,7 @@ async def _run_coroutine_task(task: Task[Any, Any], args: list[Any], kwargs: dic
         return await coro
     try:
         return await asyncio.wait_for(coro, hard_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return _hard_limit_outcome(hard_s)
 
 
