@@ -44,8 +44,10 @@ from celeriac.worker.autoscale import ScaledPool, autoscaler_for
 from celeriac.worker.banner import banner
 from celeriac.worker.connect import connect_on_startup, retry_settings
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.consumer_view import ConsumerView
 from celeriac.worker.executor import Executor
 from celeriac.worker.pools import create_pool, resolve_pool_name
+from celeriac.worker.timer import Timer
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -134,6 +136,11 @@ class Worker:
             logger.warning("--autoscale has no effect on the solo pool (one task at a time)")
         self.consumer: Consumer | None = None
         self.control: WorkerControl | None = None
+        self.pool: Any = None
+        #: Celery's worker.timer, for bootsteps (worker/timer.py)
+        self.timer = Timer()
+        #: Celery's Consumer as the app's code sees it (control commands, bootsteps)
+        self.consumer_view = ConsumerView(self)
         #: send worker events (heartbeats; task events with -E); see celeriac.events
         self.events_enabled = self.send_events
         self._stop = asyncio.Event()
@@ -151,6 +158,7 @@ class Worker:
         """The start-up order (see the module docstring), then the shutdown order."""
         app = self.app
         self._stop, self._cold = asyncio.Event(), asyncio.Event()
+        self.timer.bind(asyncio.get_running_loop())
         signals.send(signals.celeryd_init, self.hostname, instance=self, conf=app.conf,
                      options=self.options)
         app.finalize()                                                    # 1
@@ -161,7 +169,7 @@ class Worker:
             logger.warning("%s", warning)
         if self.pool_notice:
             logger.warning("%s", self.pool_notice)
-        pool = self._create_pool()
+        self.pool = pool = self._create_pool()
         await pool.start()                                                # 3
         leases = LeaseKeeper(app._new_broker, broker.lease_s, broker.leased)  # 4
         leases.start()
@@ -254,6 +262,7 @@ class Worker:
             await self.control.stop()
         if self.exporter is not None:
             await self.exporter.stop()
+        self.timer.clear()
         signals.send(signals.worker_shutdown, self)
         await self.app.clients.close()
         logger.info("%s stopped.", self.hostname)
