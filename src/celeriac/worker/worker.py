@@ -221,6 +221,7 @@ class Worker:
         from celeriac.beat import Scheduler, run_threaded
 
         scheduler = Scheduler(self.app)
+        signals.send(signals.beat_embedded_init, scheduler)
         return scheduler, run_threaded(scheduler)
 
     def _create_pool(self) -> Any:
