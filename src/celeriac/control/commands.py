@@ -122,7 +122,7 @@ async def reserved(state: WorkerState, **_: Any) -> Any:
 
 @command(inspect=True)
 async def scheduled(state: WorkerState, **_: Any) -> Any:
-    """List of currently scheduled ETA/countdown tasks (always empty: see below)."""
+    """List of currently scheduled ETA/countdown tasks (none: etas wait in the broker)."""
     return []  # tasks with an eta wait in the broker's delay store, not in a worker
 
 
