@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import uuid as _uuid
+from typing import Any
 
 from celeriac import states
 from celeriac.app import Celery, current_app, shared_task
@@ -41,11 +41,15 @@ from celeriac.queues import Exchange, Queue
 from celeriac.result import AsyncResult, EagerResult
 from celeriac.result_group import GroupResult, ResultSet, result_from_tuple
 from celeriac.task import Task
+from celeriac.utils import uuid
 
 
-def uuid() -> str:
-    """A new task id (Celery's ``celery.uuid``)."""
-    return str(_uuid.uuid4())
+def bugreport(app: Any = None) -> str:
+    """Versions, platform and changed settings for a bug report (Celery's
+    ``celery.bugreport``); of ``app``, else the current app."""
+    from celeriac.report import report_text
+
+    return report_text(app if app is not None else current_app())
 
 
 __all__ = [
@@ -71,6 +75,7 @@ __all__ = [
     "TimeLimitExceeded",
     "TimeoutError",
     "__version__",
+    "bugreport",
     "chain",
     "chord",
     "chunks",

@@ -20,7 +20,7 @@ CHECKED: dict[str, tuple[str, ...]] = {
     "celery": (
         "Celery", "Task", "shared_task", "current_app", "current_task", "uuid",
         "Signature", "signature", "maybe_signature", "subtask", "chain", "chord",
-        "chunks", "group", "xmap", "xstarmap", "__version__",
+        "chunks", "group", "xmap", "xstarmap", "__version__", "bugreport",
     ),
     "celery.canvas": (
         "Signature", "chain", "xmap", "xstarmap", "chunks", "group", "chord",
@@ -70,6 +70,11 @@ CHECKED: dict[str, tuple[str, ...]] = {
         "test_worker_starting", "test_worker_started", "test_worker_stopped"),
     "celery.contrib.testing.tasks": ("ping",),
     "celery.contrib.testing.mocks": ("TaskMessage", "task_message_from_sig", "ContextMock"),
+    "celery.app.control": ("Control", "Inspect", "flatten_reply"),
+    "celery.utils": ("uuid",),
+    "celery.worker.control": ("Panel", "control_command", "inspect_command", "ok", "nok"),
+    "celery.bootsteps": ("Step", "StartStopStep", "ConsumerStep"),
+    "celery.beat": ("Service",),
 }
 
 #: Celery names celeriac leaves out, with the reason. ``MISSING`` reasons are strict xfails.
@@ -81,7 +86,21 @@ LEFT_OUT: dict[str, str] = {
         "__author__", "__contact__", "__homepage__", "__docformat__", "__package__",
         "__file__", "__path__", "__doc__", "_find_option_with_arg", "_original_os_write",
         "maybe_patch_concurrency", "local", "log", "registry", "messaging", "execute")},
-    "celery.bugreport": "use the CLI's `celeriac report` (the worker/CLI helper's part)",
+    **{f"celery.utils.{n}": "Celery's internal helpers (functools, kombu and import "
+       "utilities re-exported), not the API of an application"
+       for n in ("LOG_LEVELS", "cached_property", "chunks", "gen_task_name", "gen_unique_id",
+                 "get_cls_by_name", "get_full_cls_name", "import_from_cwd", "instantiate",
+                 "memoize", "nodename", "nodesplit", "noop", "worker_direct")},
+    "celery.bootsteps.Blueprint": "the graph of Celery's own worker steps; celeriac's "
+                                  "start-up order is written out in worker/worker.py",
+    "celery.beat.Scheduler": "celeriac.beat.Scheduler is celeriac's own loop (state in the "
+                             "broker), not Celery's base class for custom schedulers",
+    **{f"celery.beat.{n}": "Celery's scheduler classes for subclassing (custom schedulers "
+       "such as django-celery-beat's); celeriac's beat does not load them "
+       "(docs/moving-from-celery.md)"
+       for n in ("ScheduleEntry", "PersistentScheduler", "SchedulingError")},
+    "celery.beat.EmbeddedService": "worker -B runs celeriac's scheduler in a thread itself",
+    "celery.beat.BeatPidbox": "beat has no remote control mailbox in celeriac",
     "celery.exceptions.CeleryCommandException": "a click exception of Celery's own CLI",
     **{f"celery.signals.{n}": "eventlet is not a celeriac pool (-P eventlet runs asyncio)"
        for n in ("eventlet_pool_started", "eventlet_pool_preshutdown",

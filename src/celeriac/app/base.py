@@ -16,6 +16,7 @@ import importlib
 import logging
 import threading
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
@@ -155,6 +156,9 @@ class Celery(Sending):
         self.on_after_configure = Signal("app.on_after_configure")
         self.on_after_finalize = Signal("app.on_after_finalize")
         self.on_after_fork = Signal("app.on_after_fork")  # sent in a forked child
+        #: Celery's custom bootsteps: ``app.steps["worker"].add(MyStep)`` (and
+        #: "consumer"); celeriac.bootsteps, run by worker/steps.py
+        self.steps: defaultdict[str, set[type]] = defaultdict(set)
         on_fork(self._forget_producer)
         on_fork(self._after_fork)
         if set_as_current:
@@ -487,6 +491,12 @@ class Celery(Sending):
         from celeriac.result_group import GroupResult
 
         return GroupResult(id, results, app=self, **kwargs)
+
+    def bugreport(self) -> str:
+        """Versions, platform and changed settings, for a bug report (celeriac/report.py)."""
+        from celeriac.report import report_text
+
+        return report_text(self)
 
     @property
     def control(self) -> Control:

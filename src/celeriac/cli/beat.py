@@ -18,8 +18,6 @@ logger = logging.getLogger("celeriac.beat")
 
 _STATE_NOTICE = ("beat: -s/--schedule is accepted and not used: celeriac keeps each "
                  "entry's last run in the broker, shared by every beat")
-_SCHEDULER_NOTICE = ("beat: -S/--scheduler {!r} is accepted and not used: celeriac's "
-                     "scheduler reads beat_schedule and keeps its state in the broker")
 
 
 def banner(app: Any, scheduler: Any) -> str:
@@ -56,7 +54,7 @@ def beat(ctx: AppContext, /, loglevel: str, schedule_file: str | None,
          scheduler_cls: str | None, max_interval: float | None, logfile: str | None,
          pidfile: str | None) -> None:
     """Send the app's periodic tasks (beat_schedule) when due."""
-    from celeriac.beat import Scheduler
+    from celeriac.beat import Service
     from celeriac.worker.banner import setup_logging
 
     app = ctx.app
@@ -70,22 +68,21 @@ def beat(ctx: AppContext, /, loglevel: str, schedule_file: str | None,
         logging.getLogger().addHandler(handler)
     if schedule_file:
         logger.warning("%s", _STATE_NOTICE)
-    if scheduler_cls:
-        logger.warning(_SCHEDULER_NOTICE.format(scheduler_cls))
+    service = Service(app, max_interval, schedule_file, scheduler_cls)  # -S: a notice
     try:
-        scheduler = Scheduler(app, max_interval_s=max_interval)
+        scheduler = service.scheduler
     except CeleriacError as exc:
         raise click.ClickException(str(exc)) from None
     print(banner(app, scheduler), flush=True)
 
     def on_signal(signum: int, _frame: Any) -> None:
         logger.warning("beat: shutting down (signal %d)", signum)
-        scheduler.stop()
+        service.stop()
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         signal.signal(signum, on_signal)
     try:
-        scheduler.run()
+        service.start()  # beat_init, then the loop until a signal
     except CeleriacError as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(0)

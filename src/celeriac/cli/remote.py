@@ -3,50 +3,54 @@ and celeriac workers alike (it speaks kombu's pidbox through ``app.control``).
 
 Output as Celery prints it (``->  host: OK`` then the reply), or with ``--json`` one
 JSON object ``{host: reply}``. Exit status 69 when no worker replied in time.
+``METHOD`` may be an application's own command (celeriac.worker.control); positional
+arguments become keyword ones by its ``args``/``variadic``, as ``celery control`` does.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from celeriac.cli.main import AppContext, app_option
-from celeriac.control.commands import COMMANDS, INSPECT
+from celeriac.control.arguments import compile_arguments
+from celeriac.control.commands import META, CommandInfo
 
 EX_UNAVAILABLE = 69
-_INSPECT = sorted(INSPECT - {"hello", "registered_tasks", "dump_tasks"})
-_CONTROL = sorted(set(COMMANDS) - INSPECT - {"heartbeat"})
 
 
-def _arguments(method: str, args: tuple[str, ...]) -> dict[str, Any]:
-    """Positional CLI arguments -> the command's keyword arguments (Celery's order)."""
-    a = list(args)
-    if method == "query_task":
-        return {"ids": a}
-    if method == "registered":
-        return {"taskinfoitems": a} if a else {}
-    if method == "conf":
-        return {"with_defaults": bool(a and a[0].lower() in ("1", "true", "yes"))}
-    if method == "revoke":
-        return {"task_id": a}
-    if method == "terminate":
-        return {"signal": a[0] if a else "SIGTERM", "task_id": a[1:]}
-    if method == "rate_limit":
-        return dict(zip(("task_name", "rate_limit"), a, strict=False))
-    if method == "time_limit":
-        names = ("task_name", "soft", "hard")
-        return {k: (float(v) if k != "task_name" else v) for k, v in zip(names, a,
-                                                                          strict=False)}
-    if method == "add_consumer":
-        return dict(zip(("queue", "exchange", "exchange_type", "routing_key"), a,
-                        strict=False))
-    if method == "cancel_consumer":
-        return {"queue": a[0]} if a else {}
-    if method in ("pool_grow", "pool_shrink"):
-        return {"n": int(a[0]) if a else 1}
-    return {}
+def _names(kind: str) -> list[str]:
+    return sorted(n for n, i in META.items() if i.type == kind and i.visible)
+
+
+def _lookup(ctx: AppContext, kind: str, method: str) -> CommandInfo:
+    """The command's metadata. An application's own commands may be defined in its task
+    modules, which the worker imports: when the name is not known yet, they are
+    imported here too (``app.finalize()``)."""
+    info = META.get(method)
+    if info is None or info.type != kind:
+        try:
+            ctx.app.finalize()
+        except click.UsageError:
+            raise
+        except Exception as exc:
+            raise click.UsageError(f"Command {method} not recognized, and importing the "
+                                   f"app's task modules failed: {exc!r}") from None
+        info = META.get(method)
+    if info is None or info.type != kind or not info.visible:
+        raise click.UsageError(f"Command {method} not recognized. Available {kind} "
+                               f"commands: {', '.join(_names(kind))}")
+    return info
+
+
+def _arguments(method: str, info: CommandInfo, args: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        return compile_arguments(method, info, args)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _show(replies: list[dict[str, Any]], as_json: bool, quiet: bool = False) -> None:
@@ -82,6 +86,30 @@ def _send(ctx: AppContext, method: str, arguments: dict[str, Any], destination: 
                                      timeout=timeout_s) or []
 
 
+def _list_option(kind: str) -> Callable[[Any], Any]:
+    """``--list``: the commands of this kind, with their arguments and help."""
+
+    def show(ctx: click.Context, _param: Any, value: bool) -> None:
+        if not value:
+            return
+        obj = ctx.find_object(AppContext)
+        if obj is not None and obj.spec:
+            try:
+                obj.app.finalize()  # the app's own commands
+            except Exception as exc:
+                click.echo(f"(the app's task modules could not be imported: {exc!r})",
+                           err=True)
+        formatter = click.HelpFormatter()
+        with formatter.section(f"{kind.capitalize()} Commands"):
+            formatter.write_dl([(f"{n} {META[n].signature}" if META[n].signature else n,
+                                 META[n].help) for n in _names(kind)])
+        click.echo(formatter.getvalue(), nl=False)
+        ctx.exit()
+
+    return click.option("--list", "list_", is_flag=True, expose_value=False, is_eager=True,
+                        callback=show, help=f"List the {kind} commands and exit.")
+
+
 def _options(fn: Any) -> Any:
     fn = click.option("-t", "--timeout", type=float, default=1.0, show_default=True,
                       help="Seconds to wait for replies.")(fn)
@@ -91,27 +119,31 @@ def _options(fn: Any) -> Any:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("method", type=click.Choice(_INSPECT))
+@click.argument("method")
 @click.argument("args", nargs=-1)
+@_list_option("inspect")
 @_options
 @click.pass_obj
 def inspect(ctx: AppContext, method: str, args: tuple[str, ...], timeout: float,
             destination: str | None, as_json: bool) -> None:
-    """Ask the workers what they are doing (read only)."""
-    replies = _send(ctx, method, _arguments(method, args), destination, timeout)
+    """Ask the workers what they are doing (read only): METHOD [ARGS]... (--list)."""
+    arguments = _arguments(method, _lookup(ctx, "inspect", method), args)
+    replies = _send(ctx, method, arguments, destination, timeout)
     _exit_if_none(replies)
     _show(replies, as_json)
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("method", type=click.Choice(_CONTROL))
+@click.argument("method")
 @click.argument("args", nargs=-1)
+@_list_option("control")
 @_options
 @click.pass_obj
 def control(ctx: AppContext, method: str, args: tuple[str, ...], timeout: float,
             destination: str | None, as_json: bool) -> None:
-    """Tell the workers to do something (revoke, rate_limit, add_consumer, shutdown...)."""
-    arguments = _arguments(method, args)
+    """Tell the workers to do something (revoke, rate_limit, add_consumer, shutdown...):
+    METHOD [ARGS]... (--list)."""
+    arguments = _arguments(method, _lookup(ctx, "control", method), args)
     if method in ("revoke", "terminate"):  # the broker's store too, like app.control
         ctx.app.run_sync(ctx.app.control._persist_revoke(list(arguments["task_id"])), 60)
     replies = _send(ctx, method, arguments, destination, timeout)

@@ -45,9 +45,12 @@ class Control:
         return str(self.app.conf.control_exchange or "celery")
 
     def inspect(self, destination: Sequence[str] | None = None, timeout: float = 1.0,
-                pattern: str | None = None, matcher: str | None = None,
-                limit: int | None = None) -> Inspect:
-        return Inspect(self, destination, timeout, pattern, matcher, limit)
+                callback: Callable[[dict[str, Any]], None] | None = None,
+                connection: Any = None, app: Any = None, limit: int | None = None,
+                pattern: str | None = None, matcher: str | None = None) -> Inspect:
+        """Celery's arguments, in Celery's order (``connection`` and ``app`` are
+        accepted and not used: the app's broker is)."""
+        return Inspect(self, destination, timeout, pattern, matcher, limit, callback)
 
     # -- sending ------------------------------------------------------------------------
     def broadcast(self, command: str, arguments: dict[str, Any] | None = None,
@@ -224,22 +227,33 @@ async def _collect(mailbox: Any, ticket: str | None, timeout_s: float, limit: in
     return replies
 
 
+def flatten_reply(reply: Replies) -> dict[str, Any]:
+    """``[{host: reply}, ...]`` -> ``{host: reply}`` (Celery's, without its warning
+    about duplicate node names: the last reply of a name wins)."""
+    merged: dict[str, Any] = {}
+    for item in reply:
+        merged.update(item)
+    return merged
+
+
 class Inspect:
-    """``app.control.inspect()``: read-only commands, replies merged by hostname."""
+    """``app.control.inspect()``: read-only commands, replies merged by hostname.
+    ``_request(name, **arguments)`` sends any command, an application's own too
+    (control/panel.py), as Celery's does."""
 
     def __init__(self, control: Control, destination: Sequence[str] | None, timeout: float,
-                 pattern: str | None, matcher: str | None, limit: int | None) -> None:
+                 pattern: str | None, matcher: str | None, limit: int | None,
+                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.control, self.destination, self.timeout = control, destination, timeout
         self.pattern, self.matcher, self.limit = pattern, matcher, limit
+        self.callback = callback
 
     def _request(self, command: str, **arguments: Any) -> dict[str, Any] | None:
         replies = self.control.broadcast(
             command, arguments, self.destination, reply=True, timeout=self.timeout,
-            limit=self.limit, pattern=self.pattern, matcher=self.matcher) or []
-        merged: dict[str, Any] = {}
-        for reply in replies:
-            merged.update(reply)
-        return merged or None
+            limit=self.limit, callback=self.callback, pattern=self.pattern,
+            matcher=self.matcher) or []
+        return flatten_reply(replies) or None
 
     def ping(self) -> dict[str, Any] | None:
         return self._request("ping")

@@ -2,7 +2,10 @@
 
 Each command is ``async def name(state, **arguments) -> reply``; unknown arguments are
 ignored (clients of other versions send more). ``ok(x)`` is ``{"ok": x}`` and
-``nok(x)`` ``{"error": x}`` as in Celery. ``COMMANDS`` maps names to them.
+``nok(x)`` ``{"error": x}`` as in Celery. ``COMMANDS`` maps names to them; ``META``
+holds what the CLI needs of each (Celery's ``controller_info_t``: kind, help, and how
+positional arguments become keyword ones). An application's own commands join these
+tables through ``celeriac.worker.control`` (control/panel.py).
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal as signals
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NamedTuple
 
 from celeriac import __version__, states
 from celeriac.backends.base import exception_to_result, make_meta
@@ -22,9 +25,51 @@ from celeriac.worker.rate_limit import parse_rate
 
 logger = logging.getLogger("celeriac.control")
 Command = Callable[..., Awaitable[Any]]
+#: a positional CLI argument: (keyword name, converter or None)
+ArgSpec = tuple[str, "Callable[[str], Any] | None"]
+
+
+class CommandInfo(NamedTuple):
+    """Celery's ``controller_info_t``, field for field: ``type`` is "inspect" or
+    "control"; ``args`` converts positional CLI arguments in order, ``variadic`` names
+    the keyword that takes the rest as a list."""
+
+    alias: str | None
+    type: str
+    visible: bool
+    default_timeout: float
+    help: str
+    signature: str | None
+    args: Sequence[ArgSpec] | None
+    variadic: str | None
+
+
 COMMANDS: dict[str, Command] = {}
 #: commands that only read (``celeriac inspect``), the rest change things (``control``)
 INSPECT: set[str] = set()
+#: name -> CommandInfo, for every command registered under its own name (not aliases)
+META: dict[str, CommandInfo] = {}
+
+
+def add_command(name: str, fun: Command, info: CommandInfo) -> None:
+    """Put one command in the tables (``info.alias``, when set, names it too)."""
+    for key in filter(None, (name, info.alias)):
+        COMMANDS[key] = fun
+        if info.type == "inspect":
+            INSPECT.add(key)
+        else:
+            INSPECT.discard(key)
+    META[name] = info
+
+
+def strtobool(value: str) -> bool:
+    """Celery's ``strtobool`` for CLI arguments: 1/0, true/false, yes/no, on/off."""
+    word = str(value).strip().lower()
+    if word in ("1", "true", "yes", "y", "on"):
+        return True
+    if word in ("0", "false", "no", "n", "off"):
+        return False
+    raise ValueError(f"cannot coerce {value!r} to type bool")
 
 
 def ok(value: Any) -> dict[str, Any]:
@@ -35,12 +80,15 @@ def nok(value: Any) -> dict[str, Any]:
     return {"error": value}
 
 
-def command(*names: str, inspect: bool = False) -> Callable[[Command], Command]:
+def command(*names: str, inspect: bool = False, visible: bool = True,
+            args: Sequence[ArgSpec] | None = None, variadic: str | None = None,
+            signature: str | None = None) -> Callable[[Command], Command]:
     def register(fun: Command) -> Command:
+        help_text = (fun.__doc__ or "").strip().split("\n")[0]
+        info = CommandInfo(None, "inspect" if inspect else "control", visible, 1.0,
+                           help_text, signature, args, variadic)
         for name in names or (fun.__name__.strip("_"),):
-            COMMANDS[name] = fun
-            if inspect:
-                INSPECT.add(name)
+            add_command(name, fun, info)
         return fun
     return register
 
@@ -56,27 +104,32 @@ def _ids(value: Any) -> list[str]:
 # -- inspect -------------------------------------------------------------------------------
 @command(inspect=True)
 async def ping(state: WorkerState, **_: Any) -> Any:
+    """Ping worker(s)."""
     return ok("pong")
 
 
 @command(inspect=True)
 async def active(state: WorkerState, safe: bool = False, **_: Any) -> Any:
+    """List of tasks currently being executed."""
     return [info.request_info(state, d, True, bool(safe)) for d in info.active(state)]
 
 
 @command(inspect=True)
 async def reserved(state: WorkerState, **_: Any) -> Any:
+    """List of currently reserved tasks, not including scheduled/active."""
     return [info.request_info(state, d, False) for d in info.reserved(state)]
 
 
 @command(inspect=True)
 async def scheduled(state: WorkerState, **_: Any) -> Any:
+    """List of currently scheduled ETA/countdown tasks (none: etas wait in the broker)."""
     return []  # tasks with an eta wait in the broker's delay store, not in a worker
 
 
-@command(inspect=True)
+@command(inspect=True, variadic="taskinfoitems", signature="[attr1 [attr2 [... [attrN]]]]")
 async def registered(state: WorkerState, taskinfoitems: Any = None, builtins: bool = False,
                      **_: Any) -> Any:
+    """List of registered tasks."""
     items = [i for i in (taskinfoitems or ("rate_limit",))
              if isinstance(i, str) and not i.startswith("_")]
     out = []
@@ -90,33 +143,39 @@ async def registered(state: WorkerState, taskinfoitems: Any = None, builtins: bo
     return out
 
 
-@command("registered_tasks", "dump_tasks", inspect=True)
+@command("registered_tasks", "dump_tasks", inspect=True, visible=False)
 async def _registered_alias(state: WorkerState, **kwargs: Any) -> Any:
     return await registered(state, **kwargs)
 
 
 @command(inspect=True)
 async def stats(state: WorkerState, **_: Any) -> Any:
+    """Request worker statistics/information."""
     return info.stats(state)
 
 
 @command(inspect=True)
 async def active_queues(state: WorkerState, **_: Any) -> Any:
+    """List the task queues a worker is currently consuming from."""
     return [info.queue_info(q) for q in state.consumer.queues]
 
 
 @command(inspect=True)
 async def revoked(state: WorkerState, **_: Any) -> Any:
+    """List of revoked task-ids."""
     return list(state.revoked.ids)
 
 
-@command(inspect=True)
+@command(inspect=True, args=[("with_defaults", strtobool)],
+         signature="[include_defaults=False]")
 async def conf(state: WorkerState, with_defaults: bool = False, **_: Any) -> Any:
+    """List configuration."""
     return info.conf(state, bool(with_defaults))
 
 
-@command(inspect=True)
+@command(inspect=True, variadic="ids", signature="[id1 [id2 [... [idN]]]]")
 async def query_task(state: WorkerState, ids: Any = None, **_: Any) -> Any:
+    """Query for task information by id."""
     wanted = set(_ids(ids))
     found: dict[str, Any] = {}
     for kind, deliveries, acked in (("active", info.active(state), True),
@@ -130,6 +189,7 @@ async def query_task(state: WorkerState, ids: Any = None, **_: Any) -> Any:
 
 @command(inspect=True)
 async def report(state: WorkerState, **_: Any) -> Any:
+    """Information about celeriac's installation for bug reports."""
     import platform
     return ok(f"software -> celeriac:{__version__} py:{platform.python_version()}\n"
               f"platform -> system:{platform.system()} arch:{platform.machine()}\n"
@@ -140,10 +200,11 @@ async def report(state: WorkerState, **_: Any) -> Any:
 
 @command(inspect=True)
 async def clock(state: WorkerState, **_: Any) -> Any:
+    """Get current logical clock value."""
     return {"clock": state.clock.value}
 
 
-@command(inspect=True)
+@command(inspect=True, visible=False)
 async def hello(state: WorkerState, from_node: Any = None, revoked: Any = None,
                 **_: Any) -> Any:
     """Celery's mingle: a starting Celery worker asks for our revoked ids (and sends
@@ -156,9 +217,10 @@ async def hello(state: WorkerState, from_node: Any = None, revoked: Any = None,
 
 
 # -- control ---------------------------------------------------------------------------
-@command()
+@command(variadic="task_id", signature="[id1 [id2 [... [idN]]]]")
 async def revoke(state: WorkerState, task_id: Any = None, terminate: bool = False,
                  signal: Any = None, **_: Any) -> Any:
+    """Revoke task by task id (or list of ids)."""
     ids = await state.revoked.add(_ids(task_id))
     await _mark_revoked(state, ids)
     if terminate:
@@ -167,9 +229,11 @@ async def revoke(state: WorkerState, task_id: Any = None, terminate: bool = Fals
     return ok(f"tasks {', '.join(ids)} flagged as revoked")
 
 
-@command()
+@command(args=[("signal", str)], variadic="task_id",
+         signature="<signal> [id1 [id2 [... [idN]]]]")
 async def terminate(state: WorkerState, signal: Any = None, task_id: Any = None,
                     **_: Any) -> Any:
+    """Terminate task by task id (or list of ids)."""
     return await revoke(state, task_id, terminate=True, signal=signal)
 
 
@@ -249,9 +313,11 @@ def _running_name(state: WorkerState, task_id: str) -> str | None:
     return None
 
 
-@command()
+@command(args=[("task_name", str), ("rate_limit", str)],
+         signature="<task_name> <rate_limit (e.g., 5/s | 5/m | 5/h)>")
 async def rate_limit(state: WorkerState, task_name: Any = None, rate_limit: Any = None,
                      **_: Any) -> Any:
+    """Tell worker(s) to modify the rate limit for a task by type."""
     try:
         parse_rate(rate_limit)
     except ValueError as exc:
@@ -268,9 +334,11 @@ async def rate_limit(state: WorkerState, task_name: Any = None, rate_limit: Any 
     return ok("new rate limit set successfully")
 
 
-@command()
+@command(args=[("task_name", str), ("soft", float), ("hard", float)],
+         signature="<task_name> <soft_secs> [hard_secs]")
 async def time_limit(state: WorkerState, task_name: Any = None, hard: Any = None,
                      soft: Any = None, **_: Any) -> Any:
+    """Tell worker(s) to modify the time limit for task by type."""
     task = state.app.tasks.get(str(task_name))
     if task is None:
         return nok("unknown task")
@@ -284,8 +352,11 @@ async def time_limit(state: WorkerState, task_name: Any = None, hard: Any = None
     return ok("time limits set successfully")
 
 
-@command()
+@command(args=[("queue", str), ("exchange", str), ("exchange_type", str),
+               ("routing_key", str)],
+         signature="<queue> [exchange [type [routing_key]]]")
 async def add_consumer(state: WorkerState, queue: Any = None, **_: Any) -> Any:
+    """Tell worker(s) to consume from task queue by name."""
     if not isinstance(queue, str) or not queue:
         return nok("queue name required")
     if queue not in state.consumer.queues:
@@ -295,8 +366,9 @@ async def add_consumer(state: WorkerState, queue: Any = None, **_: Any) -> Any:
     return ok(f"already consuming from {queue}")
 
 
-@command()
+@command(args=[("queue", str)], signature="<queue>")
 async def cancel_consumer(state: WorkerState, queue: Any = None, **_: Any) -> Any:
+    """Tell worker(s) to stop consuming from task queue by name."""
     queues = state.consumer.queues
     if queue in queues and len(queues) > 1:
         queues.remove(queue)
@@ -306,20 +378,23 @@ async def cancel_consumer(state: WorkerState, queue: Any = None, **_: Any) -> An
     return ok(f"no longer consuming from {queue}")
 
 
-@command()
+@command(args=[("n", int)], signature="[N=1]")
 async def pool_grow(state: WorkerState, n: Any = 1, **_: Any) -> Any:
+    """Grow pool by n processes/threads (celeriac: a fixed pool, says so)."""
     return nok(f"pool_grow: the {state.pool.name} pool has a fixed size in celeriac "
                f"(start the worker with another -c)")
 
 
-@command()
+@command(args=[("n", int)], signature="[N=1]")
 async def pool_shrink(state: WorkerState, n: Any = 1, **_: Any) -> Any:
+    """Shrink pool by n processes/threads (celeriac: a fixed pool, says so)."""
     return nok(f"pool_shrink: the {state.pool.name} pool has a fixed size in celeriac "
                f"(start the worker with another -c)")
 
 
 @command()
 async def shutdown(state: WorkerState, msg: str = "Got shutdown from remote", **_: Any) -> Any:
+    """Shutdown worker(s)."""
     logger.warning("%s", msg)
     asyncio.get_running_loop().call_soon(state.stop)
     return ok("shutting down")
@@ -327,6 +402,7 @@ async def shutdown(state: WorkerState, msg: str = "Got shutdown from remote", **
 
 @command()
 async def enable_events(state: WorkerState, **_: Any) -> Any:
+    """Tell worker(s) to send task-related events."""
     if state.events is None:
         return nok("events are not available on this worker")
     state.events.task_events = True
@@ -336,6 +412,7 @@ async def enable_events(state: WorkerState, **_: Any) -> Any:
 
 @command()
 async def disable_events(state: WorkerState, **_: Any) -> Any:
+    """Tell worker(s) to stop sending task-related events."""
     if state.events is None:
         return ok("task events already disabled")
     state.events.task_events = False
@@ -343,8 +420,9 @@ async def disable_events(state: WorkerState, **_: Any) -> Any:
     return ok("task events disabled")
 
 
-@command()
+@command(visible=False)
 async def heartbeat(state: WorkerState, **_: Any) -> Any:
+    """Tell worker(s) to send event heartbeat immediately."""
     if state.events is not None:
         await state.events.heartbeat()
     return None

@@ -44,7 +44,7 @@ async def start_control(worker: Any, broker: Broker, pool: Pool, executor: Execu
     store = RevokedStore(broker, revoked_ttl_s(app))
     executor.revoked = store.ids
     state = WorkerState(app, worker.hostname, broker, pool, executor, consumer, store,
-                        worker.stop)
+                        worker.stop, worker=worker)
     node = None
     if not app.conf.worker_enable_remote_control:
         logger.info("remote control is off (worker_enable_remote_control = False)")

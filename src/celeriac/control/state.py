@@ -35,3 +35,6 @@ class WorkerState:
     #: the event dispatcher when events are on (celeriac.events), else None
     events: Any = None
     pool_options: dict[str, Any] = field(default_factory=dict)
+    #: the Worker itself (an application's commands reach Celery's consumer view
+    #: through it: control/panel.py)
+    worker: Any = None

@@ -115,6 +115,12 @@ class Consumer:
             self.yield_every = self.window
         self._room.set()
 
+    def set_prefetch(self, count: int) -> None:
+        """Remote control's ``qos``: a new configured window (at least one); the pool
+        may adapt it and it never goes below the pool's capacity (``_set_window``)."""
+        self.configured_window = max(1, count)
+        self._room.set()
+
     def load(self) -> int:
         """Deliveries held: waiting for a runner or running (--autoscale's measure)."""
         return len(self.reserved.items) + len(self.active)

@@ -3,7 +3,8 @@
 ``Worker.run`` is the whole life of a worker, top to bottom:
 
     1. import the app's task modules (autodiscovery, imports/include); the signals
-       celeryd_init before, import_modules and worker_init after (celeriac/signals.py)
+       celeryd_init before, import_modules and worker_init after (celeriac/signals.py);
+       then make the app's bootsteps (app.steps: worker/steps.py)
     2. connect to the broker and the result backend (waiting for a server not up yet,
        as Celery's broker_connection_retry_on_startup: worker/connect.py; URL masked);
        warn when an embedded store the user placed can be read by other users
@@ -12,12 +13,14 @@
        then the control plane (celeriac.control.service): the mailbox, the revoked ids
        loaded from the broker before the first fetch, events with -E
     5. celeryd_after_setup; print the banner
-    6. install signal handlers: first SIGTERM/SIGINT = warm, second = cold shutdown
-       (with -B: start the embedded beat thread here, stop it first on shutdown)
+    6. install signal handlers: first SIGTERM/SIGINT = warm, second = cold shutdown;
+       start the app's bootsteps (worker steps, then consumer steps; one that fails
+       stops the worker, exit status 1); with -B start the embedded beat thread here,
+       stop it first on shutdown
     7. worker_ready; consume until asked to stop
-    8. shut down: stop fetching, return reserved messages, let running tasks finish
-       (up to worker_shutdown_timeout), flush acks, stop the pool, stop the control
-       plane, close connections
+    8. shut down: stop fetching, return reserved messages, stop the bootsteps, let
+       running tasks finish (up to worker_shutdown_timeout), flush acks, stop the pool,
+       stop the control plane, the consumer steps' shutdown, close connections
 
 Where a message goes from here: consumer.py (fetch) -> executor.py (run, ack).
 """
@@ -44,8 +47,11 @@ from celeriac.worker.autoscale import ScaledPool, autoscaler_for
 from celeriac.worker.banner import banner
 from celeriac.worker.connect import connect_on_startup, retry_settings
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.consumer_view import ConsumerView
 from celeriac.worker.executor import Executor
 from celeriac.worker.pools import create_pool, resolve_pool_name
+from celeriac.worker.steps import EX_FAILURE, Bootsteps
+from celeriac.worker.timer import Timer
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -134,6 +140,12 @@ class Worker:
             logger.warning("--autoscale has no effect on the solo pool (one task at a time)")
         self.consumer: Consumer | None = None
         self.control: WorkerControl | None = None
+        self.pool: Any = None
+        #: Celery's worker.timer, for bootsteps (worker/timer.py)
+        self.timer = Timer()
+        #: Celery's Consumer as the app's code sees it (control commands, bootsteps)
+        self.consumer_view = ConsumerView(self)
+        self.steps = Bootsteps([])
         #: send worker events (heartbeats; task events with -E); see celeriac.events
         self.events_enabled = self.send_events
         self._stop = asyncio.Event()
@@ -151,17 +163,19 @@ class Worker:
         """The start-up order (see the module docstring), then the shutdown order."""
         app = self.app
         self._stop, self._cold = asyncio.Event(), asyncio.Event()
+        self.timer.bind(asyncio.get_running_loop())
         signals.send(signals.celeryd_init, self.hostname, instance=self, conf=app.conf,
                      options=self.options)
         app.finalize()                                                    # 1
         signals.send(signals.worker_init, self)
+        self.steps = Bootsteps.build(app, self, self.consumer_view, self.options)
         broker = await self._connect(app.clients.broker, app.broker_url)  # 2
         backend = await self._connect(app.clients.backend, app.result_backend_url or "")
         for warning in store_warnings(_sqlite_paths(app.broker_url, app.result_backend_url)):
             logger.warning("%s", warning)
         if self.pool_notice:
             logger.warning("%s", self.pool_notice)
-        pool = self._create_pool()
+        self.pool = pool = self._create_pool()
         await pool.start()                                                # 3
         leases = LeaseKeeper(app._new_broker, broker.lease_s, broker.leased)  # 4
         leases.start()
@@ -184,12 +198,16 @@ class Worker:
                          app.result_backend_url, self.send_events), file=out, flush=True)
         logger.info("Connected to %s", mask_url(app.broker_url))  # after it, as Celery
         self._install_signal_handlers()                                   # 6
-        beat = self._start_beat()
-        logger.info("%s ready.", self.hostname)
-        self.on_consumer_ready(consumer)
-        signals.send(signals.worker_ready, consumer)
-        consuming = asyncio.create_task(consumer.run())                   # 7
-        await self._stop.wait()
+        consuming = beat = None
+        if await self.steps.start():
+            beat = self._start_beat()
+            logger.info("%s ready.", self.hostname)
+            self.on_consumer_ready(consumer)
+            signals.send(signals.worker_ready, consumer)
+            consuming = asyncio.create_task(consumer.run())               # 7
+            await self._stop.wait()
+        else:
+            self.exit_code = EX_FAILURE
         if beat is not None:  # stop sending before the connections close
             beat[0].stop()
             await asyncio.to_thread(beat[1].join, 10.0)
@@ -208,6 +226,7 @@ class Worker:
         from celeriac.beat import Scheduler, run_threaded
 
         scheduler = Scheduler(self.app)
+        signals.send(signals.beat_embedded_init, scheduler)
         return scheduler, run_threaded(scheduler)
 
     def _create_pool(self) -> Any:
@@ -236,11 +255,13 @@ class Worker:
         retry, max_retries = retry_settings(self.app.conf)
         return await connect_on_startup(attempt, url, retry=retry, max_retries=max_retries)
 
-    async def _shutdown(self, consuming: asyncio.Task[None], consumer: Consumer,
+    async def _shutdown(self, consuming: asyncio.Task[None] | None, consumer: Consumer,
                         acker: Acker, pool: Any, leases: LeaseKeeper) -> None:
         consumer.stop_fetching()
-        await consuming
+        if consuming is not None:
+            await consuming
         cold = self._cold.is_set()
+        await self.steps.stop(cold)
         if not cold:
             finished = await consumer.drain(self.shutdown_timeout_s, self._cold)
             cold = self._cold.is_set()
@@ -259,6 +280,8 @@ class Worker:
             await self.control.stop()
         if self.exporter is not None:
             await self.exporter.stop()
+        await self.steps.shutdown()
+        self.timer.clear()
         signals.send(signals.worker_shutdown, self)
         await self.app.clients.close()
         logger.info("%s stopped.", self.hostname)
