@@ -131,8 +131,13 @@ def test_a_step_that_fails_to_start_stops_the_worker(caplog: pytest.LogCaptureFi
     app.steps["worker"].add(WorkerStep)
     app.steps["worker"].add(Broken)
     app.steps["consumer"].add(ConsumerStep)
+    from celeriac import loops
+    from celeriac.contrib.testing.worker import TestWorkController
+
+    worker = TestWorkController(app, pool="threads", concurrency=1, hostname="steps@test",
+                                print_banner=False)
     with caplog.at_level(logging.INFO, logger="celeriac"):
-        worker = run_worker(app)
+        loops.run(worker.run())  # returns: the worker stops itself
     assert worker.exit_code == 1
     assert "broken start failed" in CALLS and "worker stop" in CALLS
     assert not any(c.startswith("consumer") for c in CALLS)
@@ -150,8 +155,13 @@ def test_a_kombu_consumer_step_says_why_it_cannot_start(caplog: pytest.LogCaptur
 
     app = memory_app()
     app.steps["consumer"].add(Kombu)
+    from celeriac import loops
+    from celeriac.contrib.testing.worker import TestWorkController
+
+    worker = TestWorkController(app, pool="threads", concurrency=1, hostname="steps@test",
+                                print_banner=False)
     with caplog.at_level(logging.INFO, logger="celeriac"):
-        worker = run_worker(app)
+        loops.run(worker.run())  # returns: the worker stops itself
     assert worker.exit_code == 1
     assert any("kombu connection" in r.getMessage() for r in caplog.records)
 
