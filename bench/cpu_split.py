@@ -130,7 +130,7 @@ def main() -> int:
     try:
         for i in range(args.runs):
             for src in srcs:
-                pair = Pair(system, args.broker, workdir)
+                pair = Pair(system, args.broker, workdir / f"{i}-{srcs.index(src)}")
                 pair.env["PYTHONPATH"] = os.pathsep.join((str(run.PEERS), src))
                 pair.env.update({k: v for k, v in os.environ.items()
                                  if k.startswith("CELERIAC_")})
