@@ -15,6 +15,7 @@ Environment as for ``bench/run.py`` (BENCH_REDIS_DB, BENCH_AMQP_VHOST).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -74,21 +75,28 @@ def wait_file(path: Path, limit_s: float) -> None:
         time.sleep(0.002)
 
 
-def measure(pair: Pair, config: WorkerConfig, n: int, spy: str = "") -> dict[str, float]:
+def measure(pair: Pair, config: WorkerConfig, n: int, spy: str = "",
+            workers: int = 1) -> dict[str, float]:
     start, end = pair.publish("bulk")
-    with pair.worker(config, "split") as proc:
+    with contextlib.ExitStack() as stack:
+        procs = [stack.enter_context(pair.worker(
+            WorkerConfig(config.key, config.label, (*config.args, "-n", f"split{i}@%h")),
+            f"split{i}")) for i in range(workers)]
         wait_file(start, 120)
-        root = psutil.Process(proc.proc.pid)
-        pids = {"parent": root.pid}
-        for i, child in enumerate(sorted(root.children(), key=lambda c: c.pid)):
-            pids[f"child{i}"] = child.pid
+        pids = {}
+        for w, proc in enumerate(procs):
+            root = psutil.Process(proc.proc.pid)
+            label = "parent" if workers == 1 else f"w{w}"
+            pids[label] = root.pid
+            for i, child in enumerate(sorted(root.children(), key=lambda c: c.pid)):
+                pids[f"{label}.child{i}" if workers > 1 else f"child{i}"] = child.pid
         bpid = broker_pid(pair.broker)
         if bpid is not None:
             pids["broker"] = bpid
         spying = None
         if spy:  # py-spy's collapsed stacks of the parent, for flame graphs
-            spying = subprocess.Popen([SPY, "record", "-p", str(root.pid), "-r", "250",
-                                       "-f", "raw", "-o", spy, "--nonblocking"],
+            spying = subprocess.Popen([SPY, "record", "-p", str(procs[0].proc.pid), "-r",
+                                       "250", "-f", "raw", "-o", spy, "--nonblocking"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         before = snapshot(pids)
         wait_file(end, max(180.0, n / 500))
@@ -98,7 +106,7 @@ def measure(pair: Pair, config: WorkerConfig, n: int, spy: str = "") -> dict[str
             spying.wait(30)
     began, ended = float(start.read_text()), float(end.read_text())
     result = {k: (after[k] - before[k]) / n * 1e6 for k in before}
-    result["total"] = sum(v for k, v in result.items() if "." not in k)
+    result["total"] = sum(v for k, v in result.items() if not k.endswith(".wait"))
     result["rate"] = (n + 1) / (ended - began)
     return result
 
@@ -111,6 +119,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--src", action="append", default=[])
     parser.add_argument("--extra", default="", help="more worker arguments")
+    parser.add_argument("--workers", type=int, default=1, help="workers side by side")
     parser.add_argument("--spy", default="", help="py-spy's raw stacks of the parent here")
     parser.add_argument("--wrap", default="", help="a script run instead of the CLI "
                         "(with the CLI's arguments)")
@@ -134,7 +143,7 @@ def main() -> int:
                 pair.env["PYTHONPATH"] = os.pathsep.join((str(run.PEERS), src))
                 pair.env.update({k: v for k, v in os.environ.items()
                                  if k.startswith("CELERIAC_")})
-                result = measure(pair, config, args.n, args.spy)
+                result = measure(pair, config, args.n, args.spy, args.workers)
                 result["src"] = src
                 result["run"] = i
                 rows.append(result)
