@@ -37,7 +37,7 @@ from pamqp import commands as spec
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
-from celeriac.brokers.amqp.reader import Deliveries, Delivered
+from celeriac.brokers.amqp.reader import Delivered, Deliveries
 from celeriac.errors import PublishError
 from celeriac.protocol import Message
 
