@@ -37,9 +37,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 os.environ.setdefault("BENCH_BROKER_URL", "memory://")
+
+from aiormq.abc import ChannelFrame
 
 from celeriac import loops
 from celeriac.backends.memory import MemoryBackend
@@ -93,12 +96,83 @@ def attach_events(app: object, broker: ReplayBroker, pool: SoloPool, executor: E
     return state.events
 
 
-async def run(n: int, default: bool = False, events: bool = False) -> float:
+class AMQPReplay(MemoryBroker):
+    """Serves ``n`` deliveries through RabbitMQ's consuming path: the frames RabbitMQ
+    sends for them (basic.deliver, content header, body) split by ``BulkFrameReceiver``,
+    decoded by ``Inbox``; acks go through ``Inbox.ack`` and are marshalled, not sent.
+    Not counted: the socket read and aiormq's reader loop around the split."""
+
+    refill_early = True
+    leased = False
+
+    def __init__(self, message: Message, n: int) -> None:
+        super().__init__("memory://")
+        from pamqp import commands as spec
+        from pamqp import frame as pframe
+
+        from celeriac.brokers.amqp.inbox import Inbox
+        from celeriac.brokers.amqp.reader import BulkFrameReceiver
+        from celeriac.brokers.amqp.topology import Topology
+        from celeriac.brokers.amqp.wire import encode_header
+
+        self.left, self.tag = n, 0
+        consumer_tag = "celeriac.0123456789ab.celery"
+        deliver = pframe.marshal(spec.Basic.Deliver(consumer_tag, 1, False, "", "celery"), 1)
+        # the delivery tag: before the redelivered flag, the empty exchange and the key
+        self.tag_at = deliver.rindex(b"celery") - 3 - 8
+        header = encode_header(message, len(message.body))
+        self.template = bytearray(
+            deliver + b"\x02\x00\x01" + len(header).to_bytes(4, "big") + header + b"\xce"
+            + b"\x03\x00\x01" + len(message.body).to_bytes(4, "big") + message.body + b"\xce")
+        self.receiver = BulkFrameReceiver(None)
+        self.receiver.started = True
+        inbox = self.inbox = Inbox(None, Topology(None, {}), prefetch=None,  # type: ignore[arg-type]
+                                   consumer_timeout_ms=None)
+        inbox._consuming[consumer_tag] = "celery"
+        inbox.channel = _Channel()  # type: ignore[assignment]
+        inbox.epoch = 1
+
+        async def send(frames: list[Any]) -> None:
+            ChannelFrame.marshall(channel_number=1, frames=frames)
+        inbox._send = send  # type: ignore[method-assign]
+
+    async def fetch(self, queues: Sequence[str], max_count: int, timeout_s: float
+                    ) -> list[Delivery]:
+        if self.left <= 0:
+            await asyncio.sleep(timeout_s)
+            return []
+        count = min(max_count, self.left)
+        self.left -= count
+        template, at, chunks = self.template, self.tag_at, []
+        for _ in range(count):
+            self.tag += 1
+            template[at:at + 8] = self.tag.to_bytes(8, "big")
+            chunks.append(bytes(template))
+        receiver = self.receiver
+        receiver._buf += b"".join(chunks)
+        receiver._split()
+        on_delivered, ready = self.inbox._on_delivered, receiver._ready
+        while ready:
+            on_delivered(ready.popleft()[2])  # the run of Deliveries
+        return self.inbox._pop(queues, max_count)
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        await self.inbox.ack(deliveries)
+
+
+class _Channel:
+    is_closed = False
+    number = 1
+
+
+async def run(n: int, default: bool = False, events: bool = False,
+              amqp: bool = False) -> float:
     """CPU seconds for ``n`` tasks through the worker's pipeline (this process only)."""
     from celeriac_app import app  # the benchmark's app: bench.noop, ignore_result
 
     message = build_task_message("bench.noop", (), queue="celery", ignore_result=True)
-    broker = ReplayBroker(to_envelope(message), n)
+    broker: MemoryBroker = AMQPReplay(message, n) if amqp else \
+        ReplayBroker(to_envelope(message), n)
     pool: Pool = SoloPool()
     capacity, window = 1, WINDOW
     if default:
@@ -112,7 +186,8 @@ async def run(n: int, default: bool = False, events: bool = False) -> float:
         pool = PreforkPool(2)
         capacity, window = 2, 2 * 4
     await pool.start()
-    leases = LeaseKeeper(lambda: broker, broker.lease_s)  # held as on Redis, not started
+    # held as on Redis, not started (RabbitMQ holds none)
+    leases = LeaseKeeper(lambda: broker, broker.lease_s, needed=not amqp)
     executor = Executor(app, broker, MemoryBackend("memory://"), pool, Acker(broker),
                         "pipeline@bench")
     consumer = Consumer(broker, executor, leases, ["celery"], capacity, window)
@@ -160,11 +235,13 @@ def instructions(n: int, extra: Sequence[str] = ()) -> int:
 
 
 def main(argv: list[str]) -> None:
-    default, events = "--default" in argv, "--events" in argv
-    argv = [a for a in argv if a not in ("--default", "--events")]
-    extra = [*(["--default"] if default else []), *(["--events"] if events else [])]
+    default, events, amqp = "--default" in argv, "--events" in argv, "--amqp" in argv
+    argv = [a for a in argv if a not in ("--default", "--events", "--amqp")]
+    extra = [*(["--default"] if default else []), *(["--events"] if events else []),
+             *(["--amqp"] if amqp else [])]
     what = (", the default worker parent" if default else "") + \
-        (", with task events (-E)" if events else "")
+        (", with task events (-E)" if events else "") + \
+        (", RabbitMQ's decode and ack path" if amqp else "")
     if argv[:1] == ["--count"]:
         small, large = 1000, 4000
         per_task = (instructions(large, extra) - instructions(small, extra)) / (large - small)
@@ -172,7 +249,7 @@ def main(argv: list[str]) -> None:
               f"{what})")
         return
     n = int(argv[0]) if argv else 50_000
-    seconds = loops.run(run(n, default, events))
+    seconds = loops.run(run(n, default, events, amqp))
     print(f"{n:,} tasks{what}: {1e6 * seconds / n:.1f} us of CPU per task")
 
 

@@ -14,7 +14,7 @@ from pamqp import frame as pframe
 from pamqp.header import ContentHeader
 
 from celeriac.brokers.amqp.headers import decode_header
-from celeriac.brokers.amqp.reader import BulkFrameReceiver, Delivered
+from celeriac.brokers.amqp.reader import BulkFrameReceiver, Delivered, Deliveries
 from celeriac.brokers.amqp.wire import Outgoing, encode_header, encode_publish, to_message
 from celeriac.protocol import Message
 
@@ -88,7 +88,8 @@ def test_deliveries_are_assembled_however_the_bytes_arrive(piece: int) -> None:
             + deliver_frames("celeriac.abc.q", 8, message({"id": "b"}, b""), 200)
             + deliver_frames("ctag-other", 9, message({"id": "c"}), 200))
     got = asyncio.run(read_all(data, piece))
-    first, ack, second, *stock = [frame for _, _, frame in got]
+    first, ack, second, *stock = [frame[0] if type(frame) is Deliveries else frame
+                                  for _, _, frame in got]
     assert isinstance(first, Delivered) and first.body == body
     assert (first.consumer_tag, first.delivery_tag, first.redelivered, first.exchange,
             first.routing_key) == ("celeriac.abc.q", 7, True, "ex", "rk")
@@ -97,6 +98,27 @@ def test_deliveries_are_assembled_however_the_bytes_arrive(piece: int) -> None:
     assert isinstance(second, Delivered) and second.body == b"" and second.delivery_tag == 8
     # another consumer's delivery (rpc:// results) stays three pamqp frames
     assert isinstance(stock[0], spec.Basic.Deliver) and len(stock) == 3
+
+
+@pytest.mark.parametrize("piece", [1, 300, 1 << 20])
+def test_deliveries_in_a_row_come_as_runs_in_order(piece: int) -> None:
+    """Whole deliveries of a channel read together are one item; another frame (or
+    another channel) between them starts a new run, so the order never changes."""
+    body = b"x" * 500  # two body frames at frame_max 200: assembled from parts
+    data = b"".join(deliver_frames("celeriac.abc.q", tag, message({"id": str(tag)},
+                                                                   body if tag == 3 else
+                                                                   b"[]"), 200)
+                    for tag in range(1, 6))
+    data += pframe.marshal(spec.Basic.CancelOk(consumer_tag="celeriac.abc.q"), 1)
+    data += deliver_frames("celeriac.abc.q", 6, message({"id": "6"}), 200)
+    got = [frame for _, _, frame in asyncio.run(read_all(data, piece))]
+    tags = [[d.delivery_tag for d in f] if type(f) is Deliveries else type(f).__name__
+            for f in got]
+    flat = [t for item in tags for t in (item if isinstance(item, list) else [item])]
+    assert flat == [1, 2, 3, 4, 5, "CancelOk", 6]
+    assert [d.body for f in got if type(f) is Deliveries for d in f][2] == body
+    if piece == 1 << 20:  # all in one read: one run before the cancel-ok, one after
+        assert tags == [[1, 2, 3, 4, 5], "CancelOk", [6]]
 
 
 def test_a_connection_closed_mid_frame_is_an_error() -> None:
@@ -119,7 +141,8 @@ def test_a_delivery_with_unreadable_properties_is_kept_with_its_error() -> None:
     header = encode_header(good, len(good.body))
     broken = header[:20] + b"\xff" * 8  # the table's length now points past the end
     for tag, payload in ((1, header), (2, broken)):
-        inbox._on_delivered(Delivered("celeriac.x.q", tag, False, "", "q", payload, good.body))
+        inbox._on_delivered([Delivered("celeriac.x.q", tag, False, "", "q", payload,
+                                       good.body)])
     ok, bad = inbox._pop(["q"], 10)
     assert ok.envelope_error is None and ok.message.task_id == "t1"
     assert bad.envelope_error is not None and "unreadable AMQP properties" in bad.envelope_error

@@ -9,6 +9,8 @@ import io
 import logging
 import os
 
+import pytest
+
 from celeriac.worker.log_lines import CHUNK, CachedTimeFormatter, TurnHandler
 
 
@@ -148,4 +150,54 @@ def test_fast_info_writes_what_logging_would() -> None:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         logging.getLogger("celeriac.worker").__dict__.pop("info", None)
+        logging._srcfile, logging.logThreads, logging.logProcesses = switches
+
+
+@pytest.mark.parametrize("fmt", ["[%(asctime)s: %(levelname)s/%(processName)s] %(message)s",
+                                 "%(name)s %(message)s <%(message)s>",
+                                 "%(message)s (%(processName)s %(levelno)s)"])
+def test_fast_info_lines_in_one_millisecond_are_each_their_own(fmt: str) -> None:
+    """Lines of the same millisecond share a formatted head and tail: each still says its
+    own message (a '%' or a '%(message)s' inside it too), and a new process name (a
+    child's) is printed as logging would."""
+    import multiprocessing
+
+    from celeriac.worker.banner import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    switches = logging._srcfile, logging.logThreads, logging.logProcesses
+    stream = Writes()
+    log = logging.getLogger("celeriac.worker")
+    process = multiprocessing.current_process()
+    name = process.name
+    try:
+        setup_logging("info", fmt)
+        [handler] = root.handlers
+        handler.setStream(stream)
+        messages = ["Task a[1] received", "100% %(message)s %s", "Task a[1] succeeded"]
+        for message in messages:
+            log.info("%s", message)
+        process.name = "ForkPoolWorker-1"
+        log.info("after the rename")
+        handler.flush()
+        lines = stream.getvalue().splitlines()
+        formatter = handler.formatter
+        assert formatter is not None
+        for line, message in zip(lines, [*messages, "after the rename"], strict=True):
+            record = logging.LogRecord("celeriac.worker", logging.INFO, "", 0, message,
+                                       None, None)
+            record.processName = "ForkPoolWorker-1" if message.startswith("after") \
+                else name
+            want = formatter.format(record)
+            if "asctime" in fmt:  # the time differs; what follows it must not
+                assert line.split("] ", 1)[1] == want.split("] ", 1)[1]
+                assert f"/{record.processName}]" in line
+            else:
+                assert line == want
+    finally:
+        process.name = name
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        log.__dict__.pop("info", None)
         logging._srcfile, logging.logThreads, logging.logProcesses = switches

@@ -214,12 +214,13 @@ class RPCBackend(ResultBackend):
         await channel.basic_consume(reply_queue(), _on_reply, no_ack=True, consumer_tag=tag)
         self._consumer, self._consumer_generation = channel, self.session.generation
 
-    def _on_delivered(self, delivered: Delivered) -> None:
-        try:
-            properties = self._decode_header(delivered.header)[3]
-        except Exception:  # unreadable properties: the body still names the task
-            properties = {}
-        _take_reply(delivered.body, properties.get("correlation_id"))
+    def _on_delivered(self, run: list[Delivered]) -> None:
+        for delivered in run:
+            try:
+                properties = self._decode_header(delivered.header)[3]
+            except Exception:  # unreadable properties: the body still names the task
+                properties = {}
+            _take_reply(delivered.body, properties.get("correlation_id"))
 
     async def _drain(self) -> None:
         """Take what waits in the reply queue now. On the consumer's own channel, so

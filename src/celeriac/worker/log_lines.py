@@ -48,6 +48,7 @@ class TurnHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._scheduled = False
         self._defer = True  #: False in a forked child: it writes through
         self._main = threading.main_thread()
+        self._main_ident = self._main.ident
         _handlers.add(self)
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -68,7 +69,7 @@ class TurnHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit_line(self, line: str) -> None:
         """``emit`` for a line already formatted (INFO, from ``fast_info``)."""
         loop = None
-        if self._defer and threading.current_thread() is self._main:
+        if self._defer and threading.get_ident() == self._main_ident:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
@@ -192,6 +193,12 @@ def fast_info(logger: logging.Logger, handler: TurnHandler) -> None:
         chain.append(node)
         node = node.parent
     terminator = handler.terminator
+    # a line is head + message + tail; head and tail change with the millisecond (the
+    # time) and the process name only, so they are formatted once for all the lines
+    # of a millisecond, when the format prints the message once, as it is
+    split = fmt.count("%(message)s") == 1 and "%(message)" not in fmt.replace(
+        "%(message)s", "")
+    last: list[object] = [None, "", ""]  #: (second, msec, process name), head, tail
 
     def info(msg: object, *args: object, **kwargs: object) -> None:
         if kwargs or not _only_to(handler, root, chain) or not logger.isEnabledFor(20):
@@ -204,13 +211,29 @@ def fast_info(logger: logging.Logger, handler: TurnHandler) -> None:
             return
         now = time.time()
         mp = sys.modules.get("multiprocessing")
-        line = fmt % {
-            "asctime": formatter.asctime_of(now), "levelname": "INFO", "levelno": 20,
-            "processName": mp.current_process().name if mp else "MainProcess",
-            "message": message, "name": logger.name}
-        handler.emit_line(line + terminator)
+        process = mp.current_process().name if mp else "MainProcess"
+        if not split:
+            handler.emit_line(fmt % _fields(formatter.asctime_of(now), process, message,
+                                            logger.name) + terminator)
+            return
+        second = int(now)
+        key = (second, int((now - second) * 1000), process)
+        if key != last[0]:
+            head, _, tail = (fmt % _fields(formatter.asctime_of(now), process, _MARK,
+                                           logger.name)).partition(_MARK)
+            last[:] = [key, head, tail + terminator]
+        handler.emit_line(f"{last[1]}{message}{last[2]}")
 
     logger.info = info  # type: ignore[method-assign]
+
+
+#: stands for the message while a line's head and tail are formatted
+_MARK = "\x00celeriac-message\x00"
+
+
+def _fields(asctime: str, process: str, message: str, name: str) -> dict[str, object]:
+    return {"asctime": asctime, "levelname": "INFO", "levelno": 20, "processName": process,
+            "message": message, "name": name}
 
 
 def _only_to(handler: TurnHandler, root: logging.Logger, chain: list[logging.Logger]) -> bool:

@@ -141,29 +141,40 @@ class Inbox:
         self._add(str(frame.consumer_tag), int(frame.delivery_tag or 0),
                   bool(frame.redelivered), to_message(props, body, exchange, routing_key))
 
-    def _on_delivered(self, d: Delivered) -> None:
-        """A delivery parsed straight from the socket's bytes (amqp_reader). One whose
-        properties cannot be read still becomes a delivery, carrying the error, so the
-        worker dead-letters it: it runs on the connection's reader and must not raise."""
-        try:
-            content_type, content_encoding, headers, properties = self._decode_header(d.header)
-            message = message_from(content_type, content_encoding, headers, properties,
-                                   d.body, d.exchange, d.routing_key)
-        except Exception as exc:
-            message = Message(headers={}, body=d.body, exchange=d.exchange,
-                              routing_key=d.routing_key)
-            self._add(d.consumer_tag, d.delivery_tag, d.redelivered, message,
-                      f"unreadable AMQP properties: {type(exc).__name__}: {exc}")
-            return
-        self._add(d.consumer_tag, d.delivery_tag, d.redelivered, message)
+    def _on_delivered(self, run: list[Delivered]) -> None:
+        """Deliveries parsed straight from the socket's bytes (amqp_reader), a run of
+        them at a time. One whose properties cannot be read still becomes a delivery,
+        carrying the error, so the worker dead-letters it: this runs on the
+        connection's reader and must not raise."""
+        decode, consuming, buffers = self._decode_header, self._consuming, self._buffers
+        unacked, epoch = self._unacked, self.epoch
+        for d in run:
+            error = None
+            try:
+                content_type, content_encoding, headers, properties = decode(d.header)
+                message = message_from(content_type, content_encoding, headers,
+                                       properties, d.body, d.exchange, d.routing_key)
+            except Exception as exc:
+                message = Message(headers={}, body=d.body, exchange=d.exchange,
+                                  routing_key=d.routing_key)
+                error = f"unreadable AMQP properties: {type(exc).__name__}: {exc}"
+            queue = consuming.get(d.consumer_tag, "")
+            if message.exchange == DELIVER_EXCHANGE:  # arrived through the delay levels
+                _restore_route(message, queue)
+            tag = d.delivery_tag
+            unacked[tag] = False
+            buffer = buffers.get(queue)
+            if buffer is None:
+                buffer = buffers[queue] = deque()
+            buffer.append(Delivery(message, queue, (epoch, tag), d.redelivered, error))
+        if self._wakeup is not None:
+            self._wake()
 
     def _add(self, consumer_tag: str, tag: int, redelivered: bool, message: Message,
              error: str | None = None) -> None:
         queue = self._consuming.get(consumer_tag, "")
         if message.exchange == DELIVER_EXCHANGE:  # arrived through the delay levels
-            headers = message.headers
-            message.exchange = str(headers.pop(ORIGIN_EXCHANGE, "") or "")
-            message.routing_key = str(headers.pop(ORIGIN_ROUTING_KEY, queue) or queue)
+            _restore_route(message, queue)
         self._unacked[tag] = False
         buffer = self._buffers.get(queue)
         if buffer is None:
@@ -290,6 +301,13 @@ class Inbox:
             self.channel = None
             self._consuming.clear()
             await channel.close()
+
+
+def _restore_route(message: Message, queue: str) -> None:
+    """A message that waited in the delay levels: its exchange and routing key again."""
+    headers = message.headers
+    message.exchange = str(headers.pop(ORIGIN_EXCHANGE, "") or "")
+    message.routing_key = str(headers.pop(ORIGIN_ROUTING_KEY, queue) or queue)
 
 
 async def _unused_callback(_: Any) -> None:

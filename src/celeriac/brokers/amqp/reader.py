@@ -7,7 +7,9 @@ about 12,000/s. ``BulkFrameReceiver`` reads whatever the socket has (up to 256 K
 and splits it into frames in one loop. Deliveries to celeriac's own consumers (consumer
 tag ``celeriac.*``, see ``amqp_inbox``) are assembled right here from their three
 frames into one ``Delivered`` (fields sliced from the bytes; the inbox decodes its
-header with ``amqp_headers``) and travel to the channel as one item; every other frame is
+header with ``amqp_headers``); the deliveries of a channel that come in a row travel to
+the channel as one item (``Deliveries``: aiormq's reader loop and the channel's queue
+run once per bunch, not per message); every other frame is
 decoded by pamqp exactly as before, so aiormq's own handling (heartbeats, RPC replies,
 channel close, other consumers such as rpc:// results) is unchanged.
 
@@ -105,6 +107,8 @@ class BulkFrameReceiver(aiormq.connection.FrameReceiver):
     def _split(self) -> None:
         buf, ready, partial = self._buf, self._ready, self._partial
         pos, end = 0, len(buf)
+        run: Deliveries | None = None  #: this channel's deliveries since the last frame
+        run_channel = -1
         while end - pos >= 8:
             kind, channel, size = _HEAD.unpack_from(buf, pos)
             stop = pos + 7 + size
@@ -112,31 +116,84 @@ class BulkFrameReceiver(aiormq.connection.FrameReceiver):
                 break
             if buf[stop] != 0xCE:
                 raise InvalidFrameError(f"frame end byte missing on channel {channel}")
-            current = partial.get(channel)
+            done: Delivered | None = None
             if kind == 1 and buf[pos + 7:pos + 11] == _DELIVER and \
                     buf[pos + 12:pos + 12 + len(_FAST_PREFIX)] == _FAST_PREFIX:
-                partial[channel] = _Partial(parse_deliver(bytes(buf[pos + 7:stop])))
-            elif kind == 2 and current is not None:
-                current.delivered.header = bytes(buf[pos + 7:stop])
-                current.left = _U64.unpack_from(buf, pos + 11)[0]
-                if current.left == 0:
-                    del partial[channel]
-                    ready.append((size + 8, channel, current.delivered))
-            elif kind == 3 and current is not None:
-                current.parts.append(bytes(buf[pos + 7:stop]))
-                current.left -= size
-                if current.left <= 0:
-                    parts = current.parts
-                    current.delivered.body = parts[0] if len(parts) == 1 else b"".join(parts)
-                    del partial[channel]
-                    ready.append((size + 8, channel, current.delivered))
+                delivered = parse_deliver(bytes(buf[pos + 7:stop]))
+                after = _whole_content(buf, stop + 1, end, channel, delivered)
+                if after:  # header and body were in the buffer too: no _Partial
+                    done, stop = delivered, after - 1
+                else:
+                    partial[channel] = _Partial(delivered)
+            elif (kind == 2 or kind == 3) and channel in partial:
+                done = _content(partial, channel, kind, buf, pos, stop)
             else:
                 try:
                     ready.append(pframe.unmarshal(bytes(buf[pos:stop + 1])))
                 except Exception as exc:
                     raise InvalidFrameError(str(exc)) from exc
+                run = None
+            if done is not None:
+                if run is not None and run_channel == channel:
+                    run.append(done)
+                else:
+                    run, run_channel = Deliveries((done,)), channel
+                    ready.append((0, channel, run))
             pos = stop + 1
         del buf[:pos]
+
+
+def _content(partial: dict[int, _Partial], channel: int, kind: int, buf: bytearray,
+             pos: int, stop: int) -> Delivered | None:
+    """A header (2) or body (3) frame of a delivery being assembled: the delivery once
+    it is whole."""
+    current = partial[channel]
+    if kind == 2:
+        current.delivered.header = bytes(buf[pos + 7:stop])
+        current.left = _U64.unpack_from(buf, pos + 11)[0]
+    else:
+        current.parts.append(bytes(buf[pos + 7:stop]))
+        current.left -= stop - pos - 7
+    if current.left > 0:
+        return None
+    parts = current.parts
+    if parts:
+        current.delivered.body = parts[0] if len(parts) == 1 else b"".join(parts)
+    del partial[channel]
+    return current.delivered
+
+
+class Deliveries(list[Delivered]):
+    """Whole deliveries of one channel that came in a row: one item for aiormq's reader
+    loop and the channel (``amqp_wire``), however many there are."""
+
+
+def _whole_content(buf: bytearray, pos: int, end: int, channel: int,
+                   delivered: Delivered) -> int:
+    """When the header frame and a single body frame that follow a basic.deliver at
+    ``pos`` are both in the buffer, fill them into ``delivered`` and return where the
+    next frame starts; else 0 (the frames are taken one by one as they come)."""
+    if end - pos < 8:
+        return 0
+    kind, on, size = _HEAD.unpack_from(buf, pos)
+    stop: int = pos + 7 + size
+    if kind != 2 or on != channel or stop >= end or buf[stop] != 0xCE:
+        return 0
+    body_size: int = _U64.unpack_from(buf, pos + 11)[0]
+    if body_size == 0:
+        delivered.header = bytes(buf[pos + 7:stop])
+        return stop + 1
+    body_at = stop + 1
+    if end - body_at < 8:
+        return 0
+    kind, on, size = _HEAD.unpack_from(buf, body_at)
+    body_stop: int = body_at + 7 + size
+    if kind != 3 or on != channel or size != body_size or body_stop >= end \
+            or buf[body_stop] != 0xCE:
+        return 0
+    delivered.header = bytes(buf[pos + 7:stop])
+    delivered.body = bytes(buf[body_at + 7:body_stop])
+    return body_stop + 1
 
 
 def install() -> None:

@@ -37,7 +37,7 @@ from pamqp import commands as spec
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
-from celeriac.brokers.amqp.reader import Delivered
+from celeriac.brokers.amqp.reader import Delivered, Deliveries
 from celeriac.errors import PublishError
 from celeriac.protocol import Message
 
@@ -453,9 +453,9 @@ DeliveryCallback = Callable[[spec.Basic.Deliver, spec.Basic.Properties, bytes], 
 
 
 class _InlineDeliveries(asyncio.Queue[Any]):
-    """A channel's frame queue that hands ``Delivered`` items to the channel's
-    ``on_delivered`` the moment the connection's reader puts them, instead of queueing
-    them for the channel's reader task: no queue, no task wake-up per delivery."""
+    """A channel's frame queue that hands ``Deliveries`` (a run of whole deliveries) to
+    the channel's ``on_delivered`` the moment the connection's reader puts them, instead
+    of queueing them for the channel's reader task: no queue, no task wake-up."""
 
     def __init__(self, channel: ConsumerChannel) -> None:
         super().__init__()
@@ -463,7 +463,7 @@ class _InlineDeliveries(asyncio.Queue[Any]):
 
     async def put(self, item: Any) -> None:
         frame = item[1]
-        if type(frame) is Delivered:
+        if type(frame) is Deliveries:
             self._channel.on_delivered(frame)
             return
         await super().put(item)
@@ -472,13 +472,13 @@ class _InlineDeliveries(asyncio.Queue[Any]):
 class ConsumerChannel(Channel):
     """A channel that hands each delivery to ``on_delivery`` inline: no Task per message.
 
-    Deliveries that ``amqp_reader`` assembled (``Delivered``) go to ``on_delivered``
+    Deliveries that ``amqp_reader`` assembled (``Deliveries``) go to ``on_delivered``
     from the connection's reader itself (``_InlineDeliveries``); every other frame
     takes aiormq's usual path through the channel's queue. The pamqp path below is kept
     for connections opened with the stock reader."""
 
     on_delivery: DeliveryCallback
-    on_delivered: Callable[[Delivered], None]
+    on_delivered: Callable[[list[Delivered]], None]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
