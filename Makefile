@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck unit deps-matrix browser-deps dashboard-screenshots bench-dashboard bench bench-pipeline bench-roundtrip bench-beat chaos chaos-soak clean
+.PHONY: demo test lint typecheck unit deps-matrix browser-deps dashboard-screenshots bench-dashboard bench bench-pipeline bench-roundtrip bench-beat chaos chaos-soak soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -102,6 +102,9 @@ CHAOS_TABLE ?= /tmp/celeriac-chaos-table.txt
 chaos: $(STAMP)
 	CHAOS_TABLE=$(CHAOS_TABLE) $(BIN)/python -m pytest -q -p no:cacheprovider -m "not soak" tests/chaos
 	@echo; cat $(CHAOS_TABLE)
+
+soak: $(STAMP)  ## every soak test (chaos soaks, three beats with kills, ...)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak tests
 
 chaos-soak: $(STAMP)  ## minutes: repeated kills and link faults over thousands of tasks
 	CHAOS_TABLE=$(CHAOS_TABLE) $(BIN)/python -m pytest -q -p no:cacheprovider -m soak tests/chaos

@@ -22,25 +22,6 @@ from tests.services import need_rabbitmq, need_redis
 BROKERS = ["sqlite", "redis", "amqp"]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "soak: long chaos run, only with -m soak")
-
-
-def soak_selected(config: pytest.Config) -> bool:
-    """True when ``-m`` asks for soak tests (``-m soak``, not ``-m "not soak"``)."""
-    expr = str(config.getoption("markexpr") or "")
-    return "soak" in expr and "not soak" not in expr
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if soak_selected(config):
-        return
-    skip = pytest.mark.skip(reason="soak test: run with -m soak (make chaos-soak)")
-    for item in items:
-        if "soak" in item.keywords:
-            item.add_marker(skip)
-
-
 def amqp_available() -> bool:
     return importlib.util.find_spec("celeriac.brokers.amqp") is not None
 

@@ -153,7 +153,7 @@ def check_once(harness: Harness, procs: list[Proc]) -> None:
             assert len(times) <= span_s / interval_s + 2, (len(times), span_s)
 
 
-@pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.parametrize("count", [2, pytest.param(3, marks=pytest.mark.soak)])
 def test_beats_one_sigkilled_each_run_sent_once(harness: Harness, count: int) -> None:
     runner = Proc(harness, "worker", "worker", "-P", "threads", "-c", "4")
     beats = [Proc(harness, f"beat-{i}", "beat") for i in range(count)]
