@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from celeriac.protocol import build_task_message
-from tests.chaos.conftest import make_scenario, soak_selected
+from tests.chaos.conftest import make_scenario
 from tests.chaos.harness import Scenario, tags
 from tests.chaos.proxy import FaultProxy
+from tests.conftest import soak_selected
 
 UPSTREAM_PORTS = {"redis": 6379, "amqp": 5672}
 #: a socket timeout is what gets a Redis client out of a half-open link: without one
