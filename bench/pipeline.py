@@ -49,7 +49,7 @@ from celeriac.backends.memory import MemoryBackend
 from celeriac.brokers.base import Delivery, Exchange
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.brokers.redis import broker as redis_broker
-from celeriac.protocol import Message, build_task_message, to_envelope
+from celeriac.protocol import Message, build_task_message, to_envelope, to_text_envelope
 from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.executor import Executor
@@ -80,7 +80,7 @@ class ReplayBroker(MemoryBroker):
         pass
 
     async def broadcast(self, exchange: Exchange, message: Message) -> None:
-        to_envelope(message)  # what RedisFanout.broadcast PUBLISHes
+        to_text_envelope(message)  # what RedisFanout.broadcast PUBLISHes
 
 
 def attach_events(app: object, broker: ReplayBroker, pool: SoloPool, executor: Executor,

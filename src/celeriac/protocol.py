@@ -459,14 +459,33 @@ def to_envelope(message: Message, delivery_tag: str | None = None) -> bytes:
     return orjson.dumps(document, default=serialization._encode_extra)
 
 
-def _envelope_document(message: Message, delivery_tag: str) -> dict[str, Any]:
+def to_text_envelope(message: Message) -> bytes:
+    """``to_envelope`` with a JSON body as text, not base64 (Redis broadcasts: event
+    batches, remote control). kombu sends this itself with ``body_encoding=None``: its
+    virtual Message decodes a body only when ``properties`` name a ``body_encoding``,
+    then loads the text as JSON. A third fewer bytes, and no base64 pass over them (a
+    worker's -E sends ~700 bytes of events per task). Any other body is base64."""
+    if message.content_type != serialization.JSON:
+        return to_envelope(message)
+    try:
+        text = message.body.decode()
+    except UnicodeDecodeError:
+        return to_envelope(message)
+    document = _envelope_document(message, new_id(), None)
+    document["body"] = text
+    return orjson.dumps(document, default=serialization._encode_extra)
+
+
+def _envelope_document(message: Message, delivery_tag: str,
+                       body_encoding: str | None = "base64") -> dict[str, Any]:
     """kombu's envelope as a dict, its body still to be set (first key, as kombu's)."""
     properties = dict(message.properties)
     properties["delivery_info"] = {
         "exchange": message.exchange,
         "routing_key": message.routing_key,
     }
-    properties["body_encoding"] = "base64"
+    if body_encoding is not None:
+        properties["body_encoding"] = body_encoding
     properties["delivery_tag"] = delivery_tag
     properties.setdefault("priority", 0)
     return {

@@ -1,7 +1,8 @@
 """Broadcast on Redis the way kombu does it, so Celery's pidbox and events reach us.
 
 - A fan-out or topic exchange is Redis PUB/SUB: a message for exchange ``E`` with
-  routing key ``K`` is PUBLISHed (kombu envelope) on channel ``/{db}.E/K``, or
+  routing key ``K`` is PUBLISHed (kombu envelope; a JSON body as text, not base64) on
+  channel ``/{db}.E/K``, or
   ``/{db}.E`` when ``K`` is empty (kombu's ``fanout_prefix`` and ``fanout_patterns``,
   both on by default; the transport options of the same names change them as in
   kombu). A subscriber PSUBSCRIBEs ``/{db}.E/<binding with # as *>``: Celery's
@@ -28,7 +29,7 @@ from redis.exceptions import RedisError
 from celeriac.brokers.base import Exchange, Subscription
 from celeriac.brokers.redis.connection import RETRYABLE, RedisConnection
 from celeriac.errors import DecodeError
-from celeriac.protocol import Message, from_envelope, to_envelope
+from celeriac.protocol import Message, from_envelope, to_envelope, to_text_envelope
 
 log = logging.getLogger(__name__)
 SEP = "\x06\x16"
@@ -61,10 +62,11 @@ class RedisFanout:
 
     async def broadcast(self, exchange: Exchange, message: Message) -> None:
         """PUBLISH on a lane of its own: a worker's event batches (tens of KB) must not
-        hold the main lane, where fetches and acks wait their turn."""
+        hold the main lane, where fetches and acks wait their turn. A JSON body goes
+        as text (``to_text_envelope``)."""
         message = _routed(message, exchange.name)
         command = ("PUBLISH", self.topic(exchange.name, message.routing_key),
-                   to_envelope(message))
+                   to_text_envelope(message))
         await self.redis.retry(partial(self.redis.lane("broadcast").execute, command))
 
     async def subscribe(self, exchange: Exchange, queue: str, binding: str) -> Subscription:

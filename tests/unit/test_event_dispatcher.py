@@ -1,0 +1,101 @@
+"""The worker's task events (-E): what a batch carries, and how it travels over Redis.
+
+The dispatcher keeps events as dicts and encodes a batch at flush with one orjson call,
+splicing the fields every event repeats in front of each ``{"clock":``; these tests
+check the splice cannot touch a string that happens to contain that text, and that the
+batch reaches kombu's side as text (no ``body_encoding``) that Celery reads as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from types import SimpleNamespace
+from typing import Any
+
+from celeriac import Celery, states
+from celeriac.control.wire import LamportClock
+from celeriac.events.dispatcher import EventDispatcher
+from celeriac.execution import Outcome
+from celeriac.protocol import Message, from_envelope, to_envelope, to_text_envelope
+
+TRICKY = 'a {"clock": 1} "quoted" \\ value'
+
+
+class Captured:
+    supports_broadcast = True
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    async def broadcast(self, exchange: Any, message: Message) -> None:
+        self.sent.append(message)
+
+
+def dispatcher() -> tuple[EventDispatcher, Captured]:
+    broker = Captured()
+    state = SimpleNamespace(app=Celery("t"), hostname="w1@host", clock=LamportClock(),
+                            broker=broker)
+    return EventDispatcher(state, task_events=True), broker  # type: ignore[arg-type]
+
+
+def call(task_id: str) -> Any:
+    return SimpleNamespace(id=task_id, name="proj.add", args=[TRICKY], kwargs={},
+                           eta=None, expires=None,
+                           headers={"argsrepr": repr([TRICKY]), "kwargsrepr": "{}",
+                                    "retries": 0, "root_id": task_id, "parent_id": None})
+
+
+def test_a_batch_is_a_json_list_of_celerys_task_events() -> None:
+    events, broker = dispatcher()
+
+    async def go() -> None:
+        events.task_began(call("t-1"))
+        events.task_finished(call("t-1"), Outcome(states.SUCCESS, TRICKY, runtime_s=0.5))
+        events.task_began(call("t-2"))
+        events.task_finished(call("t-2"), Outcome(states.FAILURE, ValueError("no")))
+        await events.flush()
+
+    asyncio.run(go())
+    [message] = broker.sent
+    assert message.routing_key == "task.multi"
+    batch = json.loads(message.body)
+    assert [e["type"] for e in batch] == ["task-received", "task-started", "task-succeeded",
+                                          "task-received", "task-started", "task-failed"]
+    for event in batch:
+        assert event["hostname"] == "w1@host"
+        assert event["pid"] == os.getpid()
+        assert isinstance(event["utcoffset"], int)
+        assert isinstance(event["timestamp"], float)
+    assert [e["clock"] for e in batch] == [1, 2, 3, 4, 5, 6]
+    assert batch[0]["args"] == repr([TRICKY])  # the splice left the string alone
+    assert batch[0]["name"] == "proj.add" and batch[0]["uuid"] == "t-1"
+    assert batch[2]["result"] == repr(TRICKY) and batch[2]["runtime"] == 0.5
+    assert batch[5]["exception"] == "ValueError('no')"
+
+
+def test_an_empty_buffer_sends_nothing() -> None:
+    events, broker = dispatcher()
+    asyncio.run(events.flush())
+    assert broker.sent == []
+
+
+def test_a_json_body_travels_as_text_and_comes_back_the_same() -> None:
+    body = json.dumps([{"type": "task-started", "args": TRICKY}]).encode()
+    message = Message(headers={"hostname": "w1"}, body=body, properties={},
+                      content_type="application/json", content_encoding="utf-8",
+                      exchange="celeryev", routing_key="task.multi")
+    envelope = json.loads(to_text_envelope(message))
+    assert "body_encoding" not in envelope["properties"]  # kombu then reads it as text
+    assert json.loads(envelope["body"]) == json.loads(body)
+    assert from_envelope(to_text_envelope(message)).body == body
+
+
+def test_a_body_that_is_not_json_text_stays_base64() -> None:
+    message = Message(headers={}, body=b"\xff\x00", properties={},
+                      content_type="application/x-python-serialize",
+                      content_encoding="binary", routing_key="k")
+    assert json.loads(to_text_envelope(message))["properties"]["body_encoding"] == "base64"
+    assert from_envelope(to_text_envelope(message)).body == b"\xff\x00"
+    assert from_envelope(to_envelope(message)).body == b"\xff\x00"
