@@ -50,9 +50,10 @@ class LamportClock:
         self.value = 0
         self._lock = threading.Lock()
 
-    def forward(self) -> int:
+    def forward(self, by: int = 1) -> int:
+        """Advance by ``by`` ticks (one per event sent); the last tick's value."""
         with self._lock:
-            self.value += 1
+            self.value += by
             return self.value
 
     def adjust(self, other: Any) -> int:

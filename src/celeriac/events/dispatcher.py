@@ -143,31 +143,32 @@ class EventDispatcher:
         """task-received then task-started: celeriac takes a task when it runs it."""
         if not self.task_events:
             return
-        headers, eta, expires = call.headers, call.eta, call.expires
-        forward, now, task_id = self.state.clock.forward, time.time(), call.id
-        append = self.buffer.append
-        append({"clock": forward(), "uuid": task_id, "name": call.name,
-                "args": headers.get("argsrepr") or repr(call.args),
-                "kwargs": headers.get("kwargsrepr") or repr(call.kwargs),
-                "retries": headers.get("retries") or 0,
-                "eta": eta.isoformat() if eta else None,
-                "expires": expires.isoformat() if expires else None,
-                "root_id": headers.get("root_id"), "parent_id": headers.get("parent_id"),
-                "type": "task-received", "timestamp": now})
-        append({"clock": forward(), "uuid": task_id, "type": "task-started",
-                "timestamp": now})
-        self._added()
+        get, eta, expires, task_id = call.headers.get, call.eta, call.expires, call.id
+        started, now, buffer = self.state.clock.forward(2), time.time(), self.buffer
+        buffer.append({"clock": started - 1, "uuid": task_id, "name": call.name,
+                       "args": get("argsrepr") or repr(call.args),
+                       "kwargs": get("kwargsrepr") or repr(call.kwargs),
+                       "retries": get("retries") or 0,
+                       "eta": eta.isoformat() if eta else None,
+                       "expires": expires.isoformat() if expires else None,
+                       "root_id": get("root_id"), "parent_id": get("parent_id"),
+                       "type": "task-received", "timestamp": now})
+        buffer.append({"clock": started, "uuid": task_id, "type": "task-started",
+                       "timestamp": now})
+        if not 2 < len(buffer) < BATCH:
+            self._added()
 
     def task_finished(self, call: TaskCall, outcome: Outcome) -> None:
         if not self.task_events:
             return
         state = outcome.state
         if state == states.SUCCESS:
-            self.buffer.append({"clock": self.state.clock.forward(), "uuid": call.id,
-                                "result": repr(outcome.value),
-                                "runtime": outcome.runtime_s, "type": "task-succeeded",
-                                "timestamp": time.time()})
-            self._added()
+            buffer = self.buffer
+            buffer.append({"clock": self.state.clock.forward(), "uuid": call.id,
+                           "result": repr(outcome.value), "runtime": outcome.runtime_s,
+                           "type": "task-succeeded", "timestamp": time.time()})
+            if not 2 < len(buffer) < BATCH:
+                self._added()
         elif state == states.RETRY:
             self._task("task-retried", call.id, exception=repr(outcome.value),
                        traceback=outcome.traceback or "")
