@@ -79,13 +79,28 @@ def connect_sqlite(path: str, schema: str = "") -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None,
                                check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _wal_mode(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.Error as exc:
         raise BrokerConnectionError(f"cannot open SQLite database {path}: {exc}") from exc
     if schema:
         conn.executescript(schema)
     return conn
+
+
+def _wal_mode(conn: sqlite3.Connection, limit_s: float = 30.0) -> None:
+    """Switch to WAL, retrying while another process holds the new file's lock: two
+    workers opening one fresh file at once can get "database is locked" here at once,
+    without SQLite's busy handler waiting (seen in CI with two workers started together)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class SQLiteBroker(FanoutBroker):
