@@ -95,8 +95,9 @@ def measure(pair: Pair, config: WorkerConfig, n: int, spy: str = "",
             pids["broker"] = bpid
         spying = None
         if spy:  # py-spy's collapsed stacks of the parent, for flame graphs
+            rate = os.environ.get("SPY_RATE", "250")  # samples a second
             spying = subprocess.Popen([SPY, "record", "-p", str(procs[0].proc.pid), "-r",
-                                       "250", "-f", "raw", "-o", spy, "--nonblocking"],
+                                       rate, "-f", "raw", "-o", spy, "--nonblocking"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         before = snapshot(pids)
         wait_file(end, max(180.0, n / 500))
