@@ -22,13 +22,18 @@ What can go wrong, and what happens:
   that batch is sent by the worker itself;
 - the broker is the in-memory one (``memory://``), or ``worker_events_relay`` is off: no
   relay; the worker sends its events itself, as before.
+
+The relay runs at nice 5: when the cores are busy, the worker's tasks go first and the
+events wait (they are batched for 0.1 s anyway).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import marshal
+import os
 import pickle
 import signal
 import sys
@@ -138,6 +143,8 @@ async def _relay() -> None:
 def main() -> None:
     """``python -m celeriac.events.relay``, started by the worker (see Relay.start)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's: it stops us
+    with contextlib.suppress(OSError):  # events wait a little, the worker's tasks do not
+        os.nice(5)
     logging.basicConfig(level=logging.WARNING,
                         format="[%(asctime)s: %(levelname)s/events-relay] %(message)s")
     from celeriac import loops
