@@ -9,7 +9,6 @@ decode, parse, checks, ``task.request``, the run, the outcome, the ack bookkeepi
     python bench/pipeline.py --count    # instructions per task, counted by callgrind
     python bench/pipeline.py --count --default   # the default worker's parent process
     python bench/pipeline.py --count --events    # the fast worker with task events on (-E)
-    python bench/pipeline.py --count --events-inline   # -E without the events relay
 
 ``--default`` is the tutorial's worker instead of the fast one: the prefork pool with
 two children, prefetch multiplier 4, ``-l info`` (the received/succeeded lines go to a
@@ -21,11 +20,8 @@ tasks and prints the difference per task, so start-up is not counted. An instruc
 count does not move with the machine's load (the same count twice, to within 1%), so it
 can judge a change of a few percent on a VM whose speed drifts by 2x within an hour.
 
-``--events``: the worker's event dispatcher is on, as with ``-E``: each task's events
-are recorded and each batch written to the events relay's pipe (here /dev/null: the
-relay's own work runs in its process, on another core, and is not counted).
-``--events-inline``: the same without a relay (``worker_events_relay = False``, or the
-relay gone): received/started/succeeded events are made, batched and encoded as the Redis broker
+``--events``: the worker's event dispatcher is on, as with ``-E``: each task's
+received/started/succeeded events are made, batched and encoded as the Redis broker
 encodes a broadcast (kombu's envelope), then dropped instead of PUBLISHed.
 """
 
@@ -88,7 +84,7 @@ class ReplayBroker(MemoryBroker):
 
 
 def attach_events(app: object, broker: ReplayBroker, pool: SoloPool, executor: Executor,
-                  consumer: Consumer, relay: bool) -> object:
+                  consumer: Consumer) -> object:
     """The worker's EventDispatcher with task events on (as control/service.py does)."""
     from celeriac.control.revoked import RevokedStore
     from celeriac.control.state import WorkerState
@@ -96,24 +92,8 @@ def attach_events(app: object, broker: ReplayBroker, pool: SoloPool, executor: E
 
     state = WorkerState(app, "pipeline@bench", broker, pool, executor,  # type: ignore[arg-type]
                         consumer, RevokedStore(broker, 60.0), lambda: None)
-    executor.events = state.events = dispatcher = EventDispatcher(state, True)
-    if relay:
-        dispatcher.relay = _NullRelay()  # type: ignore[assignment]
-    return dispatcher
-
-
-class _NullRelay:
-    """The worker's end of the events relay, writing its frames to /dev/null."""
-
-    def __init__(self) -> None:
-        self.fd = os.open(os.devnull, os.O_WRONLY)
-
-    async def send(self, payload: bytes) -> bool:
-        os.write(self.fd, len(payload).to_bytes(4, "big") + payload)
-        return True
-
-    async def stop(self) -> None:
-        os.close(self.fd)
+    executor.events = state.events = EventDispatcher(state, True)
+    return state.events
 
 
 class AMQPReplay(MemoryBroker):
@@ -186,7 +166,7 @@ class _Channel:
 
 
 async def run(n: int, default: bool = False, events: bool = False,
-              amqp: bool = False, relay: bool = True) -> float:
+              amqp: bool = False) -> float:
     """CPU seconds for ``n`` tasks through the worker's pipeline (this process only)."""
     from celeriac_app import app  # the benchmark's app: bench.noop, ignore_result
 
@@ -211,7 +191,7 @@ async def run(n: int, default: bool = False, events: bool = False,
     executor = Executor(app, broker, MemoryBackend("memory://"), pool, Acker(broker),
                         "pipeline@bench")
     consumer = Consumer(broker, executor, leases, ["celery"], capacity, window)
-    dispatcher = attach_events(app, broker, pool, executor, consumer, relay) if events else None
+    dispatcher = attach_events(app, broker, pool, executor, consumer) if events else None
     if dispatcher is not None:
         await dispatcher.start()  # type: ignore[attr-defined]
     done = asyncio.get_running_loop().create_future()
@@ -255,15 +235,12 @@ def instructions(n: int, extra: Sequence[str] = ()) -> int:
 
 
 def main(argv: list[str]) -> None:
-    default, amqp, inline = "--default" in argv, "--amqp" in argv, "--events-inline" in argv
-    events = inline or "--events" in argv
-    argv = [a for a in argv if a not in ("--default", "--events", "--amqp", "--events-inline")]
-    extra = [*(["--default"] if default else []),
-             *((["--events-inline"] if inline else ["--events"]) if events else []),
+    default, events, amqp = "--default" in argv, "--events" in argv, "--amqp" in argv
+    argv = [a for a in argv if a not in ("--default", "--events", "--amqp")]
+    extra = [*(["--default"] if default else []), *(["--events"] if events else []),
              *(["--amqp"] if amqp else [])]
     what = (", the default worker parent" if default else "") + \
-        ((", with task events (-E), no relay" if inline else
-          ", with task events (-E) through the relay") if events else "") + \
+        (", with task events (-E)" if events else "") + \
         (", RabbitMQ's decode and ack path" if amqp else "")
     if argv[:1] == ["--count"]:
         small, large = 1000, 4000
@@ -272,7 +249,7 @@ def main(argv: list[str]) -> None:
               f"{what})")
         return
     n = int(argv[0]) if argv else 50_000
-    seconds = loops.run(run(n, default, events, amqp, relay=not inline))
+    seconds = loops.run(run(n, default, events, amqp))
     print(f"{n:,} tasks{what}: {1e6 * seconds / n:.1f} us of CPU per task")
 
 

@@ -116,8 +116,6 @@ SETTINGS: dict[str, Setting] = {
     "worker_max_memory_per_child": Setting(None, (int, type(None)), "KiB before recycling."),
     "worker_disable_rate_limits": Setting(False, bool, "Ignore rate limits."),
     "worker_send_task_events": Setting(False, bool, "Send task events (-E)."),
-    "worker_events_relay": Setting(True, bool, "With -E, task events are built and sent "
-                                   "by a relay process beside the worker (celeriac)."),
     "worker_metrics_interval": Setting(5.0, _NUM, "Seconds between the queue reads of "
                                        "--metrics-port (celeriac_queue_length, ...)."),
     "dashboard_max_tasks": Setting(10_000, int, "Tasks the dashboard keeps (oldest "

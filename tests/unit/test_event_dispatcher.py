@@ -1,9 +1,10 @@
 """The worker's task events (-E): what a batch carries, and how it travels over Redis.
 
-The dispatcher keeps events as dicts and encodes a batch at flush with one orjson call,
-splicing the fields every event repeats in front of each ``{"clock":``; these tests
-check the splice cannot touch a string that happens to contain that text, and that the
-batch reaches kombu's side as text (no ``body_encoding``) that Celery reads as JSON.
+The dispatcher keeps events as dicts and encodes a batch at flush with one orjson call;
+the fields every event repeats are one pre-encoded value (an ``orjson.Fragment``). These
+tests check every event carries them, that strings holding JSON-like text come out as
+they went in, and that the batch reaches kombu's side as text (no ``body_encoding``)
+that Celery reads as JSON.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def test_a_batch_is_a_json_list_of_celerys_task_events() -> None:
         assert isinstance(event["utcoffset"], int)
         assert isinstance(event["timestamp"], float)
     assert [e["clock"] for e in batch] == [1, 2, 3, 4, 5, 6]
-    assert batch[0]["args"] == repr([TRICKY])  # the splice left the string alone
+    assert batch[0]["args"] == repr([TRICKY])  # JSON-like text inside a string is kept
     assert batch[0]["name"] == "proj.add" and batch[0]["uuid"] == "t-1"
     assert batch[2]["result"] == repr(TRICKY) and batch[2]["runtime"] == 0.5
     assert batch[5]["exception"] == "ValueError('no')"

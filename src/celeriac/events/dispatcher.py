@@ -2,11 +2,10 @@
 
 Worker events go out at once (one message each; a heartbeat every
 ``worker_heartbeat_interval`` s, 2 by default; 0 turns them off, as
-``--without-heartbeat``). Task events are recorded as one small tuple per task
-(task_batch.py) and sent as one list message per ``FLUSH_S`` or per ``BATCH`` entries,
-through the events relay (relay.py: a process that builds, encodes and publishes them)
-or, without one, built and encoded here at flush. task-received is sent when the task
-is taken to run (celeriac keeps no separate "received" step for prefetched tasks).
+``--without-heartbeat``). Task events are buffered and sent as one list message per
+``FLUSH_S`` or per ``BATCH`` events, so ``-E`` costs a publish per batch rather than
+per event. task-received is sent when the task is taken to run (celeriac keeps no
+separate "received" step for prefetched tasks).
 
 What -E costs is measured by ``make bench`` (BENCH_PHASES=events: the consume rate with
 and without) and ``bench/pipeline.py --count --events`` (instructions per task).
@@ -32,8 +31,6 @@ from celeriac.events.event import (
     utcoffset,
     worker_fields,
 )
-from celeriac.events.relay import Relay, encode_batch
-from celeriac.events.task_batch import BEGAN, OTHER, SUCCEEDED, began_fields, build_events
 from celeriac.utils.aio import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -43,7 +40,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.events")
 FLUSH_S = 0.1
-BATCH = 500  # entries: about 1,300 events
+BATCH = 1000
 
 
 class EventDispatcher:
@@ -56,10 +53,8 @@ class EventDispatcher:
         self.heartbeat_s = float(conf.seconds("worker_heartbeat_interval") or 0.0)
         self.task_events = task_events
         self.hostname = state.hostname
-        #: task events not sent yet (task_batch.py's entries)
-        self.buffer: list[tuple[Any, ...]] = []
-        #: the events relay, while it runs (relay.py)
-        self.relay: Relay | None = None
+        #: task events not sent yet
+        self.buffer: list[dict[str, Any]] = []
         self._flush_soon = False
         self._refresh()
         self._wake = asyncio.Event()
@@ -84,8 +79,6 @@ class EventDispatcher:
         await self._send(self._worker_event("worker-heartbeat"))
 
     async def start(self) -> None:
-        if self.task_events:
-            await self._start_relay()
         await self._send(self._worker_event("worker-online"))
         if self.heartbeat_s > 0:
             self._tasks.append(asyncio.create_task(self._beat(), name="events-heartbeat"))
@@ -103,34 +96,11 @@ class EventDispatcher:
             self._wake.clear()
             await self.flush()
 
-    async def _start_relay(self) -> None:
-        app = self.state.app
-        url = str(app.broker_url or "")
-        if not app.conf.worker_events_relay or url.startswith("memory"):
-            return
-        options = {k: v for k, v in app.broker_options().items() if k != "queues"}
-        settings = {"url": url, "options": options, "exchange": self.exchange.name,
-                    "hostname": self.hostname}
-        try:
-            self.relay = await Relay.start(settings)
-        except Exception as exc:  # its settings do not pickle, no process to spare
-            logger.warning("no events relay (%s): the worker sends its task events itself",
-                           exc)
-
     async def flush(self) -> None:
         self._flush_soon = False
         batch, self.buffer = self.buffer, []
-        if not batch:
-            return
-        relay = self.relay
-        if relay is not None:
-            payload = encode_batch(self._same_json, batch)
-            if payload is not None:
-                if await relay.send(payload):
-                    return
-                self.relay = None
-        body = orjson.dumps(build_events(batch, self._same), default=repr)
-        await self._send_raw(body)
+        if batch:
+            await self._send_raw(orjson.dumps(batch, default=repr))
 
     async def _send_raw(self, body: bytes) -> None:
         """A batch of task events, already a JSON list."""
@@ -144,26 +114,24 @@ class EventDispatcher:
         await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         await self.flush()
-        if self.relay is not None:  # its last batch goes out before worker-offline
-            await self.relay.stop()
-            self.relay = None
         await self._send(self._worker_event("worker-offline"))
 
     # -- task events (the executor calls these when -E is on) ---------------------------
-    # The hot path of -E: three events per task, recorded as two tuples of plain
-    # values (task_batch.py's entries) and nothing more; an empty buffer wakes the
-    # flusher once per batch. The fields every event repeats (hostname, utcoffset, pid)
-    # are one value, JSON already (an orjson.Fragment written as it is):
-    # `"hostname":"w@h","utcoffset":0,"pid":7`.
+    # The hot path of -E: three events per task, so each costs a dict display and an
+    # append here, and nothing more: no JSON yet. The buffer is encoded at flush by one
+    # orjson call (see flush), and an empty buffer wakes the flusher once per batch.
+    # The fields every event repeats (hostname, utcoffset, pid) are one value, JSON
+    # already (an orjson.Fragment, written as it is): `"hostname":"w@h","utcoffset":0,
+    # "pid":7`, so each event pays one dict entry for the three.
     def _refresh(self) -> None:
-        self._same_json = (orjson.dumps(self.hostname) + b',"utcoffset":'
-                           + orjson.dumps(utcoffset()) + b',"pid":' + orjson.dumps(os.getpid()))
-        self._same = orjson.Fragment(self._same_json)
+        self._same = orjson.Fragment(orjson.dumps(self.hostname) + b',"utcoffset":'
+                                     + orjson.dumps(utcoffset()) + b',"pid":'
+                                     + orjson.dumps(os.getpid()))
 
     def _added(self) -> None:
         """After an append: wake the flusher for a new batch, flush a full one now."""
         n = len(self.buffer)
-        if n <= 1:
+        if n <= 2:
             self._wake.set()
         elif n >= BATCH and not self._flush_soon:
             self._flush_soon = True
@@ -173,9 +141,21 @@ class EventDispatcher:
         """task-received then task-started: celeriac takes a task when it runs it."""
         if not self.task_events:
             return
-        buffer = self.buffer
-        buffer.append((BEGAN, began_fields(call), self.state.clock.forward(2), time.time()))
-        if not 1 < len(buffer) < BATCH:
+        get, eta, expires, task_id = call.headers.get, call.eta, call.expires, call.id
+        started, now, buffer = self.state.clock.forward(2), time.time(), self.buffer
+        same = self._same
+        buffer.append({"hostname": same, "clock": started - 1, "uuid": task_id,
+                       "name": call.name,
+                       "args": get("argsrepr") or repr(call.args),
+                       "kwargs": get("kwargsrepr") or repr(call.kwargs),
+                       "retries": get("retries") or 0,
+                       "eta": eta.isoformat() if eta else None,
+                       "expires": expires.isoformat() if expires else None,
+                       "root_id": get("root_id"), "parent_id": get("parent_id"),
+                       "type": "task-received", "timestamp": now})
+        buffer.append({"hostname": same, "clock": started, "uuid": task_id,
+                       "type": "task-started", "timestamp": now})
+        if not 2 < len(buffer) < BATCH:
             self._added()
 
     def task_finished(self, call: TaskCall, outcome: Outcome) -> None:
@@ -184,9 +164,11 @@ class EventDispatcher:
         state = outcome.state
         if state == states.SUCCESS:
             buffer = self.buffer
-            buffer.append((SUCCEEDED, call.id, self.state.clock.forward(),
-                           repr(outcome.value), outcome.runtime_s, time.time()))
-            if not 1 < len(buffer) < BATCH:
+            buffer.append({"hostname": self._same, "clock": self.state.clock.forward(),
+                           "uuid": call.id,
+                           "result": repr(outcome.value), "runtime": outcome.runtime_s,
+                           "type": "task-succeeded", "timestamp": time.time()})
+            if not 2 < len(buffer) < BATCH:
                 self._added()
         elif state == states.RETRY:
             self._task("task-retried", call.id, exception=repr(outcome.value),
@@ -205,8 +187,8 @@ class EventDispatcher:
                        expired=expired)
 
     def _task(self, type_: str, task_id: str, **fields: Any) -> None:
-        self.buffer.append((OTHER, {"clock": self.state.clock.forward(), "uuid": task_id,
-                                    **fields, "type": type_, "timestamp": time.time()}))
+        self.buffer.append({"hostname": self._same, "clock": self.state.clock.forward(),
+                            "uuid": task_id, **fields, "type": type_, "timestamp": time.time()})
         self._added()
 
 

@@ -11,8 +11,7 @@
     3. start the pool (prefork forks its children here, after the tasks are imported)
     4. start the lease keeper (on brokers with leases, not RabbitMQ) and the acker;
        then the control plane (celeriac.control.service): the mailbox, the revoked ids
-       loaded from the broker before the first fetch, events (with -E the events relay
-       process, started after the pool so the children do not hold its pipe)
+       loaded from the broker before the first fetch, events with -E
     5. celeryd_after_setup; print the banner
     6. install signal handlers: first SIGTERM/SIGINT = warm, second = cold shutdown;
        start the app's bootsteps (worker steps, then consumer steps; one that fails
@@ -21,8 +20,7 @@
     7. worker_ready; consume until asked to stop
     8. shut down: stop fetching, return reserved messages, stop the bootsteps, let
        running tasks finish (up to worker_shutdown_timeout), flush acks, stop the pool,
-       stop the control plane (the events relay sends its last batch and exits), the
-       consumer steps' shutdown, close connections
+       stop the control plane, the consumer steps' shutdown, close connections
 
 Where a message goes from here: consumer.py (fetch) -> executor.py (run, ack).
 """
