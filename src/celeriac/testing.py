@@ -1,4 +1,5 @@
-"""Testing helpers; also the module celeriac's ``pytest11`` entry point loads.
+"""Testing helpers (a pytest plugin too: celeriac's ``pytest11`` entry point,
+celeriac.contrib.pytest_autoload, names it in ``pytest_plugins``).
 
 Three ways to test code that sends tasks:
 - eager: ``app.conf.task_always_eager = True`` and ``task_eager_propagates = True``:

@@ -46,6 +46,12 @@ def test_a_conftest_may_ask_for_the_plugin_as_celerys_docs_say(
     result.assert_outcomes(passed=1)
 
 
+def test_a_conftest_may_name_the_testing_module_too(pytester: pytest.Pytester) -> None:
+    result = run(pytester, conftest='pytest_plugins = ("celeriac.testing",)\n',
+                 test_it=USES_THE_FIXTURES)
+    result.assert_outcomes(passed=1)
+
+
 def test_with_autoload_off_the_plugin_is_enabled_as_celerys(
         pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_it=textwrap.dedent(USES_THE_FIXTURES))

@@ -1,6 +1,6 @@
 """The pytest plugin: Celery's fixtures (``celery.contrib.pytest``) under celeriac's names.
 
-Loaded automatically (celeriac's ``pytest11`` entry point, celeriac.testing, lists this
+Loaded automatically (celeriac's ``pytest11`` entry point, contrib.pytest_autoload, lists this
 module in its ``pytest_plugins``, so it is registered under this module's name and a
 conftest's ``pytest_plugins = ("celeriac.contrib.pytest",)`` or ``-p
 celeriac.contrib.pytest`` finds it already there). With ``-p no:celeriac`` or
