@@ -43,8 +43,17 @@ def machine() -> dict[str, Any]:
             "redis": _cmd(["redis-server", "--version"]).split(" v=")[-1].split(" ")[0],
             "rabbitmq": _cmd(["rabbitmqctl", "-q", "version"]),
             "commit": _cmd(["git", "rev-parse", "--short", "HEAD"])
-            + (" (with local changes)" if _cmd(["git", "status", "--porcelain", "src"])
-               else "")}
+            + (" (with local changes)" if _src_changed() else "")}
+
+
+def _src_changed() -> bool:
+    """Whether src/ differs from the commit (``_cmd`` says "?" for no output, so not it)."""
+    try:
+        proc = subprocess.run(["git", "status", "--porcelain", "src"], capture_output=True,
+                              text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
 def _cmd(argv: list[str]) -> str:
