@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from celeriac import Celery
 from celeriac.brokers import create_broker
@@ -89,8 +91,13 @@ def test_redis_to_rabbitmq_keeps_each_message(vhost: str) -> None:  # noqa: F811
         broker = create_broker(amqp_url)
         await broker.connect()
         try:
-            got = await broker.fetch([queue], 10, 5.0)
-            await broker.ack(got)
+            got: list[Any] = []
+            deadline = time.monotonic() + 15
+            while len(got) < len(sent) and time.monotonic() < deadline:
+                # a fetch returns what RabbitMQ has delivered so far: ask until all are in
+                batch = await broker.fetch([queue], 10, 1.0)
+                await broker.ack(batch)
+                got += batch
             return [(d.message.task_id, d.message.body, d.message.task_name) for d in got]
         finally:
             await broker.close()
