@@ -111,7 +111,8 @@ async def ping(state: WorkerState, **_: Any) -> Any:
 @command(inspect=True)
 async def active(state: WorkerState, safe: bool = False, **_: Any) -> Any:
     """List of tasks currently being executed."""
-    return [info.request_info(state, d, True, bool(safe)) for d in info.active(state)]
+    return [info.request_info(state, d, True, bool(safe)) for d in info.active(state)] \
+        + info.children_active(state)
 
 
 @command(inspect=True)
@@ -282,8 +283,11 @@ def _terminate(state: WorkerState, ids: list[str], signal: Any) -> str:
     except ValueError as exc:
         return str(exc)
     executor, done, notes = state.executor, [], []
+    elsewhere = getattr(state.pool, "children_consume", False)
     for task_id in ids:
         if task_id not in executor.running:
+            if elsewhere and state.pool.terminate_job(task_id, signum) is None:
+                done.append(task_id)  # the consumer child running it was signalled
             continue
         runner = executor.running.get(task_id)
         task_name = _running_name(state, task_id)

@@ -59,6 +59,19 @@ def active(state: WorkerState) -> list[Delivery]:
     return list(state.consumer.active.values())
 
 
+def children_active(state: WorkerState) -> list[dict[str, Any]]:
+    """``inspect active`` entries for the tasks consumer children run, read off the
+    board (worker/pools/board.py): id, name, start time and pid; the arguments stay
+    in the child (None here)."""
+    running = getattr(state.pool, "running", None)
+    if not callable(running):
+        return []
+    return [{"id": task_id, "name": name, "args": None, "kwargs": None, "type": name,
+             "hostname": state.hostname, "time_start": started, "acknowledged": True,
+             "delivery_info": None, "worker_pid": pid}
+            for task_id, name, started, pid in running()]
+
+
 def reserved(state: WorkerState) -> list[Delivery]:
     return [d for d in state.consumer.reserved.items if d is not None]
 

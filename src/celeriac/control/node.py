@@ -111,6 +111,9 @@ class ControlNode:
             except Exception as exc:
                 logger.error("Control command error: %r", exc)
                 reply = {"error": repr(exc)}
+            forward = getattr(state.pool, "forward", None)
+            if forward is not None:  # consumer children hear it too
+                forward(request.method, request.arguments)
         if request.reply_to and request.ticket:
             await self._reply(request, reply)
         return reply

@@ -46,8 +46,12 @@ BATCH = 1000
 class EventDispatcher:
     """See the module docstring."""
 
-    def __init__(self, state: WorkerState, task_events: bool) -> None:
+    def __init__(self, state: WorkerState, task_events: bool,
+                 worker_events: bool = True) -> None:
         self.state = state
+        #: False in a consumer child: worker-online, heartbeats and worker-offline are
+        #: its parent's (the node Flower and `celery events` show), task events its own
+        self.worker_events = worker_events
         conf = state.app.conf
         self.exchange = event_exchange(str(conf.event_exchange or "celeryev"))
         self.heartbeat_s = float(conf.seconds("worker_heartbeat_interval") or 0.0)
@@ -79,8 +83,9 @@ class EventDispatcher:
         await self._send(self._worker_event("worker-heartbeat"))
 
     async def start(self) -> None:
-        await self._send(self._worker_event("worker-online"))
-        if self.heartbeat_s > 0:
+        if self.worker_events:
+            await self._send(self._worker_event("worker-online"))
+        if self.heartbeat_s > 0 and self.worker_events:
             self._tasks.append(asyncio.create_task(self._beat(), name="events-heartbeat"))
         self._tasks.append(asyncio.create_task(self._flusher(), name="events-flush"))
 
@@ -114,7 +119,8 @@ class EventDispatcher:
         await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         await self.flush()
-        await self._send(self._worker_event("worker-offline"))
+        if self.worker_events:
+            await self._send(self._worker_event("worker-offline"))
 
     # -- task events (the executor calls these when -E is on) ---------------------------
     # The hot path of -E: three events per task, so each costs a dict display and an

@@ -41,12 +41,15 @@ from celeriac.errors import (
     NotRegistered,
     TaskMessageError,
     TaskRevokedError,
+    TimeLimitExceeded,
+    WorkerLostError,
 )
 from celeriac.execution import Outcome, check_arguments
 from celeriac.protocol import Message, TaskCall, parse_task, utcnow
 from celeriac.task import Task
 from celeriac.worker.acks import Acker
 from celeriac.worker.pools.base import Pool
+from celeriac.worker.pools.board import TIME_LIMIT
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -99,6 +102,9 @@ class Executor:
         #: called with (task name, state, run time or None) for each outcome, in this
         #: process whatever the pool (celeriac.observe.metrics counts here)
         self.on_outcome: list[Callable[[str, str, float | None], None]] = []
+        #: in a consumer child: (times lost, why) of a task id that was running in a
+        #: child when it died (worker/pools/board.py), else None
+        self.lost_tasks: Callable[[str], tuple[int, int]] | None = None
 
     async def process(self, delivery: Delivery) -> None:
         try:
@@ -166,7 +172,8 @@ class Executor:
             started = {"pid": None, "hostname": self.hostname}
             await self._store(call, make_meta(call.id, states.STARTED, started,
                                               extra=self._extended(call, request)))
-        outcome = await self._run(task, call, request)
+        outcome = (self._lost_outcome(call) if delivery.redelivered and self.lost_tasks
+                   else None) or await self._run(task, call, request)
         if self.on_outcome:
             self._observe(call.name, outcome.state, outcome.runtime_s)
         if outcome.state in _PREDICATES:
@@ -216,6 +223,21 @@ class Executor:
         if events is not None:
             events.task_finished(call, outcome)
         return outcome
+
+    def _lost_outcome(self, call: TaskCall) -> Outcome | None:
+        """A redelivered message whose task died with a consumer child: its failure
+        (WorkerLostError, or TimeLimitExceeded when killed at its hard limit), as the
+        prefork parent reports it; None to run it (never lost, or lost once and
+        ``task_reject_on_worker_lost`` asks for one more run)."""
+        assert self.lost_tasks is not None
+        times, why = self.lost_tasks(call.id)
+        if not times or (self.reject_on_worker_lost and times == 1):
+            return None
+        exc: BaseException = TimeLimitExceeded(
+            "hard time limit exceeded: its child process was killed") if why == TIME_LIMIT \
+            else WorkerLostError(f"Worker exited prematurely: the child process running "
+                                 f"{call.name}[{call.id}] died")
+        return Outcome(states.FAILURE, exc, format_traceback(exc))
 
     def _request(self, call: TaskCall, delivery: Delivery, task: Task[Any, Any]) -> Context:
         """``task.request``: what the worker reads itself now, the rest when the task

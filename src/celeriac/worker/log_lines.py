@@ -132,6 +132,14 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def defer_lines() -> None:
+    """In a forked child that runs an event loop of its own (a consumer child): buffer
+    lines per loop turn again, as in the parent."""
+    for handler in list(_handlers):
+        handler._defer = True
+        handler._main_ident = threading.get_ident()
+
+
 class CachedTimeFormatter(logging.Formatter):
     """``logging.Formatter`` with ``%(asctime)s`` built once per second."""
 

@@ -138,6 +138,14 @@ class Worker:
         self.autoscale = autoscale if pool_name != "solo" else None
         if autoscale and pool_name == "solo":
             logger.warning("--autoscale has no effect on the solo pool (one task at a time)")
+        #: prefork children that consume from the broker themselves
+        #: (worker/pools/consumer_children.py)
+        self.consumer_children = pool_name == "prefork" and bool(
+            conf.worker_consumer_children)
+        if self.consumer_children and self.autoscale:
+            logger.warning("--autoscale is not supported with consumer children: "
+                           "a fixed pool of %d", self.concurrency)
+            self.autoscale = None
         self.consumer: Consumer | None = None
         self.control: WorkerControl | None = None
         self.pool: Any = None
@@ -204,7 +212,8 @@ class Worker:
             logger.info("%s ready.", self.hostname)
             self.on_consumer_ready(consumer)
             signals.send(signals.worker_ready, consumer)
-            consuming = asyncio.create_task(consumer.run())               # 7
+            if not getattr(pool, "children_consume", False):
+                consuming = asyncio.create_task(consumer.run())           # 7
             await self._stop.wait()
         else:
             self.exit_code = EX_FAILURE
@@ -230,6 +239,10 @@ class Worker:
         return scheduler, run_threaded(scheduler)
 
     def _create_pool(self) -> Any:
+        if self.consumer_children:
+            from celeriac.worker.pools.consumer_children import ConsumerChildren
+
+            return ConsumerChildren(self.concurrency, self)
         def make(size: int) -> Any:
             return create_pool(self.pool_name, size, self.max_tasks_per_child,
                                self.max_memory_per_child, requested=self.pool_requested)

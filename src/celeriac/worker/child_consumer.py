@@ -1,0 +1,194 @@
+"""A consumer child: a prefork child that fetches, runs and acks its own tasks.
+
+With ``worker_consumer_children`` (pools/consumer_children.py) each child of a prefork
+worker is a small solo worker of its own: its broker and backend connections, its
+consumer, executor and acker, on its own event loop. The parent forks and supervises
+them, answers remote control and sends the worker's heartbeats; no task passes through
+it. The life of a child, top to bottom (``ChildConsumer.run``):
+
+    1. undo what the fork inherited (signal handlers, the running-loop marker), name
+       the process ForkPoolWorker-N (its log lines say so, as Celery's children's do),
+       send worker_process_init
+    2. connect to the broker and the result backend (new connections: a fork starts
+       with none, celeriac/clients.py)
+    3. the revoked store (loaded before the first fetch, reloaded as on any worker);
+       task events with -E (no worker-online or heartbeats: those are the parent's)
+    4. consume until the parent says stop (a "stop" on the command pipe; SIGTERM is
+       left to kill, as ``revoke(terminate=True)`` expects), or until the child retires
+       (``max_tasks_per_child``, ``max_memory_per_child``): then stop fetching, give
+       back what is prefetched, finish what runs, flush acks, close, exit 0
+
+Where a message goes here is where it goes in a solo worker: consumer.py (fetch) ->
+executor.py (run, ack). The board (pools/board.py) is how the parent sees the running
+task; the command pipe is how remote control reaches the child (the parent forwards
+the commands that change a worker: revoke, rate_limit, time_limit, add/cancel_consumer,
+enable/disable_events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import pickle
+import resource
+import signal
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+from celeriac import loops, signals
+from celeriac.context import Context
+from celeriac.control.commands import COMMANDS
+from celeriac.control.revoked import RevokedStore, revoked_ttl_s
+from celeriac.control.state import WorkerState
+from celeriac.execution import Outcome
+from celeriac.task import Task
+from celeriac.worker import log_lines
+from celeriac.worker.acks import Acker, LeaseKeeper
+from celeriac.worker.consumer import Consumer
+from celeriac.worker.executor import Executor
+from celeriac.worker.pools.board import Board
+from celeriac.worker.pools.pacing import MAX_PER_CHILD, Pacing
+from celeriac.worker.pools.prefork_child import reset_inherited_state
+from celeriac.worker.pools.solo import SoloPool
+
+if TYPE_CHECKING:
+    from celeriac.worker.worker import Worker
+
+logger = logging.getLogger("celeriac.worker")
+
+
+class BoardSoloPool(SoloPool):
+    """The solo pool, telling the board which task runs, pacing its prefetch window
+    by the tasks' run times (as the prefork parent does: a long task is not fetched
+    in dozens) and retiring the child at its task or memory limit."""
+
+    def __init__(self, board: Board, index: int, max_tasks: int | None,
+                 max_memory_kib: int | None, retire: Any) -> None:
+        super().__init__()
+        self.board, self.index = board, index
+        self.pacing = Pacing(1)
+        self.max_tasks, self.max_memory_kib = max_tasks, max_memory_kib
+        self._retire = retire
+        self.done = 0
+
+    def window(self, configured: int) -> int:
+        return self.pacing.window(configured)
+
+    async def run(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+                  request: Context) -> Outcome:
+        self.board.start(self.index, request.id or "", task.name, request.timelimit[0])
+        try:
+            outcome = await super().run(task, args, kwargs, request)
+        finally:
+            self.board.finish(self.index)
+        if outcome.runtime_s is not None:
+            self.pacing.observe(task.name, outcome.runtime_s)
+        self.done += 1
+        if (self.max_tasks and self.done >= self.max_tasks) or (
+                self.max_memory_kib and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                > self.max_memory_kib):
+            self._retire()
+        return outcome
+
+
+class ChildConsumer:
+    """One consumer child's life (see the module docstring)."""
+
+    def __init__(self, parent: Worker, index: int, board: Board, conn: Connection) -> None:
+        self.parent, self.index, self.board, self.conn = parent, index, board, conn
+        self._stop = asyncio.Event()
+        self._cold = asyncio.Event()
+        self.state: WorkerState | None = None
+        self._commands: set[asyncio.Task[None]] = set()
+
+    def main(self) -> int:
+        """In the forked child: the whole life; returns the exit status."""
+        reset_inherited_state()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # revoke(terminate=True) kills
+        multiprocessing.current_process().name = f"ForkPoolWorker-{self.index + 1}"
+        log_lines.defer_lines()  # a loop of its own again: one write per turn
+        signals.send(signals.worker_process_init, None)
+        try:
+            loops.run(self.run())
+        finally:
+            signals.send(signals.worker_process_shutdown, None, pid=os.getpid(),
+                         exitcode=0)
+        return 0
+
+    async def run(self) -> None:
+        parent, app = self.parent, self.parent.app
+        self._stop, self._cold = asyncio.Event(), asyncio.Event()
+        broker = await parent._connect(app.clients.broker, app.broker_url)     # 2
+        backend = await parent._connect(app.clients.backend, app.result_backend_url or "")
+        pool = BoardSoloPool(self.board, self.index, parent.max_tasks_per_child,
+                             parent.max_memory_per_child, self._stop.set)
+        leases = LeaseKeeper(app._new_broker, broker.lease_s, broker.leased)
+        leases.start()
+        acker = Acker(broker)
+        executor = Executor(app, broker, backend, pool, acker, parent.hostname)
+        executor.lost_tasks = self.board.lost
+        consumer = Consumer(broker, executor, leases, parent.queues, pool.capacity,
+                            MAX_PER_CHILD)
+        store = RevokedStore(broker, revoked_ttl_s(app))                         # 3
+        executor.revoked = store.ids
+        self.state = state = WorkerState(app, parent.hostname, broker, pool, executor,
+                                         consumer, store, self._stop.set)
+        try:
+            await store.load()
+        except Exception as exc:
+            logger.error("could not load the revoked ids from the broker: %s", exc)
+        store.start()
+        if parent.events_enabled and broker.supports_broadcast:
+            from celeriac.events.dispatcher import EventDispatcher
+
+            state.events = EventDispatcher(state, True, worker_events=False)
+            await state.events.start()
+            executor.events = state.events
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.conn.fileno(), self._on_command)
+        consuming = asyncio.create_task(consumer.run())                         # 4
+        await self._stop.wait()
+        loop.remove_reader(self.conn.fileno())
+        consumer.stop_fetching()
+        await consuming
+        if not self._cold.is_set():
+            await consumer.drain(parent.shutdown_timeout_s, self._cold)
+        if self._cold.is_set():
+            await consumer.abandon()
+        await acker.flush()
+        leases.stop()
+        if state.events is not None:
+            await state.events.stop()
+        await store.stop()
+        await app.clients.close()
+
+    def _on_command(self) -> None:
+        """A message from the parent: "stop", "cold", or (command, arguments)."""
+        try:
+            raw = self.conn.recv_bytes()
+        except (EOFError, OSError):  # the parent is gone: stop (and give back)
+            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+            self._stop.set()
+            return
+        message = pickle.loads(raw)
+        if message == "stop":
+            self._stop.set()
+        elif message == "cold":
+            self._cold.set()
+            self._stop.set()
+        else:
+            name, arguments = message
+            task = asyncio.create_task(self._command(name, arguments))
+            self._commands.add(task)
+            task.add_done_callback(self._commands.discard)
+
+    async def _command(self, name: str, arguments: dict[str, Any]) -> None:
+        fun = COMMANDS.get(name)
+        if fun is None or self.state is None:
+            return
+        try:
+            await fun(self.state, **arguments)
+        except Exception as exc:
+            logger.error("control command %s failed in the child: %r", name, exc)

@@ -1,0 +1,268 @@
+"""prefork with consumer children: each child fetches, runs and acks its own tasks.
+
+The classic prefork pool (prefork.py) keeps all broker I/O in the parent: every task
+is decoded, handed to a child over a pipe, and its result read back, logged and acked
+by the parent. On two cores that parent is the bottleneck (docs/benchmarks.md, "The
+default worker"). With ``worker_consumer_children = True`` (or ``--consumer-children``)
+each child is a solo worker of its own instead (worker/child_consumer.py): its own
+connections, consumer, executor and acker. No task passes through the parent, which:
+
+- forks the children after the app is imported, and a new one when one exits
+  (``max_tasks_per_child``/``max_memory_per_child`` retire a child: it stops fetching,
+  gives back what it prefetched, finishes what runs and exits 0);
+- answers remote control for the worker (one node, as Celery's parent) and forwards
+  the commands that change a worker to every child over its command pipe: revoke,
+  rate_limit, time_limit, add/cancel_consumer, enable/disable_events;
+  ``inspect active`` reads the running tasks off the board (pools/board.py);
+  ``revoke(terminate=True)`` signals the child running the task;
+- sends the worker's heartbeats (task events with -E come from the children);
+- watches hard time limits: a task raises TimeLimitExceeded in its child at its limit
+  (SIGALRM, as on the solo pool); a child still running it ``KILL_GRACE_S`` later is
+  killed;
+- when a child dies while running a task, puts the task's id on the board's lost list:
+  the broker gives the child's unacked messages back (RabbitMQ at once, when the
+  connection drops; Redis when their lease runs out, ``lease_timeout``, 60 s by
+  default), and the child that receives the running one records it as failed
+  (WorkerLostError) instead of running it again; the others run as usual;
+- on a warm shutdown tells every child to stop and waits for them; on a cold one tells
+  them to give back everything at once, and kills those still running a task.
+
+A killed parent: each child sees its command pipe close and stops as on a warm
+shutdown (after the task it runs, if one is running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+from celeriac.context import Context
+from celeriac.execution import Outcome
+from celeriac.task import Task
+from celeriac.worker.pools.base import Pool
+from celeriac.worker.pools.board import DIED, TIME_LIMIT, Board
+
+if TYPE_CHECKING:
+    from celeriac.worker.worker import Worker
+
+logger = logging.getLogger("celeriac.worker")
+
+#: seconds past a task's hard time limit before its child is killed (it had its
+#: TimeLimitExceeded raised at the limit, but code that never returns to Python
+#: cannot see it)
+KILL_GRACE_S = 1.0
+#: how often the parent looks for exited children and tasks past their hard limit
+WATCH_S = 0.05
+#: the remote control commands every child must hear too
+FORWARDED = frozenset({"revoke", "terminate", "rate_limit", "time_limit", "add_consumer",
+                       "cancel_consumer", "enable_events", "disable_events"})
+
+
+@dataclass
+class _Child:
+    pid: int
+    index: int
+    conn: Connection
+    #: why the parent killed it (TIME_LIMIT) or 0
+    killed_for: int = 0
+
+
+class ConsumerChildren(Pool):
+    """The parent's side (see the module docstring)."""
+
+    name = "prefork"
+    #: the worker's own consumer does not run: the children consume
+    children_consume = True
+
+    def __init__(self, capacity: int, worker: Worker) -> None:
+        super().__init__(capacity)
+        self.worker = worker
+        self.board = Board(self.capacity)
+        self._children: dict[int, _Child] = {}  #: by index
+        self._terminated: set[str] = set()
+        self._stopping = False
+        self._watch: asyncio.Task[None] | None = None
+
+    # -- children -----------------------------------------------------------------------
+    async def start(self) -> None:
+        for index in range(self.capacity):
+            self._fork(index)
+        self._watch = asyncio.create_task(self._watch_children(), name="children-watch")
+
+    def _fork(self, index: int) -> None:
+        from celeriac.worker.child_consumer import ChildConsumer
+
+        self.board.clear(index)
+        reader, writer = Pipe(duplex=False)
+        pid = os.fork()
+        if pid == 0:  # in the child
+            writer.close()
+            for other in self._children.values():
+                other.conn.close()
+            code = 1
+            try:
+                code = ChildConsumer(self.worker, index, self.board, reader).main()
+            except BaseException:
+                logger.exception("consumer child %d failed", index + 1)
+            finally:
+                os._exit(code)
+        reader.close()
+        self._children[index] = _Child(pid, index, writer)
+
+    async def _watch_children(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_S)
+            self.check_children()
+
+    def check_children(self) -> None:
+        """Reap exited children (and fork their replacements); kill the ones past a
+        task's hard limit."""
+        now = time.monotonic()
+        for child in list(self._children.values()):
+            try:
+                pid, status = os.waitpid(child.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid, status = child.pid, 0
+            if pid:
+                self._exited(child, os.waitstatus_to_exitcode(status))
+                continue
+            running = self.board.running(child.index)
+            if running and running[3] and not child.killed_for \
+                    and now - running[2] > running[3] + KILL_GRACE_S:
+                task_id, name, _, hard_s = running
+                logger.error("Hard time limit (%ss) exceeded for %s[%s]: killing child %d",
+                             f"{hard_s:g}", name, task_id, child.pid)
+                child.killed_for = TIME_LIMIT
+                _signal(child.pid, signal.SIGKILL)
+
+    def _exited(self, child: _Child, code: int) -> None:
+        del self._children[child.index]
+        child.conn.close()
+        running = self.board.running(child.index)
+        if running is not None:
+            task_id, name, _, _ = running
+            if task_id in self._terminated:
+                self._terminated.discard(task_id)
+            else:
+                times = self.board.add_lost(task_id, child.killed_for or DIED)
+                logger.error("Process 'ForkPoolWorker-%d' pid:%d exited with %s while "
+                             "running %s[%s] (lost %d time%s)", child.index + 1, child.pid,
+                             _exit_text(code), name, task_id, times,
+                             "" if times == 1 else "s")
+        elif code != 0 and not self._stopping:
+            logger.error("Process 'ForkPoolWorker-%d' pid:%d exited with %s",
+                         child.index + 1, child.pid, _exit_text(code))
+        if not self._stopping:
+            self._fork(child.index)
+
+    # -- what the worker and remote control ask of a pool --------------------------------
+    async def run(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+                  request: Context) -> Outcome:
+        raise RuntimeError("consumer children run their tasks themselves")
+
+    def describe(self) -> str:
+        return f"{self.capacity} (prefork, children consume)"
+
+    def child_pids(self) -> list[int]:
+        return [c.pid for c in sorted(self._children.values(), key=lambda c: c.index)]
+
+    def running(self) -> list[tuple[str, str, float, int]]:
+        """(task id, name, started at (time.time), child pid) of each running task."""
+        out = []
+        offset = time.time() - time.monotonic()
+        for child in self._children.values():
+            found = self.board.running(child.index)
+            if found is not None:
+                out.append((found[0], found[1], found[2] + offset, child.pid))
+        return out
+
+    def forward(self, name: str, arguments: dict[str, Any]) -> None:
+        """A remote control command for every child (their replies are not wanted: the
+        parent's is the worker's). A terminate is the parent's to do (terminate_job):
+        the children hear a plain revoke."""
+        if name not in FORWARDED:
+            return
+        if name in ("revoke", "terminate"):
+            name, arguments = "revoke", {**arguments, "terminate": False}
+        self._send_all((name, arguments))
+
+    def terminate_job(self, task_id: str, signum: int) -> str | None:
+        for child in self._children.values():
+            found = self.board.running(child.index)
+            if found is not None and found[0] == task_id:
+                self._terminated.add(task_id)
+                _signal(child.pid, signum)
+                return None
+        return "not running in a child of this worker"
+
+    async def stop(self) -> None:
+        """Warm shutdown: each child stops fetching, gives back what it prefetched,
+        finishes what runs, and exits."""
+        self._stopping = True
+        self._send_all("stop")
+        while self._children:
+            self.check_children()
+            if self._children:
+                await asyncio.sleep(WATCH_S)
+        await self._stop_watch()
+
+    def terminate(self) -> None:
+        """Cold shutdown: children give back everything at once; a child still busy
+        with a task after a second is killed (the broker redelivers that task)."""
+        self._stopping = True
+        self._send_all("cold")
+        deadline = time.monotonic() + 1.0
+        while self._children and time.monotonic() < deadline:
+            self.check_children()
+            time.sleep(0.01)
+        for child in list(self._children.values()):
+            _signal(child.pid, signal.SIGKILL)
+            try:
+                os.waitpid(child.pid, 0)
+            except ChildProcessError:
+                pass
+            self._exited(child, -9)
+        if self._watch is not None:
+            self._watch.cancel()
+
+    async def _stop_watch(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            try:
+                await self._watch
+            except asyncio.CancelledError:
+                pass
+            self._watch = None
+
+    def _send_all(self, message: Any) -> None:
+        raw = pickle.dumps(message)
+        for child in list(self._children.values()):
+            try:
+                child.conn.send_bytes(raw)
+            except OSError:
+                pass  # exiting: the watch reaps it
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _exit_text(code: int) -> str:
+    """Celery's wording: "signal 9 (SIGKILL)" or "exitcode 1"."""
+    if code < 0:
+        try:
+            return f"'signal {-code} ({signal.Signals(-code).name})'"
+        except ValueError:
+            return f"'signal {-code}'"
+    return f"'exitcode {code}'"
