@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -111,6 +112,17 @@ def soft() -> str:
 @app.task(name="hard", time_limit=1)
 def hard() -> None:
     time.sleep(30)
+
+
+@app.task(name="stuck", time_limit=1)
+def stuck(seconds: float, tag: str) -> str:
+    """Like code that never returns to Python: SIGALRM (the hard limit raised in the
+    task) stays blocked while it sleeps."""
+    record(f"start {tag}")
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(seconds)
+    record(f"done {tag}")
+    return tag
 
 
 @app.task(name="pid")

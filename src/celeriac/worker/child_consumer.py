@@ -38,6 +38,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from celeriac import loops, signals
+from celeriac.brokers.base import Delivery
 from celeriac.context import Context
 from celeriac.control.commands import COMMANDS
 from celeriac.control.revoked import RevokedStore, revoked_ttl_s
@@ -48,7 +49,7 @@ from celeriac.worker import log_lines
 from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.executor import Executor
-from celeriac.worker.pools.board import Board
+from celeriac.worker.pools.board import HELD_PER_CHILD, Board
 from celeriac.worker.pools.pacing import MAX_PER_CHILD, Pacing
 from celeriac.worker.pools.prefork_child import reset_inherited_state
 from celeriac.worker.pools.solo import SoloPool
@@ -93,6 +94,37 @@ class BoardSoloPool(SoloPool):
         return outcome
 
 
+class BoardLeaseKeeper(LeaseKeeper):
+    """The lease keeper, also writing each held delivery's (tag, queue) on the board,
+    so the parent can give them back at once should this child die (leased brokers)."""
+
+    def __init__(self, board: Board, index: int, *args: Any) -> None:
+        super().__init__(*args)
+        self.board, self.index = board, index
+        self._free = list(range(HELD_PER_CHILD - 1, -1, -1))
+        self._entry: dict[int, int] = {}
+
+    def hold_all(self, deliveries: list[Delivery]) -> None:
+        super().hold_all(deliveries)
+        if not self.needed:
+            return
+        for delivery in deliveries:
+            if self._free:
+                entry = self._free.pop()
+                if self.board.hold(self.index, entry, delivery.tag, delivery.queue):
+                    self._entry[id(delivery)] = entry
+                else:
+                    self._free.append(entry)
+
+    def release(self, deliveries: list[Delivery]) -> None:
+        super().release(deliveries)
+        for delivery in deliveries:
+            entry = self._entry.pop(id(delivery), None)
+            if entry is not None:
+                self.board.release(self.index, entry)
+                self._free.append(entry)
+
+
 class ChildConsumer:
     """One consumer child's life (see the module docstring)."""
 
@@ -102,6 +134,7 @@ class ChildConsumer:
         self._cold = asyncio.Event()
         self.state: WorkerState | None = None
         self._commands: set[asyncio.Task[None]] = set()
+        self._consumer: Consumer | None = None
 
     def main(self) -> int:
         """In the forked child: the whole life; returns the exit status."""
@@ -123,18 +156,19 @@ class ChildConsumer:
         broker = await parent._connect(app.clients.broker, app.broker_url)     # 2
         backend = await parent._connect(app.clients.backend, app.result_backend_url or "")
         pool = BoardSoloPool(self.board, self.index, parent.max_tasks_per_child,
-                             parent.max_memory_per_child, self._stop.set)
-        leases = LeaseKeeper(app._new_broker, broker.lease_s, broker.leased)
+                             parent.max_memory_per_child, self.stop)
+        leases = BoardLeaseKeeper(self.board, self.index, app._new_broker, broker.lease_s,
+                                  broker.leased)
         leases.start()
         acker = Acker(broker)
         executor = Executor(app, broker, backend, pool, acker, parent.hostname)
-        executor.lost_tasks = self.board.lost
-        consumer = Consumer(broker, executor, leases, parent.queues, pool.capacity,
-                            MAX_PER_CHILD)
+        executor.lost_tasks = self.board.losses
+        self._consumer = consumer = Consumer(broker, executor, leases, parent.queues,
+                                             pool.capacity, MAX_PER_CHILD)
         store = RevokedStore(broker, revoked_ttl_s(app))                         # 3
         executor.revoked = store.ids
         self.state = state = WorkerState(app, parent.hostname, broker, pool, executor,
-                                         consumer, store, self._stop.set)
+                                         consumer, store, self.stop)
         try:
             await store.load()
         except Exception as exc:
@@ -153,9 +187,9 @@ class ChildConsumer:
         loop.remove_reader(self.conn.fileno())
         consumer.stop_fetching()
         await consuming
-        if not self._cold.is_set():
-            await consumer.drain(parent.shutdown_timeout_s, self._cold)
-        if self._cold.is_set():
+        finished = not self._cold.is_set() and await consumer.drain(
+            parent.shutdown_timeout_s, self._cold)
+        if not finished:  # cold, or tasks still running after the shutdown timeout
             await consumer.abandon()
         await acker.flush()
         leases.stop()
@@ -164,20 +198,27 @@ class ChildConsumer:
         await store.stop()
         await app.clients.close()
 
+    def stop(self) -> None:
+        """Stop fetching now (runners give back what they have not started), then
+        finish what runs: the parent said so, or this child retires."""
+        if self._consumer is not None:
+            self._consumer.stop_fetching()
+        self._stop.set()
+
     def _on_command(self) -> None:
         """A message from the parent: "stop", "cold", or (command, arguments)."""
         try:
             raw = self.conn.recv_bytes()
         except (EOFError, OSError):  # the parent is gone: stop (and give back)
             asyncio.get_running_loop().remove_reader(self.conn.fileno())
-            self._stop.set()
+            self.stop()
             return
         message = pickle.loads(raw)
         if message == "stop":
-            self._stop.set()
+            self.stop()
         elif message == "cold":
             self._cold.set()
-            self._stop.set()
+            self.stop()
         else:
             name, arguments = message
             task = asyncio.create_task(self._command(name, arguments))

@@ -49,7 +49,7 @@ from celeriac.protocol import Message, TaskCall, parse_task, utcnow
 from celeriac.task import Task
 from celeriac.worker.acks import Acker
 from celeriac.worker.pools.base import Pool
-from celeriac.worker.pools.board import TIME_LIMIT
+from celeriac.worker.pools.board import TERMINATED, TIME_LIMIT
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -226,13 +226,20 @@ class Executor:
 
     def _lost_outcome(self, call: TaskCall) -> Outcome | None:
         """A redelivered message whose task died with a consumer child: its failure
-        (WorkerLostError, or TimeLimitExceeded when killed at its hard limit), as the
-        prefork parent reports it; None to run it (never lost, or lost once and
-        ``task_reject_on_worker_lost`` asks for one more run)."""
+        (WorkerLostError, or TimeLimitExceeded when killed at its hard limit; REVOKED
+        when remote control terminated it), as the
+        prefork parent reports it; None to run it (never lost, or lost once, not at its
+        time limit, and ``task_reject_on_worker_lost`` asks for one more run)."""
         assert self.lost_tasks is not None
         times, why = self.lost_tasks(call.id)
-        if not times or (self.reject_on_worker_lost and times == 1):
+        if not times:
             return None
+        if self.reject_on_worker_lost and times == 1 and why != TIME_LIMIT:
+            logger.error("Task %s[%s] lost its worker process (its child died); running "
+                         "it again", call.name, call.id)
+            return None
+        if why == TERMINATED:
+            return Outcome(states.REVOKED, TaskRevokedError("terminated"))
         exc: BaseException = TimeLimitExceeded(
             "hard time limit exceeded: its child process was killed") if why == TIME_LIMIT \
             else WorkerLostError(f"Worker exited prematurely: the child process running "

@@ -141,7 +141,8 @@ class Worker:
         #: prefork children that consume from the broker themselves
         #: (worker/pools/consumer_children.py)
         self.consumer_children = pool_name == "prefork" and bool(
-            conf.worker_consumer_children)
+            conf.worker_consumer_children) and not str(app.broker_url or "").startswith(
+            "memory")  # an in-process broker: the parent must hold it
         if self.consumer_children and self.autoscale:
             logger.warning("--autoscale is not supported with consumer children: "
                            "a fixed pool of %d", self.concurrency)

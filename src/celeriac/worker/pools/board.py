@@ -11,32 +11,47 @@ made before the first fork:
   active``, to signal the child running a task (``revoke(terminate=True)``), to kill a
   child past a task's hard limit, and, when a child dies, to learn which task died with
   it;
+- on brokers with leases (Redis, SQLite), the deliveries each child holds (tag and
+  queue, one entry each, written when fetched and cleared when settled): when a child
+  dies the parent gives them back to their queues at once instead of after their lease
+  runs out. RabbitMQ needs none of this: it redelivers a closed connection's messages;
 - the lost list: ids of tasks that were running in a child when it died, with how many
   times that happened and why. The broker gives a dead child's unacked messages back
   (RabbitMQ at once, Redis when their lease runs out); the child that receives such a
-  redelivered message looks its id up here and records the task as failed
-  (``WorkerLostError``, or ``TimeLimitExceeded`` when the parent killed it at its hard
-  limit) instead of running it again, as the prefork parent does today
-  (``task_reject_on_worker_lost`` runs it once more, then fails it).
+  redelivered message looks its id up here (and in the slots: a dead child's slot
+  names its task until the parent has reaped it) and records the task as failed
+  (``WorkerLostError``; ``TimeLimitExceeded`` when the parent killed it at its hard
+  limit; REVOKED when remote control terminated it: the parent writes those two before
+  it kills) instead of running it again, as the prefork parent does
+  (``task_reject_on_worker_lost`` runs it once more after a death, then fails it).
 """
 
 from __future__ import annotations
 
+import marshal
 import mmap
 import struct
 import time
+from typing import Any
 
 #: running flag, started at (monotonic), hard limit s (0: none), finished count,
 #: id length, name length, id bytes, name bytes
 _SLOT = struct.Struct("=qddqHH64s128s")
 SLOT_SIZE = 256
-#: count (0: free entry), reason, id length, id bytes
-_LOST = struct.Struct("=bbH64s")
-LOST_SIZE = 72
+#: count (0: free entry), reason, id length, start of the run lost last, id bytes
+_LOST = struct.Struct("=bbHd64s")
+LOST_SIZE = 80
+_LOST_ID_AT = 12
 LOST_ENTRIES = 512
 
-#: why a task was lost: its child died, or the parent killed it at its hard time limit
-DIED, TIME_LIMIT = 1, 2
+#: held deliveries: in use, length, marshal of (tag, queue)
+_HELD = struct.Struct("=bB")
+HELD_SIZE = 256
+HELD_PER_CHILD = 256
+
+#: why a task was lost: its child died, the parent killed it at its hard time limit, or
+#: remote control terminated it (revoke(terminate=True))
+DIED, TIME_LIMIT, TERMINATED = 1, 2, 3
 
 
 class Board:
@@ -44,13 +59,16 @@ class Board:
 
     def __init__(self, count: int) -> None:
         self.count = max(1, count)
-        self._lost_at = self.count * SLOT_SIZE
+        self._held_at = self.count * SLOT_SIZE
+        self._lost_at = self._held_at + self.count * HELD_PER_CHILD * HELD_SIZE
         self._map = mmap.mmap(-1, self._lost_at + LOST_ENTRIES * LOST_SIZE)
         self._next_lost = 0
 
     # -- slots: the child writes, the parent reads --------------------------------------
     def clear(self, index: int) -> None:
         _SLOT.pack_into(self._map, index * SLOT_SIZE, 0, 0.0, 0.0, 0, 0, 0, b"", b"")
+        for entry in range(HELD_PER_CHILD):
+            self.release(index, entry)
 
     def start(self, index: int, task_id: str, name: str, hard_s: float | None) -> None:
         """In the child: this task starts now."""
@@ -77,34 +95,75 @@ class Board:
             return None
         return tid[:id_len].decode(), tname[:name_len].decode(), at, hard_s
 
+    # -- held deliveries: the child writes, the parent reads when it died -----------------
+    def hold(self, index: int, entry: int, tag: Any, queue: str) -> bool:
+        """In the child: delivery (tag, queue) is held in ``entry`` (0 to
+        HELD_PER_CHILD - 1); False when it does not fit (its lease brings it back)."""
+        raw = marshal.dumps((tag, queue))
+        if len(raw) > HELD_SIZE - _HELD.size:
+            return False
+        offset = self._held_at + (index * HELD_PER_CHILD + entry) * HELD_SIZE
+        self._map[offset + 2:offset + 2 + len(raw)] = raw
+        _HELD.pack_into(self._map, offset, 1, len(raw))
+        return True
+
+    def release(self, index: int, entry: int) -> None:
+        self._map[self._held_at + (index * HELD_PER_CHILD + entry) * HELD_SIZE] = 0
+
+    def held(self, index: int) -> list[tuple[Any, str]]:
+        """The (tag, queue) of each delivery the child holds; clears them."""
+        out = []
+        for entry in range(HELD_PER_CHILD):
+            offset = self._held_at + (index * HELD_PER_CHILD + entry) * HELD_SIZE
+            used, size = _HELD.unpack_from(self._map, offset)
+            if used:
+                out.append(marshal.loads(self._map[offset + 2:offset + 2 + size]))
+                self._map[offset] = 0
+        return out
+
     # -- the lost list: the parent writes, the children read ----------------------------
-    def add_lost(self, task_id: str, reason: int) -> int:
-        """In the parent: ``task_id`` died with its child; returns how many times now."""
+    def add_lost(self, task_id: str, reason: int, started_at: float) -> int:
+        """In the parent: the run of ``task_id`` that began at ``started_at`` (its slot's
+        time) died with its child; returns how many runs of it died so far."""
         found = self._find_lost(task_id)
         if found is not None:
             offset, count = found
-            struct.pack_into("=bb", self._map, offset, min(count + 1, 100), reason)
+            struct.pack_into("=bbHd", self._map, offset, min(count + 1, 100), reason,
+                             len(task_id.encode()[:64]), started_at)
             return count + 1
         tid = task_id.encode()[:64]
         offset = self._lost_at + self._next_lost * LOST_SIZE
         self._next_lost = (self._next_lost + 1) % LOST_ENTRIES
-        _LOST.pack_into(self._map, offset, 0, reason, len(tid), tid)
+        _LOST.pack_into(self._map, offset, 0, reason, len(tid), started_at, tid)
         struct.pack_into("=b", self._map, offset, 1)  # the count last: a reader sees all
         return 1
 
-    def lost(self, task_id: str) -> tuple[int, int]:
-        """(times lost, reason) for a task id; (0, 0) when it never was."""
+    def losses(self, task_id: str) -> tuple[int, int]:
+        """In a child, for a redelivered message: (runs of it that died, why the last
+        did), (0, 0) when none did. Counts a run the parent has not recorded yet: a dead
+        child's slot still naming the task (RabbitMQ redelivers as soon as the child's
+        connection drops, which can be before the parent has reaped the child)."""
+        times, reason, recorded_at = 0, 0, 0.0
         found = self._find_lost(task_id)
-        if found is None:
-            return 0, 0
-        count, reason, _, _ = _LOST.unpack_from(self._map, found[0])
-        return int(count), int(reason)
+        if found is not None:
+            times, reason, _, recorded_at, _ = _LOST.unpack_from(self._map, found[0])
+        for index in range(self.count):
+            running = self.running(index)
+            if running is not None and running[0] == task_id and running[2] != recorded_at:
+                times, reason = times + 1, DIED
+        return int(times), int(reason)
 
     def _find_lost(self, task_id: str) -> tuple[int, int] | None:
         tid = task_id.encode()[:64]
-        for entry in range(LOST_ENTRIES):
-            offset = self._lost_at + entry * LOST_SIZE
-            count, _, id_len, raw = _LOST.unpack_from(self._map, offset)
-            if count and raw[:id_len] == tid:
+        if not tid:
+            return None
+        at = self._lost_at
+        while True:  # mmap.find: a C search, not a loop over 512 entries
+            at = self._map.find(tid, at)
+            if at < 0:
+                return None
+            offset = at - (at - self._lost_at) % LOST_SIZE
+            count, _, id_len, _, raw = _LOST.unpack_from(self._map, offset)
+            if at == offset + _LOST_ID_AT and count and raw[:id_len] == tid:
                 return offset, int(count)
-        return None
+            at += 1

@@ -44,11 +44,13 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
+from celeriac.brokers.base import Delivery
 from celeriac.context import Context
 from celeriac.execution import Outcome
+from celeriac.protocol import Message
 from celeriac.task import Task
 from celeriac.worker.pools.base import Pool
-from celeriac.worker.pools.board import DIED, TIME_LIMIT, Board
+from celeriac.worker.pools.board import DIED, TERMINATED, TIME_LIMIT, Board
 
 if TYPE_CHECKING:
     from celeriac.worker.worker import Worker
@@ -87,9 +89,9 @@ class ConsumerChildren(Pool):
         self.worker = worker
         self.board = Board(self.capacity)
         self._children: dict[int, _Child] = {}  #: by index
-        self._terminated: set[str] = set()
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None
+        self._giving_back: set[asyncio.Task[None]] = set()
 
     # -- children -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -140,19 +142,17 @@ class ConsumerChildren(Pool):
                 task_id, name, _, hard_s = running
                 logger.error("Hard time limit (%ss) exceeded for %s[%s]: killing child %d",
                              f"{hard_s:g}", name, task_id, child.pid)
-                child.killed_for = TIME_LIMIT
-                _signal(child.pid, signal.SIGKILL)
+                self._kill_for(child, running, TIME_LIMIT, signal.SIGKILL)
 
     def _exited(self, child: _Child, code: int) -> None:
         del self._children[child.index]
         child.conn.close()
+        held = self.board.held(child.index)
         running = self.board.running(child.index)
         if running is not None:
-            task_id, name, _, _ = running
-            if task_id in self._terminated:
-                self._terminated.discard(task_id)
-            else:
-                times = self.board.add_lost(task_id, child.killed_for or DIED)
+            task_id, name, started_at, _ = running
+            if not child.killed_for:  # (killed by the parent: written before the kill)
+                times = self.board.add_lost(task_id, DIED, started_at)
                 logger.error("Process 'ForkPoolWorker-%d' pid:%d exited with %s while "
                              "running %s[%s] (lost %d time%s)", child.index + 1, child.pid,
                              _exit_text(code), name, task_id, times,
@@ -160,8 +160,21 @@ class ConsumerChildren(Pool):
         elif code != 0 and not self._stopping:
             logger.error("Process 'ForkPoolWorker-%d' pid:%d exited with %s",
                          child.index + 1, child.pid, _exit_text(code))
+        if held:  # a leased broker's deliveries: back to their queues now
+            task = asyncio.get_running_loop().create_task(self._give_back(held))
+            self._giving_back.add(task)
+            task.add_done_callback(self._giving_back.discard)
         if not self._stopping:
             self._fork(child.index)
+
+    async def _give_back(self, held: list[tuple[Any, str]]) -> None:
+        deliveries = [Delivery(Message({}, b""), queue, tag, False) for tag, queue in held]
+        try:
+            broker = await self.worker.app.clients.broker()
+            await broker.requeue(deliveries)
+        except Exception as exc:
+            logger.error("could not give back the %d messages of a dead child (%s): their "
+                         "leases bring them back", len(deliveries), exc)
 
     # -- what the worker and remote control ask of a pool --------------------------------
     async def run(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
@@ -198,21 +211,34 @@ class ConsumerChildren(Pool):
         for child in self._children.values():
             found = self.board.running(child.index)
             if found is not None and found[0] == task_id:
-                self._terminated.add(task_id)
-                _signal(child.pid, signum)
+                self._kill_for(child, found, TERMINATED, signum)
                 return None
         return "not running in a child of this worker"
 
+    def _kill_for(self, child: _Child, running: tuple[str, str, float, float], why: int,
+                  signum: int) -> None:
+        """Signal a child for its running task, the loss written first: the child that
+        gets the redelivered message must find why (RabbitMQ redelivers at once)."""
+        child.killed_for = why
+        self.board.add_lost(running[0], why, running[2])
+        _signal(child.pid, signum)
+
     async def stop(self) -> None:
         """Warm shutdown: each child stops fetching, gives back what it prefetched,
-        finishes what runs, and exits."""
+        finishes what runs (up to ``worker_shutdown_timeout``), and exits; a second
+        signal meanwhile makes it a cold one (``terminate``)."""
         self._stopping = True
         self._send_all("stop")
         while self._children:
+            if self.worker._cold.is_set():  # a second signal: cold shutdown now
+                self.terminate()
+                break
             self.check_children()
             if self._children:
                 await asyncio.sleep(WATCH_S)
         await self._stop_watch()
+        if self._giving_back:
+            await asyncio.gather(*self._giving_back, return_exceptions=True)
 
     def terminate(self) -> None:
         """Cold shutdown: children give back everything at once; a child still busy
