@@ -59,7 +59,7 @@ def running_in(h: Harness, task_id: str) -> int:
 
 def test_children_consume_and_the_parent_answers_for_them(broker_harness: Harness) -> None:
     h = broker_harness
-    worker = h.worker("-c", "2")
+    worker = h.worker("--consumer-children", "-c", "2")
     assert "2 (prefork, children consume)" in worker.log
     pids = children(worker)
     assert len(pids) == 2
@@ -86,7 +86,7 @@ def test_a_task_whose_child_dies_runs_again_once_then_fails_as_worker_lost(
         broker_harness: Harness) -> None:
     """task_reject_on_worker_lost (celeriac's default): a second run, then WorkerLostError."""
     h = broker_harness
-    worker = h.worker("-c", "2")
+    worker = h.worker("--consumer-children", "-c", "2")
     victim = h.client.send_task("slow", (30, "victim"))
     for run in (1, 2):
         h.wait_for_record("start victim", run)
@@ -111,7 +111,7 @@ def test_a_task_whose_child_dies_runs_again_once_then_fails_as_worker_lost(
 
 def test_terminate_kills_the_child_running_the_task(redis_harness: Harness) -> None:
     h = redis_harness
-    worker = h.worker("-c", "2")
+    worker = h.worker("--consumer-children", "-c", "2")
     doomed = h.client.send_task("slow", (30, "doomed"))
     h.wait_for_record("start doomed")
     pid = running_in(h, doomed.id)
@@ -128,7 +128,7 @@ def test_terminate_kills_the_child_running_the_task(redis_harness: Harness) -> N
 
 def test_a_child_stuck_past_its_hard_limit_is_killed(redis_harness: Harness) -> None:
     h = redis_harness
-    worker = h.worker("-c", "2")
+    worker = h.worker("--consumer-children", "-c", "2")
     stuck = h.client.send_task("stuck", (30, "stuck"))
     h.wait_for_record("start stuck")
     with pytest.raises(Exception) as raised:
@@ -142,7 +142,7 @@ def test_a_child_stuck_past_its_hard_limit_is_killed(redis_harness: Harness) -> 
 
 def test_remote_control_reaches_the_children(redis_harness: Harness) -> None:
     h = redis_harness
-    worker = h.worker("-c", "2", "-Q", "celery")
+    worker = h.worker("--consumer-children", "-c", "2", "-Q", "celery")
     queue = f"extra-{uuid.uuid4().hex[:6]}"
     replies = h.client.control.add_consumer(queue, reply=True, timeout=2.0)
     assert len(replies) == 1  # one node answers: the parent, not each child
@@ -152,7 +152,7 @@ def test_remote_control_reaches_the_children(redis_harness: Harness) -> None:
 
 def test_children_stop_when_the_parent_is_killed(redis_harness: Harness) -> None:
     h = redis_harness
-    worker = h.worker("-c", "2")
+    worker = h.worker("--consumer-children", "-c", "2")
     pids = children(worker)
     worker.kill()
     wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status()
