@@ -69,6 +69,15 @@ def test_children_consume_and_the_parent_answers_for_them(broker_harness: Harnes
     long = h.client.send_task("slow", (30, "long"))
     h.wait_for_record("start long")
     assert running_in(h, long.id) in pids  # a child runs it, the parent knows which
+    queued = [h.client.send_task("slow", (30, f"queued{i}")).id for i in range(3)]
+
+    def reserved_ids() -> set[str]:
+        replies = h.client.control.inspect(timeout=1.0).reserved() or {}
+        return {e["id"] for entries in replies.values() for e in entries}
+
+    # prefetched by a child (no-op tasks ran first: the window is deep), not running
+    wait_until(lambda: reserved_ids() & set(queued), 10, "inspect reserved lists them")
+    assert long.id not in reserved_ids()
     stats = h.client.control.inspect(timeout=2.0).stats() or {}
     assert [s["pool"]["processes"] for s in stats.values()] == [pids]
     # the children log their own lines, as ForkPoolWorker-N (Celery's children's name)
@@ -157,3 +166,23 @@ def test_children_stop_when_the_parent_is_killed(redis_harness: Harness) -> None
     worker.kill()
     wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status()
                                != "zombie" for p in pids), 15, "the children gone")
+
+
+def test_a_long_task_does_not_hold_the_short_ones_a_child_prefetched(
+        broker_harness: Harness) -> None:
+    """After no-op tasks a child's window is deep; before a task it has not measured, or
+    one expected to take 50 ms or more, it gives back what it prefetched (and lowers
+    RabbitMQ's prefetch), so the other child runs the short ones meanwhile."""
+    h = broker_harness
+    worker = h.worker("--consumer-children", "-c", "2")
+    for i in range(150):
+        h.client.send_task("add", (i, 1))
+    h.client.send_task("slow", (4, "long"))
+    for i in range(8):
+        h.client.send_task("slow", (0.1, f"short{i}"))
+    h.wait_for_record("done long", timeout_s=30)
+    h.wait_for_record("done short", 8, timeout_s=30)
+    order = [line for line in h.lines("done ")]
+    assert order.index("done long") == len(order) - 1, order  # every short one before
+    assert len(h.lines("add")) == 150
+    assert worker.stop() == 0

@@ -45,20 +45,22 @@ def test_held_deliveries_come_back_with_their_types_and_are_cleared() -> None:
     board.clear(0)
 
     def child() -> None:
-        board.hold(0, 0, "tag-a", "celery")
-        board.hold(0, 1, (12, 3), "other")  # SQLite's tags are (row id, count)
-        board.hold(0, 2, "tag-c", "celery")
-        board.release(0, 1)
+        board.hold(0, 0, "tag-a", "celery", "id-a", "add")
+        board.hold(0, 1, (12, 3), "other", "id-b", "add")  # SQLite: (row id, count)
+        board.hold(0, 2, (7, 1), "celery", "id-c", "mul")
+        board.release(0, 0)
 
     in_child(child)
-    assert sorted(board.held(0), key=repr) == [("tag-a", "celery"), ("tag-c", "celery")]
-    assert board.held(0) == []  # read once: the parent gives them back once
+    expected = [((12, 3), "other", "id-b", "add"), ((7, 1), "celery", "id-c", "mul")]
+    assert sorted(board.held(0), key=repr) == expected  # a look (inspect reserved)
+    assert sorted(board.held(0, clear=True), key=repr) == expected
+    assert board.held(0) == []  # taken once: the parent gives them back once
     assert board.held(1) == []
 
 
 def test_a_delivery_too_large_for_an_entry_is_refused_not_truncated() -> None:
     board = Board(1)
-    assert not board.hold(0, HELD_PER_CHILD - 1, "x" * 300, "celery")
+    assert not board.hold(0, HELD_PER_CHILD - 1, "x" * 300, "celery", "id", "add")
     assert board.held(0) == []
 
 

@@ -183,6 +183,15 @@ class Broker(abc.ABC):
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
         """Renew the lease of deliveries still being worked on."""
 
+    def take_pushed(self) -> list[Delivery]:
+        """Deliveries the server pushed that no fetch has taken yet (a push broker's
+        buffer: RabbitMQ); pull brokers hold none."""
+        return []
+
+    async def pause_pushes(self) -> None:
+        """Have the server push nothing more until the next fetch (RabbitMQ: cancel
+        the consumers), while a long task runs. Pull brokers: nothing to do."""
+
     async def park(self, parked: Sequence[tuple[Delivery, float]]) -> None:
         """Move in-flight deliveries into the delay store until a unix time each, and
         forget them: a worker that received a message with a future eta. Brokers that can

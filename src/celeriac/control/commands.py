@@ -118,7 +118,8 @@ async def active(state: WorkerState, safe: bool = False, **_: Any) -> Any:
 @command(inspect=True)
 async def reserved(state: WorkerState, **_: Any) -> Any:
     """List of currently reserved tasks, not including scheduled/active."""
-    return [info.request_info(state, d, False) for d in info.reserved(state)]
+    return [info.request_info(state, d, False) for d in info.reserved(state)] \
+        + info.children_reserved(state)
 
 
 @command(inspect=True)

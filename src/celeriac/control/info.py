@@ -72,6 +72,18 @@ def children_active(state: WorkerState) -> list[dict[str, Any]]:
             for task_id, name, started, pid in running()]
 
 
+def children_reserved(state: WorkerState) -> list[dict[str, Any]]:
+    """``inspect reserved`` entries for what consumer children hold and do not run yet
+    (id and name, off the board; the arguments stay in the child: None here)."""
+    held = getattr(state.pool, "reserved", None)
+    if not callable(held):
+        return []
+    return [{"id": task_id, "name": name, "args": None, "kwargs": None, "type": name,
+             "hostname": state.hostname, "time_start": None, "acknowledged": False,
+             "delivery_info": None, "worker_pid": None}
+            for task_id, name, _ in held()]
+
+
 def reserved(state: WorkerState) -> list[Delivery]:
     return [d for d in state.consumer.reserved.items if d is not None]
 

@@ -68,8 +68,7 @@ class EventDispatcher:
     def _worker_event(self, type_: str) -> dict[str, Any]:
         s = self.state
         return event(type_, s.hostname, s.clock.forward(),
-                     **worker_fields(self.heartbeat_s or 2.0, len(s.consumer.active),
-                                     s.executor.processed))
+                     **worker_fields(self.heartbeat_s or 2.0, *_counts(s)))
 
     async def _send(self, events: dict[str, Any]) -> None:
         try:
@@ -196,6 +195,15 @@ class EventDispatcher:
         self.buffer.append({"hostname": self._same, "clock": self.state.clock.forward(),
                             "uuid": task_id, **fields, "type": type_, "timestamp": time.time()})
         self._added()
+
+
+def _counts(state: WorkerState) -> tuple[int, int]:
+    """(tasks running, tasks processed) for heartbeats: the worker's own, or what its
+    consumer children report on the board (worker/pools/consumer_children.py)."""
+    pool = state.pool
+    if getattr(pool, "children_consume", False):
+        return pool.active_count(), pool.processed()  # type: ignore[attr-defined]
+    return len(state.consumer.active), state.executor.processed
 
 
 async def start_worker_events(state: WorkerState, task_events: bool) -> EventDispatcher:

@@ -50,7 +50,7 @@ from celeriac.worker.acks import Acker, LeaseKeeper
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.executor import Executor
 from celeriac.worker.pools.board import HELD_PER_CHILD, Board
-from celeriac.worker.pools.pacing import MAX_PER_CHILD, Pacing
+from celeriac.worker.pools.pacing import MAX_PER_CHILD, PREFETCH_BUDGET_S, Pacing
 from celeriac.worker.pools.prefork_child import reset_inherited_state
 from celeriac.worker.pools.solo import SoloPool
 
@@ -58,6 +58,11 @@ if TYPE_CHECKING:
     from celeriac.worker.worker import Worker
 
 logger = logging.getLogger("celeriac.worker")
+
+
+#: a task expected to run this long (or never measured in this child) goes alone: the
+#: child gives back what it prefetched first (see ChildConsumer.before_long)
+LONG_S = PREFETCH_BUDGET_S
 
 
 class BoardSoloPool(SoloPool):
@@ -73,17 +78,26 @@ class BoardSoloPool(SoloPool):
         self.max_tasks, self.max_memory_kib = max_tasks, max_memory_kib
         self._retire = retire
         self.done = 0
+        #: the child's consumer: around a task expected to take LONG_S or more (or never
+        #: measured here), it gives back what it prefetched and fetches nothing more
+        self.consumer: Consumer | None = None
 
     def window(self, configured: int) -> int:
         return self.pacing.window(configured)
 
     async def run(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
                   request: Context) -> Outcome:
+        consumer = self.consumer \
+            if self.pacing.per_task.get(task.name, LONG_S) >= LONG_S else None
+        if consumer is not None:
+            await consumer.give_back_waiting()
         self.board.start(self.index, request.id or "", task.name, request.timelimit[0])
         try:
             outcome = await super().run(task, args, kwargs, request)
         finally:
             self.board.finish(self.index)
+            if consumer is not None:
+                consumer.resume_fetching()
         if outcome.runtime_s is not None:
             self.pacing.observe(task.name, outcome.runtime_s)
         self.done += 1
@@ -95,8 +109,9 @@ class BoardSoloPool(SoloPool):
 
 
 class BoardLeaseKeeper(LeaseKeeper):
-    """The lease keeper, also writing each held delivery's (tag, queue) on the board,
-    so the parent can give them back at once should this child die (leased brokers)."""
+    """The lease keeper, also writing each held delivery on the board: the parent lists
+    them (``inspect reserved``) and, on leased brokers, gives them back at once should
+    this child die."""
 
     def __init__(self, board: Board, index: int, *args: Any) -> None:
         super().__init__(*args)
@@ -106,12 +121,12 @@ class BoardLeaseKeeper(LeaseKeeper):
 
     def hold_all(self, deliveries: list[Delivery]) -> None:
         super().hold_all(deliveries)
-        if not self.needed:
-            return
         for delivery in deliveries:
             if self._free:
                 entry = self._free.pop()
-                if self.board.hold(self.index, entry, delivery.tag, delivery.queue):
+                message = delivery.message
+                if self.board.hold(self.index, entry, delivery.tag, delivery.queue,
+                                   message.task_id, message.task_name):
                     self._entry[id(delivery)] = entry
                 else:
                     self._free.append(entry)
@@ -165,6 +180,7 @@ class ChildConsumer:
         executor.lost_tasks = self.board.losses
         self._consumer = consumer = Consumer(broker, executor, leases, parent.queues,
                                              pool.capacity, MAX_PER_CHILD)
+        pool.consumer = consumer
         store = RevokedStore(broker, revoked_ttl_s(app))                         # 3
         executor.revoked = store.ids
         self.state = state = WorkerState(app, parent.hostname, broker, pool, executor,

@@ -100,6 +100,10 @@ class Consumer:
         self._room = asyncio.Event()
         self._fetching: asyncio.Task[list[Delivery]] | None = None
         self._stopping = False
+        #: no fetches while a long task runs in a consumer child (give_back_waiting)
+        self._held_back = False
+        #: give-backs being written (give_back_waiting waits for them)
+        self._returning = 0
         self._runners: list[asyncio.Task[None]] = []
         #: rate-limited deliveries wait here for their token, not in a runner
         self.limiter = RateLimiter.for_app(executor.app, self.reserved.put_nowait)
@@ -147,7 +151,7 @@ class Consumer:
             if window != self.window:
                 self._set_window(window)
             room = window - self._outstanding
-            if room < self.refill:
+            if room < self.refill or self._held_back:
                 self._room.clear()
                 await self._room.wait()
                 continue
@@ -186,7 +190,7 @@ class Consumer:
             delivery = ready.popleft() if ready else await self.reserved.get()
             if delivery is None:
                 return
-            if self._stopping:
+            if self._stopping or self._held_back:  # (held back: a long task runs here)
                 await self._give_back([delivery])
                 continue
             if limited and not self.limiter.admit(delivery):
@@ -211,17 +215,50 @@ class Consumer:
         else:
             self.refill = 1
 
+    async def give_back_waiting(self) -> int:
+        """Return the deliveries no runner has started, and those the broker pushed
+        and no fetch took, to the broker, and fetch no more until ``resume_fetching``
+        (a consumer child does this around a long task, so that nothing waits behind
+        it: other children and workers take them)."""
+        self._held_back = True
+        await self.broker.pause_pushes()  # first: what arrives meanwhile is given back
+        for _ in range(3):  # a fetch that just landed: its deliveries reach the runners,
+            await asyncio.sleep(0)  # which give them back (held back: see _runner)
+        items = self.reserved.items
+        waiting = [d for d in items if d is not None]
+        stops = [d for d in items if d is None]
+        items.clear()
+        items.extend(stops)
+        pushed = self.broker.take_pushed()
+        if waiting or pushed:
+            try:
+                await self.broker.requeue([*waiting, *pushed])
+            except Exception as exc:
+                logger.error("could not give back %d messages (%s); their leases will "
+                             "bring them back", len(waiting) + len(pushed), exc)
+            self._finished(waiting)
+        while self._returning:  # the runners' own give-backs are written, too
+            await asyncio.sleep(0)
+        return len(waiting) + len(pushed)
+
+    def resume_fetching(self) -> None:
+        self._held_back = False
+        self._room.set()
+
     def _finished(self, deliveries: list[Delivery]) -> None:
         self.leases.release(deliveries)
         self._outstanding -= len(deliveries)
         self._room.set()
 
     async def _give_back(self, deliveries: list[Delivery]) -> None:
+        self._returning += 1
         try:
             await self.broker.requeue(deliveries)
         except Exception as exc:
             logger.error("could not return %d messages (%s); their leases will bring them "
                          "back", len(deliveries), exc)
+        finally:
+            self._returning -= 1
         self._finished(deliveries)
 
     def stop_fetching(self) -> None:

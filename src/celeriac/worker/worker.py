@@ -143,6 +143,11 @@ class Worker:
         self.consumer_children = pool_name == "prefork" and bool(
             conf.worker_consumer_children) and not str(app.broker_url or "").startswith(
             "memory")  # an in-process broker: the parent must hold it
+        if self.consumer_children and metrics_port is not None:
+            # the exporter counts outcomes in this process: the classic prefork pool
+            logger.info("--metrics-port: the children run tasks handed over by this "
+                        "process (worker_consumer_children does not apply)")
+            self.consumer_children = False
         if self.consumer_children and self.autoscale:
             logger.warning("--autoscale is not supported with consumer children: "
                            "a fixed pool of %d", self.concurrency)

@@ -240,6 +240,12 @@ class AMQPBroker(FanoutBroker):
         if deliveries:
             await self.inbox.nack(deliveries, requeue=True)
 
+    def take_pushed(self) -> list[Delivery]:
+        return self.inbox.take_buffered()
+
+    async def pause_pushes(self) -> None:
+        await self.inbox.pause()
+
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
         """Nothing to renew: RabbitMQ keeps a delivery while its channel lives (so the
         worker keeps no leases: ``leased`` is False)."""

@@ -66,6 +66,8 @@ class Inbox:
         self._wakeup: asyncio.Future[None] | None = None
         self._rotation = 0
         self._decode_header = HeaderDecoder()
+        #: consumers cancelled by pause(): the next take consumes at its own prefetch
+        self._paused = False
 
     # -- consuming ----------------------------------------------------------------------
     async def _ensure(self, queues: Sequence[str], max_count: int) -> ConsumerChannel:
@@ -73,14 +75,41 @@ class Inbox:
         channel = self.channel
         if channel is None or channel.is_closed or self._generation != self.session.generation:
             channel = await self._open(max_count)
-        for queue in queues:
-            if queue not in self._active_queues():
-                await self.session.declarer.queue(publisher, self.topology.queue(queue))
-                await self._consume(channel, queue)
         handed_out = len(self._unacked) - self._buffered()
+        missing = [q for q in queues if q not in self._active_queues()]
+        if missing and self._paused and self.prefetch != handed_out + max_count:
+            # consuming again after pause(): at the prefetch the caller wants now (a
+            # child that ran a long task asks for a few, not the deep window of before)
+            self.prefetch = max(1, handed_out + max_count)
+            await channel.basic_qos(prefetch_count=self.prefetch)
+        self._paused = False
+        for queue in missing:
+            await self.session.declarer.queue(publisher, self.topology.queue(queue))
+            await self._consume(channel, queue)
         if self.prefetch is not None and handed_out + max_count > self.prefetch:
             await self._grow(channel, handed_out + max_count)
         return channel
+
+    def take_buffered(self) -> list[Delivery]:
+        """Every delivery pushed but not taken yet (a consumer child gives them back
+        before a long task, so they do not wait behind it)."""
+        taken: list[Delivery] = []
+        for buffer in self._buffers.values():
+            taken.extend(buffer)
+            buffer.clear()
+        return taken
+
+    async def pause(self) -> None:
+        """Stop RabbitMQ pushing deliveries (cancel the consumers; unacked deliveries
+        stay with the channel) until the next ``take`` consumes again, at the prefetch
+        it asks for then. A consumer child pauses while a long task runs."""
+        channel = self.channel
+        if channel is None or channel.is_closed:
+            return
+        self._paused = True
+        for tag in [t for t in self._consuming if t not in self._cancelled]:
+            self._cancelled.add(tag)
+            await channel.basic_cancel(tag)
 
     async def _grow(self, channel: ConsumerChannel, prefetch: int) -> None:
         """Raise the prefetch to what the caller holds plus what it asks for.
@@ -90,7 +119,8 @@ class Inbox:
         """
         self.prefetch = prefetch
         await channel.basic_qos(prefetch_count=prefetch)
-        for old_tag, queue in list(self._consuming.items()):
+        for old_tag, queue in [(t, q) for t, q in self._consuming.items()
+                               if t not in self._cancelled]:
             await self._consume(channel, queue)
             self._cancelled.add(old_tag)
             await channel.basic_cancel(old_tag)

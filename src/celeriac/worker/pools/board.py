@@ -11,10 +11,11 @@ made before the first fork:
   active``, to signal the child running a task (``revoke(terminate=True)``), to kill a
   child past a task's hard limit, and, when a child dies, to learn which task died with
   it;
-- on brokers with leases (Redis, SQLite), the deliveries each child holds (tag and
-  queue, one entry each, written when fetched and cleared when settled): when a child
-  dies the parent gives them back to their queues at once instead of after their lease
-  runs out. RabbitMQ needs none of this: it redelivers a closed connection's messages;
+- the deliveries each child holds (tag, queue, task id and name, one entry each,
+  written when fetched and cleared when settled): ``inspect reserved`` lists them, and
+  on brokers with leases (Redis, SQLite), when a child dies, the parent gives them back
+  to their queues at once instead of after their lease runs out (RabbitMQ redelivers
+  a closed connection's messages itself);
 - the lost list: ids of tasks that were running in a child when it died, with how many
   times that happened and why. The broker gives a dead child's unacked messages back
   (RabbitMQ at once, Redis when their lease runs out); the child that receives such a
@@ -96,10 +97,11 @@ class Board:
         return tid[:id_len].decode(), tname[:name_len].decode(), at, hard_s
 
     # -- held deliveries: the child writes, the parent reads when it died -----------------
-    def hold(self, index: int, entry: int, tag: Any, queue: str) -> bool:
-        """In the child: delivery (tag, queue) is held in ``entry`` (0 to
-        HELD_PER_CHILD - 1); False when it does not fit (its lease brings it back)."""
-        raw = marshal.dumps((tag, queue))
+    def hold(self, index: int, entry: int, tag: Any, queue: str, task_id: str,
+             name: str) -> bool:
+        """In the child: a delivery it holds, in ``entry`` (0 to HELD_PER_CHILD - 1);
+        False when it does not fit (a leased broker's lease brings it back anyway)."""
+        raw = marshal.dumps((tag, queue, task_id, name))
         if len(raw) > HELD_SIZE - _HELD.size:
             return False
         offset = self._held_at + (index * HELD_PER_CHILD + entry) * HELD_SIZE
@@ -110,15 +112,20 @@ class Board:
     def release(self, index: int, entry: int) -> None:
         self._map[self._held_at + (index * HELD_PER_CHILD + entry) * HELD_SIZE] = 0
 
-    def held(self, index: int) -> list[tuple[Any, str]]:
-        """The (tag, queue) of each delivery the child holds; clears them."""
+    def held(self, index: int, clear: bool = False) -> list[tuple[Any, str, str, str]]:
+        """(tag, queue, task id, name) of each delivery the child holds (cleared when
+        ``clear``: the parent gives a dead child's deliveries back once)."""
         out = []
         for entry in range(HELD_PER_CHILD):
             offset = self._held_at + (index * HELD_PER_CHILD + entry) * HELD_SIZE
             used, size = _HELD.unpack_from(self._map, offset)
             if used:
-                out.append(marshal.loads(self._map[offset + 2:offset + 2 + size]))
-                self._map[offset] = 0
+                try:
+                    out.append(marshal.loads(self._map[offset + 2:offset + 2 + size]))
+                except (EOFError, ValueError, TypeError):
+                    continue  # being written by a live child as we read: skip it
+                if clear:
+                    self._map[offset] = 0
         return out
 
     # -- the lost list: the parent writes, the children read ----------------------------

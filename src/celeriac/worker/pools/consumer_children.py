@@ -92,9 +92,15 @@ class ConsumerChildren(Pool):
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None
         self._giving_back: set[asyncio.Task[None]] = set()
+        #: tasks finished by children that have exited (heartbeats' "processed")
+        self._retired_processed = 0
+        #: the broker keeps leases (Redis, SQLite): a dead child's deliveries are given
+        #: back by the parent; RabbitMQ redelivers them itself
+        self.leased = True
 
     # -- children -----------------------------------------------------------------------
     async def start(self) -> None:
+        self.leased = bool((await self.worker.app.clients.broker()).leased)
         for index in range(self.capacity):
             self._fork(index)
         self._watch = asyncio.create_task(self._watch_children(), name="children-watch")
@@ -147,7 +153,7 @@ class ConsumerChildren(Pool):
     def _exited(self, child: _Child, code: int) -> None:
         del self._children[child.index]
         child.conn.close()
-        held = self.board.held(child.index)
+        held = self.board.held(child.index, clear=True)
         running = self.board.running(child.index)
         if running is not None:
             task_id, name, started_at, _ = running
@@ -160,15 +166,17 @@ class ConsumerChildren(Pool):
         elif code != 0 and not self._stopping:
             logger.error("Process 'ForkPoolWorker-%d' pid:%d exited with %s",
                          child.index + 1, child.pid, _exit_text(code))
-        if held:  # a leased broker's deliveries: back to their queues now
+        self._retired_processed += self.board.finished(child.index)
+        if held and self.leased:  # a leased broker's deliveries: back to their queues now
             task = asyncio.get_running_loop().create_task(self._give_back(held))
             self._giving_back.add(task)
             task.add_done_callback(self._giving_back.discard)
         if not self._stopping:
             self._fork(child.index)
 
-    async def _give_back(self, held: list[tuple[Any, str]]) -> None:
-        deliveries = [Delivery(Message({}, b""), queue, tag, False) for tag, queue in held]
+    async def _give_back(self, held: list[tuple[Any, str, str, str]]) -> None:
+        deliveries = [Delivery(Message({}, b""), queue, tag, False)
+                      for tag, queue, _, _ in held]
         try:
             broker = await self.worker.app.clients.broker()
             await broker.requeue(deliveries)
@@ -196,6 +204,24 @@ class ConsumerChildren(Pool):
             if found is not None:
                 out.append((found[0], found[1], found[2] + offset, child.pid))
         return out
+
+    def reserved(self) -> list[tuple[str, str, int]]:
+        """(task id, name, child pid) of each delivery a child holds but does not run."""
+        out = []
+        for child in self._children.values():
+            running = self.board.running(child.index)
+            for _, _, task_id, name in self.board.held(child.index):
+                if running is None or running[0] != task_id:
+                    out.append((task_id, name, child.pid))
+        return out
+
+    def active_count(self) -> int:
+        return sum(self.board.running(c.index) is not None for c in self._children.values())
+
+    def processed(self) -> int:
+        """Tasks the children finished, those that exited included."""
+        return self._retired_processed + sum(self.board.finished(c.index)
+                                             for c in self._children.values())
 
     def forward(self, name: str, arguments: dict[str, Any]) -> None:
         """A remote control command for every child (their replies are not wanted: the
