@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from celeriac import group, signature
 from celeriac.result import AsyncResult
 from tests.integration.conftest import Harness, WorkerProcess
 from tests.integration.test_amqp_worker import vhost  # noqa: F401 (a fixture)
@@ -66,20 +67,33 @@ def test_children_consume_and_the_parent_answers_for_them(broker_harness: Harnes
     for i in range(20):
         h.client.send_task("add", (i, 0))
     h.wait_for_record("add", 20)
-    long = h.client.send_task("slow", (30, "long"))
+    for i in range(10):  # "slow" measured short in each child: no give-back before it
+        h.client.send_task("slow", (0.001, f"warm{i}"))
+    h.wait_for_record("done warm", 10)
+
+    def added() -> int:  # the children write their totals on the board once a second
+        replies = h.client.control.inspect(timeout=1.0).stats() or {}
+        return sum(s["total"].get("add", 0) for s in replies.values())
+
+    wait_until(lambda: added() == 20, 5, "inspect stats counts the children's tasks")
+    # one publish: a child fetches them together; the first runs 30 s, longer than it
+    # was measured, so the others wait in that child: prefetched, not running
+    tasks = [signature("slow", (30, "long"), app=h.client)] + [
+        signature("slow", (0.001, f"queued{i}"), app=h.client) for i in range(3)]
+    grouped = group(tasks).apply_async()
+    long, queued = grouped.results[0], [r.id for r in grouped.results[1:]]
     h.wait_for_record("start long")
     assert running_in(h, long.id) in pids  # a child runs it, the parent knows which
-    queued = [h.client.send_task("slow", (30, f"queued{i}")).id for i in range(3)]
 
     def reserved_ids() -> set[str]:
         replies = h.client.control.inspect(timeout=1.0).reserved() or {}
         return {e["id"] for entries in replies.values() for e in entries}
 
-    # prefetched by a child (no-op tasks ran first: the window is deep), not running
     wait_until(lambda: reserved_ids() & set(queued), 10, "inspect reserved lists them")
     assert long.id not in reserved_ids()
     stats = h.client.control.inspect(timeout=2.0).stats() or {}
     assert [s["pool"]["processes"] for s in stats.values()] == [pids]
+
     # the children log their own lines, as ForkPoolWorker-N (Celery's children's name)
     assert "INFO/ForkPoolWorker-" in worker.log and "] Task add[" in worker.log
     assert "INFO/MainProcess] celeriac@" in worker.log  # the parent's "ready." line

@@ -47,8 +47,9 @@ _POOL_CHOICES = click.Choice([*POOL_NAMES, *ALIASES], case_sensitive=False)
               help="prefork: replace a child after this many tasks.")
 @click.option("--max-memory-per-child", type=click.IntRange(min=1),
               help="prefork: replace a child above this resident memory (KiB).")
-@click.option("--consumer-children", is_flag=True, help="prefork: each child fetches, "
-              "runs and acks its own tasks (worker_consumer_children).")
+@click.option("--consumer-children/--no-consumer-children", default=None,
+              help="prefork: each child fetches, runs and acks its own tasks, or the "
+              "parent does all broker I/O (worker_consumer_children).")
 @click.option("-E", "--task-events", is_flag=True, help="Send task events.")
 @click.option("-B", "--beat", is_flag=True,
               help="Also run beat, the periodic task scheduler (any number may).")
@@ -85,8 +86,8 @@ def worker(ctx: AppContext, /, loglevel: str, concurrency: int | None, pool: str
     conf = app.conf
     if options.get("without_heartbeat"):
         conf.worker_heartbeat_interval = 0
-    if options.get("consumer_children"):
-        conf.worker_consumer_children = True
+    if options.get("consumer_children") is not None:
+        conf.worker_consumer_children = options["consumer_children"]
     try:
         level = mlevel(loglevel)
         if conf.worker_hijack_root_logger or not logging.getLogger().handlers:

@@ -119,8 +119,9 @@ def stats(state: WorkerState) -> dict[str, Any]:
     child_pids = getattr(pool, "child_pids", None)
     processes = child_pids() if callable(child_pids) else [os.getpid()]
     executor = state.executor
+    children_totals = getattr(pool, "totals", None)
     return {
-        "total": dict(executor.totals),
+        "total": children_totals() if callable(children_totals) else dict(executor.totals),
         "pid": os.getpid(),
         "clock": str(state.clock.value),
         "uptime": int(time.time() - state.started_at),

@@ -34,6 +34,8 @@ import os
 import pickle
 import resource
 import signal
+import time
+from collections import Counter
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker")
 
 
+#: seconds between two writes of the child's totals on the board
+TOTALS_S = 1.0
 #: a task expected to run this long (or never measured in this child) goes alone: the
 #: child gives back what it prefetched first (see ChildConsumer.before_long)
 LONG_S = PREFETCH_BUDGET_S
@@ -81,12 +85,23 @@ class BoardSoloPool(SoloPool):
         #: the child's consumer: around a task expected to take LONG_S or more (or never
         #: measured here), it gives back what it prefetched and fetches nothing more
         self.consumer: Consumer | None = None
+        #: the executor's tasks run by name, written on the board every TOTALS_S (by a
+        #: timer, and before a task once that long has passed: a sync task holds the loop)
+        self.totals: Counter[str] | None = None
+        self.totals_at = 0.0
+
+    def write_totals(self) -> None:
+        if self.totals is not None:
+            self.board.write_totals(self.index, dict(self.totals))
+            self.totals_at = time.monotonic()
 
     def window(self, configured: int) -> int:
         return self.pacing.window(configured)
 
     async def run(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
                   request: Context) -> Outcome:
+        if self.totals is not None and time.monotonic() - self.totals_at >= TOTALS_S:
+            self.write_totals()  # before a task that may hold the loop a long time
         consumer = self.consumer \
             if self.pacing.per_task.get(task.name, LONG_S) >= LONG_S else None
         if consumer is not None:
@@ -198,6 +213,8 @@ class ChildConsumer:
             executor.events = state.events
         loop = asyncio.get_running_loop()
         loop.add_reader(self.conn.fileno(), self._on_command)
+        pool.totals = executor.totals
+        self._write_totals(pool)
         consuming = asyncio.create_task(consumer.run())                         # 4
         await self._stop.wait()
         loop.remove_reader(self.conn.fileno())
@@ -208,11 +225,19 @@ class ChildConsumer:
         if not finished:  # cold, or tasks still running after the shutdown timeout
             await consumer.abandon()
         await acker.flush()
+        pool.write_totals()
         leases.stop()
         if state.events is not None:
             await state.events.stop()
         await store.stop()
         await app.clients.close()
+
+    def _write_totals(self, pool: BoardSoloPool) -> None:
+        """Tasks run by name on the board, for the parent's ``inspect stats``, every
+        TOTALS_S (a dict's marshal and a copy: nothing per task)."""
+        pool.write_totals()
+        if not self._stop.is_set():
+            asyncio.get_running_loop().call_later(TOTALS_S, self._write_totals, pool)
 
     def stop(self) -> None:
         """Stop fetching now (runners give back what they have not started), then

@@ -16,6 +16,8 @@ made before the first fork:
   on brokers with leases (Redis, SQLite), when a child dies, the parent gives them back
   to their queues at once instead of after their lease runs out (RabbitMQ redelivers
   a closed connection's messages itself);
+- what each child has run, by task name (written once a second), for ``inspect
+  stats``;
 - the lost list: ids of tasks that were running in a child when it died, with how many
   times that happened and why. The broker gives a dead child's unacked messages back
   (RabbitMQ at once, Redis when their lease runs out); the child that receives such a
@@ -50,6 +52,9 @@ _HELD = struct.Struct("=bB")
 HELD_SIZE = 256
 HELD_PER_CHILD = 256
 
+#: tasks run by name (``inspect stats``' "total"): length, marshal of a dict
+TOTALS_SIZE = 8192
+
 #: why a task was lost: its child died, the parent killed it at its hard time limit, or
 #: remote control terminated it (revoke(terminate=True))
 DIED, TIME_LIMIT, TERMINATED = 1, 2, 3
@@ -61,7 +66,8 @@ class Board:
     def __init__(self, count: int) -> None:
         self.count = max(1, count)
         self._held_at = self.count * SLOT_SIZE
-        self._lost_at = self._held_at + self.count * HELD_PER_CHILD * HELD_SIZE
+        self._totals_at = self._held_at + self.count * HELD_PER_CHILD * HELD_SIZE
+        self._lost_at = self._totals_at + self.count * TOTALS_SIZE
         self._map = mmap.mmap(-1, self._lost_at + LOST_ENTRIES * LOST_SIZE)
         self._next_lost = 0
 
@@ -70,6 +76,7 @@ class Board:
         _SLOT.pack_into(self._map, index * SLOT_SIZE, 0, 0.0, 0.0, 0, 0, 0, b"", b"")
         for entry in range(HELD_PER_CHILD):
             self.release(index, entry)
+        struct.pack_into("=I", self._map, self._totals_at + index * TOTALS_SIZE, 0)
 
     def start(self, index: int, task_id: str, name: str, hard_s: float | None) -> None:
         """In the child: this task starts now."""
@@ -127,6 +134,27 @@ class Board:
                 if clear:
                     self._map[offset] = 0
         return out
+
+    # -- totals: the child writes them now and then, the parent reads ------------------
+    def write_totals(self, index: int, totals: dict[str, int]) -> None:
+        raw = marshal.dumps(totals)
+        if len(raw) > TOTALS_SIZE - 4:  # thousands of task names: the biggest ones
+            raw = marshal.dumps(dict(sorted(totals.items(), key=lambda kv: -kv[1])[:100]))
+        offset = self._totals_at + index * TOTALS_SIZE
+        struct.pack_into("=I", self._map, offset, 0)
+        self._map[offset + 4:offset + 4 + len(raw)] = raw
+        struct.pack_into("=I", self._map, offset, len(raw))
+
+    def totals(self, index: int) -> dict[str, int]:
+        offset = self._totals_at + index * TOTALS_SIZE
+        size = struct.unpack_from("=I", self._map, offset)[0]
+        if not size:
+            return {}
+        try:
+            found = marshal.loads(self._map[offset + 4:offset + 4 + size])
+        except (EOFError, ValueError, TypeError):
+            return {}  # being written as we read: the next look sees it
+        return found if isinstance(found, dict) else {}
 
     # -- the lost list: the parent writes, the children read ----------------------------
     def add_lost(self, task_id: str, reason: int, started_at: float) -> int:

@@ -39,6 +39,7 @@ import os
 import pickle
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
@@ -94,6 +95,7 @@ class ConsumerChildren(Pool):
         self._giving_back: set[asyncio.Task[None]] = set()
         #: tasks finished by children that have exited (heartbeats' "processed")
         self._retired_processed = 0
+        self._retired_totals: Counter[str] = Counter()
         #: the broker keeps leases (Redis, SQLite): a dead child's deliveries are given
         #: back by the parent; RabbitMQ redelivers them itself
         self.leased = True
@@ -167,6 +169,7 @@ class ConsumerChildren(Pool):
             logger.error("Process 'ForkPoolWorker-%d' pid:%d exited with %s",
                          child.index + 1, child.pid, _exit_text(code))
         self._retired_processed += self.board.finished(child.index)
+        self._retired_totals.update(self.board.totals(child.index))
         if held and self.leased:  # a leased broker's deliveries: back to their queues now
             task = asyncio.get_running_loop().create_task(self._give_back(held))
             self._giving_back.add(task)
@@ -217,6 +220,14 @@ class ConsumerChildren(Pool):
 
     def active_count(self) -> int:
         return sum(self.board.running(c.index) is not None for c in self._children.values())
+
+    def totals(self) -> dict[str, int]:
+        """Tasks run by name (``inspect stats``), as of each child's last write (once
+        a second), those of exited children included."""
+        out = Counter(self._retired_totals)
+        for child in self._children.values():
+            out.update(self.board.totals(child.index))
+        return dict(out)
 
     def processed(self) -> int:
         """Tasks the children finished, those that exited included."""
