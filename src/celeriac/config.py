@@ -114,8 +114,9 @@ SETTINGS: dict[str, Setting] = {
     "worker_prefetch_multiplier": Setting(4, int, "Messages prefetched per pool slot."),
     "worker_max_tasks_per_child": Setting(None, (int, type(None)), "Recycle children after N."),
     "worker_max_memory_per_child": Setting(None, (int, type(None)), "KiB before recycling."),
-    "worker_consumer_children": Setting(False, bool, "prefork: each child consumes from "
-                                        "the broker itself (pools/consumer_children.py)."),
+    "worker_consumer_children": Setting(True, bool, "prefork: each child consumes from "
+                                        "the broker itself (pools/consumer_children.py); "
+                                        "False: the parent does all broker I/O."),
     "worker_disable_rate_limits": Setting(False, bool, "Ignore rate limits."),
     "worker_send_task_events": Setting(False, bool, "Send task events (-E)."),
     "worker_metrics_interval": Setting(5.0, _NUM, "Seconds between the queue reads of "

@@ -78,15 +78,16 @@ def test_rpc(rpc_harness: Harness, pool: str) -> None:
 
 
 def test_prefork_result_that_cannot_leave_the_child(sqlite_harness: Harness) -> None:
-    """Pickle, not JSON, refuses it: the child says so and lives on."""
-    worker = sqlite_harness.worker("-P", "prefork", "-c", "1")
+    """The classic pool (results cross a pipe): pickle, not JSON, refuses it; the child
+    says so and lives on. (Consumer children store results themselves: JSON's error.)"""
+    worker = sqlite_harness.worker("-P", "prefork", "--no-consumer-children", "-c", "1")
     check_fails_at_once(sqlite_harness, worker, "unpicklable",
                         "cannot be pickled to leave the pool's child process: "
                         "<class 'function'>")
 
 
 def test_prefork_result_the_parent_cannot_unpickle(sqlite_harness: Harness) -> None:
-    worker = sqlite_harness.worker("-P", "prefork", "-c", "1")
+    worker = sqlite_harness.worker("-P", "prefork", "--no-consumer-children", "-c", "1")
     check_fails_at_once(sqlite_harness, worker, "unloadable",
                         "cannot be unpickled from the pool's child process: "
                         "RuntimeError: this value does not load")

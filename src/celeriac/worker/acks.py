@@ -32,6 +32,11 @@ class Acker:
         self._parking: list[tuple[Delivery, float]] = []
         self._flushing: asyncio.Task[None] | None = None
 
+    @property
+    def pending(self) -> bool:
+        """Finished deliveries not acked yet."""
+        return bool(self._pending)
+
     def ack(self, delivery: Delivery) -> None:
         self._pending.append(delivery)
         self._flush_later()

@@ -13,7 +13,8 @@ it. The life of a child, top to bottom (``ChildConsumer.run``):
        with none, celeriac/clients.py)
     3. the revoked store (loaded before the first fetch, reloaded as on any worker);
        task events with -E (no worker-online or heartbeats: those are the parent's)
-    4. consume until the parent says stop (a "stop" on the command pipe; SIGTERM is
+    4. once the parent says "go" (its start-up done: bootsteps started, "ready."),
+       consume until the parent says stop (a "stop" on the command pipe; SIGTERM is
        left to kill, as ``revoke(terminate=True)`` expects), or until the child retires
        (``max_tasks_per_child``, ``max_memory_per_child``): then stop fetching, give
        back what is prefetched, finish what runs, flush acks, close, exit 0
@@ -45,6 +46,7 @@ from celeriac.context import Context
 from celeriac.control.commands import COMMANDS
 from celeriac.control.revoked import RevokedStore, revoked_ttl_s
 from celeriac.control.state import WorkerState
+from celeriac.errors import TimeLimitExceeded
 from celeriac.execution import Outcome
 from celeriac.task import Task
 from celeriac.worker import log_lines
@@ -64,6 +66,8 @@ logger = logging.getLogger("celeriac.worker")
 
 #: seconds between two writes of the child's totals on the board
 TOTALS_S = 1.0
+#: before a task expected to run this long, acks of finished ones are written first
+ACK_FIRST_S = 0.001
 #: a task expected to run this long (or never measured in this child) goes alone: the
 #: child gives back what it prefetched first (see ChildConsumer.before_long)
 LONG_S = PREFETCH_BUDGET_S
@@ -89,6 +93,9 @@ class BoardSoloPool(SoloPool):
         #: timer, and before a task once that long has passed: a sync task holds the loop)
         self.totals: Counter[str] | None = None
         self.totals_at = 0.0
+        #: the child's acker: before a task expected to take ACK_FIRST_S or more, the
+        #: finished tasks' acks go out first (no-op tasks keep theirs batched)
+        self.acker: Acker | None = None
 
     def write_totals(self) -> None:
         if self.totals is not None:
@@ -106,6 +113,10 @@ class BoardSoloPool(SoloPool):
             if self.pacing.per_task.get(task.name, LONG_S) >= LONG_S else None
         if consumer is not None:
             await consumer.give_back_waiting()
+        acker = self.acker
+        if acker is not None and acker.pending \
+                and self.pacing.expected(task.name) >= ACK_FIRST_S:
+            await acker.flush()  # a kill during this task must not run the last ones again
         self.board.start(self.index, request.id or "", task.name, request.timelimit[0])
         try:
             outcome = await super().run(task, args, kwargs, request)
@@ -115,6 +126,9 @@ class BoardSoloPool(SoloPool):
                 consumer.resume_fetching()
         if outcome.runtime_s is not None:
             self.pacing.observe(task.name, outcome.runtime_s)
+        if type(outcome.value) is TimeLimitExceeded:  # the line Celery's parent logs
+            logger.error("Hard time limit (%ss) exceeded for %s[%s]",
+                         f"{request.timelimit[0]:g}", task.name, request.id)
         self.done += 1
         if (self.max_tasks and self.done >= self.max_tasks) or (
                 self.max_memory_kib and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -162,6 +176,7 @@ class ChildConsumer:
         self.parent, self.index, self.board, self.conn = parent, index, board, conn
         self._stop = asyncio.Event()
         self._cold = asyncio.Event()
+        self._go = asyncio.Event()
         self.state: WorkerState | None = None
         self._commands: set[asyncio.Task[None]] = set()
         self._consumer: Consumer | None = None
@@ -182,7 +197,7 @@ class ChildConsumer:
 
     async def run(self) -> None:
         parent, app = self.parent, self.parent.app
-        self._stop, self._cold = asyncio.Event(), asyncio.Event()
+        self._stop, self._cold, self._go = asyncio.Event(), asyncio.Event(), asyncio.Event()
         broker = await parent._connect(app.clients.broker, app.broker_url)     # 2
         backend = await parent._connect(app.clients.backend, app.result_backend_url or "")
         pool = BoardSoloPool(self.board, self.index, parent.max_tasks_per_child,
@@ -195,7 +210,7 @@ class ChildConsumer:
         executor.lost_tasks = self.board.losses
         self._consumer = consumer = Consumer(broker, executor, leases, parent.queues,
                                              pool.capacity, MAX_PER_CHILD)
-        pool.consumer = consumer
+        pool.consumer, pool.acker = consumer, acker
         store = RevokedStore(broker, revoked_ttl_s(app))                         # 3
         executor.revoked = store.ids
         self.state = state = WorkerState(app, parent.hostname, broker, pool, executor,
@@ -215,8 +230,12 @@ class ChildConsumer:
         loop.add_reader(self.conn.fileno(), self._on_command)
         pool.totals = executor.totals
         self._write_totals(pool)
+        go = asyncio.ensure_future(self._go.wait())  # the parent's start-up is done
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait([go, stop], return_when=asyncio.FIRST_COMPLETED)
+        go.cancel()
         consuming = asyncio.create_task(consumer.run())                         # 4
-        await self._stop.wait()
+        await stop
         loop.remove_reader(self.conn.fileno())
         consumer.stop_fetching()
         await consuming
@@ -247,7 +266,7 @@ class ChildConsumer:
         self._stop.set()
 
     def _on_command(self) -> None:
-        """A message from the parent: "stop", "cold", or (command, arguments)."""
+        """A message from the parent: "go", "stop", "cold", or (command, arguments)."""
         try:
             raw = self.conn.recv_bytes()
         except (EOFError, OSError):  # the parent is gone: stop (and give back)
@@ -255,7 +274,9 @@ class ChildConsumer:
             self.stop()
             return
         message = pickle.loads(raw)
-        if message == "stop":
+        if message == "go":
+            self._go.set()
+        elif message == "stop":
             self.stop()
         elif message == "cold":
             self._cold.set()

@@ -17,7 +17,8 @@
        start the app's bootsteps (worker steps, then consumer steps; one that fails
        stops the worker, exit status 1); with -B start the embedded beat thread here,
        stop it first on shutdown
-    7. worker_ready; consume until asked to stop
+    7. worker_ready; consume until asked to stop (with consumer children, the default
+       prefork pool, the children start consuming here: worker/pools/consumer_children.py)
     8. shut down: stop fetching, return reserved messages, stop the bootsteps, let
        running tasks finish (up to worker_shutdown_timeout), flush acks, stop the pool,
        stop the control plane, the consumer steps' shutdown, close connections
@@ -143,15 +144,13 @@ class Worker:
         self.consumer_children = pool_name == "prefork" and bool(
             conf.worker_consumer_children) and not str(app.broker_url or "").startswith(
             "memory")  # an in-process broker: the parent must hold it
-        if self.consumer_children and metrics_port is not None:
-            # the exporter counts outcomes in this process: the classic prefork pool
-            logger.info("--metrics-port: the children run tasks handed over by this "
-                        "process (worker_consumer_children does not apply)")
+        if self.consumer_children and (metrics_port is not None or self.autoscale):
+            # the exporter counts outcomes in this process, and --autoscale resizes a
+            # pool that this process feeds: both need the classic prefork pool
+            logger.info("%s: the parent hands the children their tasks "
+                        "(worker_consumer_children does not apply)",
+                        "--autoscale" if self.autoscale else "--metrics-port")
             self.consumer_children = False
-        if self.consumer_children and self.autoscale:
-            logger.warning("--autoscale is not supported with consumer children: "
-                           "a fixed pool of %d", self.concurrency)
-            self.autoscale = None
         self.consumer: Consumer | None = None
         self.control: WorkerControl | None = None
         self.pool: Any = None
@@ -218,7 +217,9 @@ class Worker:
             logger.info("%s ready.", self.hostname)
             self.on_consumer_ready(consumer)
             signals.send(signals.worker_ready, consumer)
-            if not getattr(pool, "children_consume", False):
+            if getattr(pool, "children_consume", False):
+                pool.consume()  # consumer children: each fetches for itself
+            else:
                 consuming = asyncio.create_task(consumer.run())           # 7
             await self._stop.wait()
         else:

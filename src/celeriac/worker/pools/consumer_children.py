@@ -91,6 +91,7 @@ class ConsumerChildren(Pool):
         self.board = Board(self.capacity)
         self._children: dict[int, _Child] = {}  #: by index
         self._stopping = False
+        self._consuming = False
         self._watch: asyncio.Task[None] | None = None
         self._giving_back: set[asyncio.Task[None]] = set()
         #: tasks finished by children that have exited (heartbeats' "processed")
@@ -125,7 +126,9 @@ class ConsumerChildren(Pool):
             finally:
                 os._exit(code)
         reader.close()
-        self._children[index] = _Child(pid, index, writer)
+        self._children[index] = child = _Child(pid, index, writer)
+        if self._consuming:  # a replacement: the worker is up, it may start at once
+            self._send(child, "go")
 
     async def _watch_children(self) -> None:
         while True:
@@ -305,13 +308,22 @@ class ConsumerChildren(Pool):
                 pass
             self._watch = None
 
+    def consume(self) -> None:
+        """The worker is up (bootsteps started, "ready."): the children start fetching.
+        Forked at the pool's start, they connect meanwhile but take nothing before."""
+        self._consuming = True
+        self._send_all("go")
+
     def _send_all(self, message: Any) -> None:
-        raw = pickle.dumps(message)
         for child in list(self._children.values()):
-            try:
-                child.conn.send_bytes(raw)
-            except OSError:
-                pass  # exiting: the watch reaps it
+            self._send(child, message)
+
+    @staticmethod
+    def _send(child: _Child, message: Any) -> None:
+        try:
+            child.conn.send_bytes(pickle.dumps(message))
+        except OSError:
+            pass  # exiting: the watch reaps it
 
 
 def _signal(pid: int, signum: int) -> None:
