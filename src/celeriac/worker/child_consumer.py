@@ -69,7 +69,7 @@ TOTALS_S = 1.0
 #: before a task expected to run this long, acks of finished ones are written first
 ACK_FIRST_S = 0.001
 #: a task expected to run this long (or never measured in this child) goes alone: the
-#: child gives back what it prefetched first (see ChildConsumer.before_long)
+#: child gives back what it prefetched first (Consumer.give_back_waiting)
 LONG_S = PREFETCH_BUDGET_S
 
 
