@@ -40,7 +40,7 @@ import pickle
 import signal
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -64,6 +64,10 @@ logger = logging.getLogger("celeriac.worker")
 KILL_GRACE_S = 1.0
 #: how often the parent looks for exited children and tasks past their hard limit
 WATCH_S = 0.05
+#: a child that dies younger than this is replaced after a pause (doubling, up to
+#: RESPAWN_MAX_S): children that cannot start must not fork in a loop
+YOUNG_S = 2.0
+RESPAWN_MAX_S = 10.0
 #: the remote control commands every child must hear too
 FORWARDED = frozenset({"revoke", "terminate", "rate_limit", "time_limit", "add_consumer",
                        "cancel_consumer", "enable_events", "disable_events"})
@@ -74,8 +78,10 @@ class _Child:
     pid: int
     index: int
     conn: Connection
-    #: why the parent killed it (TIME_LIMIT) or 0
+    #: why the parent killed it (TIME_LIMIT, TERMINATED) or 0
     killed_for: int = 0
+    #: when it was forked (time.monotonic())
+    born: float = field(default_factory=time.monotonic)
 
 
 class ConsumerChildren(Pool):
@@ -92,6 +98,7 @@ class ConsumerChildren(Pool):
         self._children: dict[int, _Child] = {}  #: by index
         self._stopping = False
         self._consuming = False
+        self._backoff_s = 0.0
         self._watch: asyncio.Task[None] | None = None
         self._giving_back: set[asyncio.Task[None]] = set()
         #: tasks finished by children that have exited (heartbeats' "processed")
@@ -178,7 +185,25 @@ class ConsumerChildren(Pool):
             self._giving_back.add(task)
             task.add_done_callback(self._giving_back.discard)
         if not self._stopping:
+            self._respawn(child)
+
+    def _respawn(self, child: _Child) -> None:
+        """Fork the dead child's replacement: at once, unless children keep dying
+        young (a broker they cannot reach, a module that fails in them): then after a
+        pause that doubles up to RESPAWN_MAX_S, so a broken child does not fork-loop."""
+        if time.monotonic() - child.born > YOUNG_S:
+            self._backoff_s = 0.0
             self._fork(child.index)
+            return
+        self._backoff_s = min(RESPAWN_MAX_S, max(0.1, self._backoff_s * 2))
+        logger.error("Process 'ForkPoolWorker-%d' lived %.1fs; the next in %.1fs",
+                     child.index + 1, time.monotonic() - child.born, self._backoff_s)
+        asyncio.get_running_loop().call_later(self._backoff_s, self._fork_unless_stopping,
+                                              child.index)
+
+    def _fork_unless_stopping(self, index: int) -> None:
+        if not self._stopping and index not in self._children:
+            self._fork(index)
 
     async def _give_back(self, held: list[tuple[Any, str, str, str]]) -> None:
         deliveries = [Delivery(Message({}, b""), queue, tag, False)
