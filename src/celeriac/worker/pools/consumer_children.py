@@ -99,6 +99,8 @@ class ConsumerChildren(Pool):
         self._stopping = False
         self._consuming = False
         self._backoff_s = 0.0
+        #: index -> when its replacement may be forked (children failing young)
+        self._due: dict[int, float] = {}
         self._watch: asyncio.Task[None] | None = None
         self._giving_back: set[asyncio.Task[None]] = set()
         #: tasks finished by children that have exited (heartbeats' "processed")
@@ -140,12 +142,17 @@ class ConsumerChildren(Pool):
     async def _watch_children(self) -> None:
         while True:
             await asyncio.sleep(WATCH_S)
-            self.check_children()
+            try:
+                self.check_children()
+            except Exception:  # the watch must outlive any one child's trouble
+                logger.exception("watching the children failed; going on")
 
     def check_children(self) -> None:
         """Reap exited children (and fork their replacements); kill the ones past a
         task's hard limit."""
         now = time.monotonic()
+        if self._due:
+            self._fork_due()
         for child in list(self._children.values()):
             try:
                 pid, status = os.waitpid(child.pid, os.WNOHANG)
@@ -185,25 +192,31 @@ class ConsumerChildren(Pool):
             self._giving_back.add(task)
             task.add_done_callback(self._giving_back.discard)
         if not self._stopping:
-            self._respawn(child)
+            self._respawn(child, code)
 
-    def _respawn(self, child: _Child) -> None:
-        """Fork the dead child's replacement: at once, unless children keep dying
+    def _respawn(self, child: _Child, code: int) -> None:
+        """Fork the dead child's replacement: at once, unless children keep failing
         young (a broker they cannot reach, a module that fails in them): then after a
-        pause that doubles up to RESPAWN_MAX_S, so a broken child does not fork-loop."""
-        if time.monotonic() - child.born > YOUNG_S:
+        pause that doubles up to RESPAWN_MAX_S, so a broken child does not fork-loop.
+        (A child retiring at its task or memory limit exits 0: replaced at once.)"""
+        lived_s = time.monotonic() - child.born
+        if code == 0 or lived_s > YOUNG_S:
             self._backoff_s = 0.0
             self._fork(child.index)
             return
         self._backoff_s = min(RESPAWN_MAX_S, max(0.1, self._backoff_s * 2))
         logger.error("Process 'ForkPoolWorker-%d' lived %.1fs; the next in %.1fs",
-                     child.index + 1, time.monotonic() - child.born, self._backoff_s)
-        asyncio.get_running_loop().call_later(self._backoff_s, self._fork_unless_stopping,
-                                              child.index)
+                     child.index + 1, lived_s, self._backoff_s)
+        self._due[child.index] = time.monotonic() + self._backoff_s
 
-    def _fork_unless_stopping(self, index: int) -> None:
-        if not self._stopping and index not in self._children:
-            self._fork(index)
+    def _fork_due(self) -> None:
+        """Fork the replacements whose pause is over (check_children calls it)."""
+        now = time.monotonic()
+        for index, due in list(self._due.items()):
+            if due <= now:
+                del self._due[index]
+                if not self._stopping and index not in self._children:
+                    self._fork(index)
 
     async def _give_back(self, held: list[tuple[Any, str, str, str]]) -> None:
         deliveries = [Delivery(Message({}, b""), queue, tag, False)
