@@ -142,6 +142,11 @@ def test_terminate_kills_the_child_running_the_task(redis_harness: Harness) -> N
     wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie",
                10, "the child killed")
     assert AsyncResult(doomed.id, app=h.client).state == "REVOKED"
+    # its redelivered copy is recorded as terminated (task-revoked, terminated=True),
+    # neither run again nor merely discarded as revoked
+    wait_until(lambda: f"Task slow[{doomed.id}] terminated (revoked)" in worker.log, 10,
+               "the copy recorded as terminated")
+    assert "running it again" not in worker.log
     assert h.client.send_task("add", (1, 2)).get(timeout=20) == 3  # the worker goes on
     time.sleep(0.5)  # the redelivered copy (if any) would be refused: revoked
     assert len(h.lines("start doomed")) == 1

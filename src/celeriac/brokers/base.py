@@ -188,9 +188,19 @@ class Broker(abc.ABC):
         buffer: RabbitMQ); pull brokers hold none."""
         return []
 
+    @property
+    def fetch_settle_s(self) -> float:
+        """Seconds a fetch in flight may still take to return after ``pause_pushes``."""
+        return 0.0
+
     async def pause_pushes(self) -> None:
-        """Have the server push nothing more until the next fetch (RabbitMQ: cancel
-        the consumers), while a long task runs. Pull brokers: nothing to do."""
+        """While a long task runs, take nothing more: RabbitMQ cancels the consumers
+        (the next fetch consumes again); Redis ends its fetch rounds (a BLPOP with
+        fetch.lua behind it would move messages to this consumer while its loop is
+        blocked) until ``resume_pushes``."""
+
+    def resume_pushes(self) -> None:
+        """The long task ended: fetches may wait for messages again."""
 
     async def park(self, parked: Sequence[tuple[Delivery, float]]) -> None:
         """Move in-flight deliveries into the delay store until a unix time each, and

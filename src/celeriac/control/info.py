@@ -61,27 +61,27 @@ def active(state: WorkerState) -> list[Delivery]:
 
 def children_active(state: WorkerState) -> list[dict[str, Any]]:
     """``inspect active`` entries for the tasks consumer children run, read off the
-    board (worker/pools/board.py): id, name, start time and pid; the arguments stay
-    in the child (None here)."""
+    board (worker/pools/board.py): id, name, start time and pid."""
     running = getattr(state.pool, "running", None)
-    if not callable(running):
-        return []
-    return [{"id": task_id, "name": name, "args": None, "kwargs": None, "type": name,
-             "hostname": state.hostname, "time_start": started, "acknowledged": True,
-             "delivery_info": None, "worker_pid": pid}
-            for task_id, name, started, pid in running()]
+    return _children_entries(state, running() if callable(running) else [], True)
 
 
 def children_reserved(state: WorkerState) -> list[dict[str, Any]]:
-    """``inspect reserved`` entries for what consumer children hold and do not run yet
-    (id and name, off the board; the arguments stay in the child: None here)."""
+    """``inspect reserved`` entries for what consumer children hold and do not run yet."""
     held = getattr(state.pool, "reserved", None)
-    if not callable(held):
-        return []
+    rows = [(task_id, name, None, None) for task_id, name, _ in held()] \
+        if callable(held) else []
+    return _children_entries(state, rows, False)
+
+
+def _children_entries(state: WorkerState, rows: Any, running: bool
+                      ) -> list[dict[str, Any]]:
+    """Celery's ``Request.info()`` shape from (id, name, started, pid) rows; the
+    arguments stay in the child (None here)."""
     return [{"id": task_id, "name": name, "args": None, "kwargs": None, "type": name,
-             "hostname": state.hostname, "time_start": None, "acknowledged": False,
-             "delivery_info": None, "worker_pid": None}
-            for task_id, name, _ in held()]
+             "hostname": state.hostname, "time_start": started, "acknowledged": running,
+             "delivery_info": None, "worker_pid": pid}
+            for task_id, name, started, pid in rows]
 
 
 def reserved(state: WorkerState) -> list[Delivery]:

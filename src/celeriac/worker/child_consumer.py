@@ -96,6 +96,8 @@ class BoardSoloPool(SoloPool):
         #: the child's acker: before a task expected to take ACK_FIRST_S or more, the
         #: finished tasks' acks go out first (no-op tasks keep theirs batched)
         self.acker: Acker | None = None
+        #: the child's executor (its task events, when on, are flushed before such a task)
+        self.executor: Executor | None = None
 
     def write_totals(self) -> None:
         if self.totals is not None:
@@ -113,10 +115,13 @@ class BoardSoloPool(SoloPool):
             if self.pacing.per_task.get(task.name, LONG_S) >= LONG_S else None
         if consumer is not None:
             await consumer.give_back_waiting()
-        acker = self.acker
-        if acker is not None and acker.pending \
-                and self.pacing.expected(task.name) >= ACK_FIRST_S:
-            await acker.flush()  # a kill during this task must not run the last ones again
+        if self.pacing.expected(task.name) >= ACK_FIRST_S:  # a task that holds the loop:
+            acker = self.acker  # first the acks (a kill during it must not run the last
+            if acker is not None and acker.pending:  # ones again), and the task events
+                await acker.flush()  # (its own received/started included: the flusher
+            events = self.executor.events if self.executor is not None else None
+            if events is not None and events.buffer:  # cannot run until it ends)
+                await events.flush()
         self.board.start(self.index, request.id or "", task.name, request.timelimit[0])
         try:
             outcome = await super().run(task, args, kwargs, request)
@@ -210,7 +215,7 @@ class ChildConsumer:
         executor.lost_tasks = self.board.losses
         self._consumer = consumer = Consumer(broker, executor, leases, parent.queues,
                                              pool.capacity, MAX_PER_CHILD)
-        pool.consumer, pool.acker = consumer, acker
+        pool.consumer, pool.acker, pool.executor = consumer, acker, executor
         store = RevokedStore(broker, revoked_ttl_s(app))                         # 3
         executor.revoked = store.ids
         self.state = state = WorkerState(app, parent.hostname, broker, pool, executor,
@@ -220,12 +225,14 @@ class ChildConsumer:
         except Exception as exc:
             logger.error("could not load the revoked ids from the broker: %s", exc)
         store.start()
-        if parent.events_enabled and broker.supports_broadcast:
-            from celeriac.events.dispatcher import EventDispatcher
+        if broker.supports_broadcast:  # task events with -E, or once enable_events
+            from celeriac.events.dispatcher import EventDispatcher  # says so
 
-            state.events = EventDispatcher(state, True, worker_events=False)
+            state.events = EventDispatcher(state, parent.events_enabled,
+                                           worker_events=False)
             await state.events.start()
-            executor.events = state.events
+            if parent.events_enabled:
+                executor.events = state.events
         loop = asyncio.get_running_loop()
         loop.add_reader(self.conn.fileno(), self._on_command)
         pool.totals = executor.totals

@@ -222,6 +222,11 @@ class Consumer:
         it: other children and workers take them)."""
         self._held_back = True
         await self.broker.pause_pushes()  # first: what arrives meanwhile is given back
+        fetching = self._fetching
+        if fetching is not None and not fetching.done() and self.broker.fetch_settle_s:
+            # Redis: a BLPOP with fetch.lua behind it runs on the server even while
+            # this loop is blocked: let the round in flight end (paused, no new one)
+            await asyncio.wait({fetching}, timeout=self.broker.fetch_settle_s)
         for _ in range(3):  # a fetch that just landed: its deliveries reach the runners,
             await asyncio.sleep(0)  # which give them back (held back: see _runner)
         items = self.reserved.items
@@ -243,6 +248,7 @@ class Consumer:
 
     def resume_fetching(self) -> None:
         self._held_back = False
+        self.broker.resume_pushes()
         self._room.set()
 
     def _finished(self, deliveries: list[Delivery]) -> None:

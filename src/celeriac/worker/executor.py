@@ -160,7 +160,11 @@ class Executor:
             return await self._dead_letter(delivery, f"bad header: {type(exc).__name__}: "
                                                      f"{exc}", call)
 
-        if (call.expires is not None or call.eta is not None or call.id in self.revoked) \
+        # a task that died with a consumer child (its end is recorded, not run again)
+        lost = self._lost_outcome(call) if delivery.redelivered and self.lost_tasks \
+            else None
+        if lost is None and (call.expires is not None or call.eta is not None
+                             or call.id in self.revoked) \
                 and await self._expired_or_early(delivery, call):
             return
         acks_late = self.acks_late_default if task.acks_late is None else task.acks_late
@@ -172,8 +176,11 @@ class Executor:
             started = {"pid": None, "hostname": self.hostname}
             await self._store(call, make_meta(call.id, states.STARTED, started,
                                               extra=self._extended(call, request)))
-        outcome = (self._lost_outcome(call) if delivery.redelivered and self.lost_tasks
-                   else None) or await self._run(task, call, request)
+        outcome = lost
+        if outcome is None:
+            outcome = await self._run(task, call, request)
+        elif self.events is not None:  # its end, as its run would have sent it
+            self.events.task_finished(call, outcome)
         if self.on_outcome:
             self._observe(call.name, outcome.state, outcome.runtime_s)
         if outcome.state in _PREDICATES:
@@ -234,12 +241,12 @@ class Executor:
         times, why = self.lost_tasks(call.id)
         if not times:
             return None
+        if why == TERMINATED:
+            return Outcome(states.REVOKED, TaskRevokedError("terminated"))
         if self.reject_on_worker_lost and times == 1 and why != TIME_LIMIT:
             logger.error("Task %s[%s] lost its worker process (its child died); running "
                          "it again", call.name, call.id)
             return None
-        if why == TERMINATED:
-            return Outcome(states.REVOKED, TaskRevokedError("terminated"))
         exc: BaseException = TimeLimitExceeded(
             "hard time limit exceeded: its child process was killed") if why == TIME_LIMIT \
             else WorkerLostError(f"Worker exited prematurely: the child process running "

@@ -129,6 +129,8 @@ class RedisBroker(FanoutBroker):
         self.visibility_timeout = float(opts.get("visibility_timeout", 3600.0))
         self.prefix = str(opts.get("global_keyprefix", ""))
         self.polling_interval = max(0.01, float(opts.get("polling_interval", 0.1)))
+        #: fetch rounds end while a long task runs (pause_pushes)
+        self._paused = False
         self.sweep_interval = float(opts.get("sweep_interval", min(5.0, self.lease_s / 4)))
         self.mutex_expire_s = float(opts.get("unacked_mutex_expire", 300))
         self._socket_timeout = float(opts.get("socket_timeout") or 0.0)
@@ -266,6 +268,8 @@ class RedisBroker(FanoutBroker):
         order = list(queues[self._rotation:]) + list(queues[: self._rotation])
         block: float | None = None  # the first look does not wait
         while True:
+            if self._paused:  # a long task runs in this consumer (pause_pushes)
+                return []
             await self._maybe_sweep()
             try:
                 taken, next_due = await self.redis.retry(
@@ -288,6 +292,16 @@ class RedisBroker(FanoutBroker):
                 block = None
             except BrokerConnectionError:
                 return []
+
+    @property
+    def fetch_settle_s(self) -> float:
+        return self.polling_interval + 0.05  # a BLPOP round in flight ends by then
+
+    async def pause_pushes(self) -> None:
+        self._paused = True
+
+    def resume_pushes(self) -> None:
+        self._paused = False
 
     def _blpop(self, queues: Sequence[str], timeout: float) -> tuple[Any, ...]:
         return ("BLPOP", *[self._wake_key(q) for q in queues], f"{max(timeout, 0.001):.3f}")
