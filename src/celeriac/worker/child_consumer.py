@@ -114,7 +114,11 @@ class BoardSoloPool(SoloPool):
         consumer = self.consumer \
             if self.pacing.per_task.get(task.name, LONG_S) >= LONG_S else None
         if consumer is not None:
-            await consumer.give_back_waiting()
+            try:
+                await consumer.give_back_waiting()
+            except Exception as exc:  # (a channel closing under it): run the task anyway
+                logger.warning("could not give back the prefetched tasks before %s[%s]: "
+                               "%s", task.name, request.id, exc)
         if self.pacing.expected(task.name) >= ACK_FIRST_S:  # a task that holds the loop:
             acker = self.acker  # first the acks (a kill during it must not run the last
             if acker is not None and acker.pending:  # ones again), and the task events
