@@ -220,6 +220,7 @@ class ChildConsumer:
         self._consumer = consumer = Consumer(broker, executor, leases, parent.queues,
                                              pool.capacity, MAX_PER_CHILD)
         pool.consumer, pool.acker, pool.executor = consumer, acker, executor
+        consumer.limiter.shares = max(1, parent.concurrency)  # rate limits are per worker
         store = RevokedStore(broker, revoked_ttl_s(app))                         # 3
         executor.revoked = store.ids
         self.state = state = WorkerState(app, parent.hostname, broker, pool, executor,

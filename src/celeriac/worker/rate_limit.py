@@ -86,6 +86,11 @@ class RateLimiter:
         self._cleared: set[int] = set()
         #: False when no task can be limited (the consumer then skips ``admit``)
         self.possible = True
+        #: limiters enforcing one worker's limits together (each consumer child of a
+        #: prefork worker has its own): each allows rate / shares, so the worker never
+        #: exceeds the rate (a child that gets all of a task's messages runs them at
+        #: its share)
+        self.shares = 1
 
     @classmethod
     def for_app(cls, app: Celery, resubmit: Callable[[Delivery], None]) -> RateLimiter:
@@ -125,7 +130,7 @@ class RateLimiter:
         name = delivery.message.task_name
         if name not in self._buckets:
             rate = self._rate_of(name)
-            self._buckets[name] = TokenBucket(rate) if rate else None
+            self._buckets[name] = TokenBucket(rate / self.shares) if rate else None
         bucket = self._buckets[name]
         if bucket is None:
             return True
