@@ -178,13 +178,17 @@ def test_remote_control_reaches_the_children(redis_harness: Harness) -> None:
     assert worker.stop() == 0
 
 
-def test_children_stop_when_the_parent_is_killed(redis_harness: Harness) -> None:
+def test_children_die_with_their_parent(redis_harness: Harness) -> None:
+    """PR_SET_PDEATHSIG: a child busy with a 30 s task is not left running unsupervised."""
     h = redis_harness
     worker = h.worker("--consumer-children", "-c", "2")
     pids = children(worker)
+    h.client.send_task("slow", (30, "orphan"))
+    h.wait_for_record("start orphan")
     worker.kill()
     wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status()
-                               != "zombie" for p in pids), 15, "the children gone")
+                               != "zombie" for p in pids), 5, "the children gone")
+    assert not h.lines("done orphan")
 
 
 def test_a_long_task_does_not_hold_the_short_ones_a_child_prefetched(

@@ -6,7 +6,8 @@ consumer, executor and acker, on its own event loop. The parent forks and superv
 them, answers remote control and sends the worker's heartbeats; no task passes through
 it. The life of a child, top to bottom (``ChildConsumer.run``):
 
-    1. undo what the fork inherited (signal handlers, the running-loop marker), name
+    1. undo what the fork inherited (signal handlers, the running-loop marker), ask to
+       be sent SIGTERM if the parent dies (PR_SET_PDEATHSIG), name
        the process ForkPoolWorker-N (its log lines say so, as Celery's children's do),
        send worker_process_init
     2. connect to the broker and the result backend (new connections: a fork starts
@@ -29,6 +30,7 @@ enable/disable_events).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -64,6 +66,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker")
 
 
+#: seconds each of a stopping child's steps may take (the fetch in flight; the acks,
+#: events and connections) before it exits anyway
+CLOSE_S = 15.0
 #: seconds between two writes of the child's totals on the board
 TOTALS_S = 1.0
 #: before a task expected to run this long, acks of finished ones are written first
@@ -146,6 +151,19 @@ class BoardSoloPool(SoloPool):
         return outcome
 
 
+def _die_with(parent_pid: int) -> None:
+    """SIGTERM this child when its parent dies (Linux's PR_SET_PDEATHSIG): a killed
+    parent must not leave children consuming unsupervised; what they held comes back
+    from the broker. Elsewhere the closed command pipe stops them after their task."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # it died before the prctl
+        os._exit(1)
+
+
 class BoardLeaseKeeper(LeaseKeeper):
     """The lease keeper, also writing each held delivery on the board: the parent lists
     them (``inspect reserved``) and, on leased brokers, gives them back at once should
@@ -181,8 +199,10 @@ class BoardLeaseKeeper(LeaseKeeper):
 class ChildConsumer:
     """One consumer child's life (see the module docstring)."""
 
-    def __init__(self, parent: Worker, index: int, board: Board, conn: Connection) -> None:
+    def __init__(self, parent: Worker, index: int, board: Board, conn: Connection,
+                 parent_pid: int) -> None:
         self.parent, self.index, self.board, self.conn = parent, index, board, conn
+        self.parent_pid = parent_pid  # (read before the fork)
         self._stop = asyncio.Event()
         self._cold = asyncio.Event()
         self._go = asyncio.Event()
@@ -194,6 +214,7 @@ class ChildConsumer:
         """In the forked child: the whole life; returns the exit status."""
         reset_inherited_state()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # revoke(terminate=True) kills
+        _die_with(self.parent_pid)
         multiprocessing.current_process().name = f"ForkPoolWorker-{self.index + 1}"
         log_lines.defer_lines()  # a loop of its own again: one write per turn
         signals.send(signals.worker_process_init, None)
@@ -250,18 +271,24 @@ class ChildConsumer:
         await stop
         loop.remove_reader(self.conn.fileno())
         consumer.stop_fetching()
-        await consuming
-        finished = not self._cold.is_set() and await consumer.drain(
-            parent.shutdown_timeout_s, self._cold)
-        if not finished:  # cold, or tasks still running after the shutdown timeout
-            await consumer.abandon()
-        await acker.flush()
-        pool.write_totals()
-        leases.stop()
-        if state.events is not None:
-            await state.events.stop()
-        await store.stop()
-        await app.clients.close()
+        try:  # a child must end: each step is bounded (its parent may be gone)
+            async with asyncio.timeout(CLOSE_S):
+                await consuming
+            finished = not self._cold.is_set() and await consumer.drain(
+                parent.shutdown_timeout_s, self._cold)
+            async with asyncio.timeout(CLOSE_S):
+                if not finished:  # cold, or tasks still running after the timeout
+                    await consumer.abandon()
+                await acker.flush()
+                pool.write_totals()
+                leases.stop()
+                if state.events is not None:
+                    await state.events.stop()
+                await store.stop()
+                await app.clients.close()
+        except TimeoutError:
+            logger.warning("stopping took over %ss; exiting (what it held and did not "
+                           "ack comes back from the broker)", CLOSE_S)
 
     def _write_totals(self, pool: BoardSoloPool) -> None:
         """Tasks run by name on the board, for the parent's ``inspect stats``, every

@@ -27,8 +27,9 @@ connections, consumer, executor and acker. No task passes through the parent, wh
 - on a warm shutdown tells every child to stop and waits for them; on a cold one tells
   them to give back everything at once, and kills those still running a task.
 
-A killed parent: each child sees its command pipe close and stops as on a warm
-shutdown (after the task it runs, if one is running).
+A killed parent: the kernel sends each child SIGTERM (PR_SET_PDEATHSIG), which ends
+it at once; what it held comes back from the broker (elsewhere than Linux, the closed
+command pipe stops it after the task it runs).
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ class ConsumerChildren(Pool):
 
         self.board.clear(index)
         reader, writer = Pipe(duplex=False)
+        me = os.getpid()
         pid = os.fork()
         if pid == 0:  # in the child
             writer.close()
@@ -129,7 +131,7 @@ class ConsumerChildren(Pool):
                 other.conn.close()
             code = 1
             try:
-                code = ChildConsumer(self.worker, index, self.board, reader).main()
+                code = ChildConsumer(self.worker, index, self.board, reader, me).main()
             except BaseException:
                 logger.exception("consumer child %d failed", index + 1)
             finally:
