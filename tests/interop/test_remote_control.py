@@ -141,3 +141,37 @@ def test_celery_events_dump_shows_a_celeriac_worker_and_its_tasks(fleet: Fleet) 
     assert "started: active=0" in text and "sw_ident=celeriac" in text
     assert "task received: interop.add" in text and "task started: interop.add" in text
     assert "result=5" in text
+
+
+def test_celery_cli_sees_and_terminates_tasks_of_a_prefork_worker(fleet: Fleet) -> None:
+    """The default prefork worker, whose children consume for themselves: Celery's CLI
+    gets the node's answers from the parent (stats with the children's pids, the task a
+    child runs in `active`) and its terminate kills that child."""
+    name = f"celeriac-{uuid.uuid4().hex[:6]}@interop"
+    fleet.celeriac_worker("prefork", "-n", name)
+    client = fleet.celeriac_client()
+    assert client.send_task("interop.add", (2, 3)).get(timeout=30) == 5
+    slow = client.send_task("interop.slow_note", ("never", 60))
+    deadline = time.monotonic() + 20
+    while True:
+        active = json.loads(celery_cli(fleet, "inspect", "active", "-d", name, "-t", "5",
+                                       "--json"))
+        running = [t for t in active[name] if t["id"] == slow.id]
+        if running:
+            break
+        assert time.monotonic() < deadline, active
+        time.sleep(0.3)
+    stats = json.loads(celery_cli(fleet, "inspect", "stats", "-d", name, "-t", "5",
+                                  "--json"))[name]
+    assert running[0]["worker_pid"] in stats["pool"]["processes"]
+    assert len(stats["pool"]["processes"]) == 2
+    out = celery_cli(fleet, "control", "terminate", "SIGKILL", slow.id, "-d", name,
+                     "-t", "5")
+    assert slow.id in out and "terminate" in out
+    deadline = time.monotonic() + 20
+    while client.AsyncResult(slow.id).state != states.REVOKED:
+        assert time.monotonic() < deadline, client.AsyncResult(slow.id).state
+        time.sleep(0.2)
+    time.sleep(1)
+    assert fleet.records("note never") == []
+    assert client.send_task("interop.add", (1, 1)).get(timeout=30) == 2  # it goes on
