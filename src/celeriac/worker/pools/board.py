@@ -41,6 +41,9 @@ from typing import Any
 #: id length, name length, id bytes, name bytes
 _SLOT = struct.Struct("=qddqHH64s128s")
 SLOT_SIZE = 256
+#: the parts a task's start writes: the names (at 32), then the flag and times (at 0)
+_NAMES = struct.Struct("=HH64s128s")
+_HEAD = struct.Struct("=qdd")
 #: count (0: free entry), reason, id length, start of the run lost last, id bytes
 _LOST = struct.Struct("=bbHd64s")
 LOST_SIZE = 80
@@ -81,9 +84,9 @@ class Board:
     def start(self, index: int, task_id: str, name: str, hard_s: float | None) -> None:
         """In the child: this task starts now."""
         tid, tname = task_id.encode()[:64], name.encode()[:128]
-        done = self.finished(index)
-        _SLOT.pack_into(self._map, index * SLOT_SIZE, 1, time.monotonic(),
-                        float(hard_s or 0.0), done, len(tid), len(tname), tid, tname)
+        offset = index * SLOT_SIZE
+        _NAMES.pack_into(self._map, offset + 32, len(tid), len(tname), tid, tname)
+        _HEAD.pack_into(self._map, offset, 1, time.monotonic(), float(hard_s or 0.0))
 
     def finish(self, index: int) -> None:
         """In the child: the running task is over (one more finished)."""
