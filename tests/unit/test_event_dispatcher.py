@@ -100,3 +100,57 @@ def test_a_body_that_is_not_json_text_stays_base64() -> None:
     assert json.loads(to_text_envelope(message))["properties"]["body_encoding"] == "base64"
     assert from_envelope(to_text_envelope(message)).body == b"\xff\x00"
     assert from_envelope(to_envelope(message)).body == b"\xff\x00"
+
+
+def test_events_are_encoded_in_chunks_and_sent_as_one_list_per_batch() -> None:
+    """At most CHUNK events wait as dicts (the collector counts each); a full batch goes
+    as one message, every event once and in order."""
+    from celeriac.events import dispatcher as module
+
+    events, broker = dispatcher()
+    full = module.BATCH // 3  # tasks whose events fill a batch
+    tasks = full + 50
+
+    def run(i: int) -> None:
+        events.task_began(call(f"t-{i}"))
+        events.task_finished(call(f"t-{i}"), Outcome(states.SUCCESS, i, runtime_s=0.1))
+        assert len(events.buffer) < module.CHUNK
+
+    async def go() -> None:
+        for i in range(full):
+            run(i)
+        await asyncio.sleep(0)  # the flush the full batch scheduled
+        assert len(broker.sent) == 1 and not events.pending
+        for i in range(full, tasks):
+            run(i)
+        await events.flush()
+
+    asyncio.run(go())
+    assert len(broker.sent) == 2
+    first, second = (json.loads(m.body) for m in broker.sent)
+    assert len(first) == module.BATCH
+    sent = first + second
+    assert [e["clock"] for e in sent] == list(range(1, 3 * tasks + 1))
+    assert [e["uuid"] for e in sent[::3]] == [f"t-{i}" for i in range(tasks)]
+    assert [e["result"] for e in sent[2::3]] == [repr(i) for i in range(tasks)]
+    assert all(e["eta"] is None and e["expires"] is None for e in sent[::3])
+    assert not events.pending
+
+
+def test_a_task_with_an_eta_or_expiry_sends_them() -> None:
+    import datetime as dt
+
+    events, broker = dispatcher()
+    when = dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.timezone.utc)
+    dated = call("t-eta")
+    dated.eta = when
+
+    async def go() -> None:
+        events.task_began(dated)
+        await events.flush()
+
+    asyncio.run(go())
+    [received, started] = json.loads(broker.sent[0].body)
+    assert received["eta"] == when.isoformat() and received["expires"] is None
+    assert list(received).count("eta") == 1
+    assert started["type"] == "task-started" and "eta" not in started

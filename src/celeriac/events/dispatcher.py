@@ -7,6 +7,12 @@ Worker events go out at once (one message each; a heartbeat every
 per event. task-received is sent when the task is taken to run (celeriac keeps no
 separate "received" step for prefetched tasks).
 
+The buffer holds at most ``CHUNK`` events as dicts; then they are encoded to JSON
+(bytes) and wait for the batch as such. Dicts are allocations the garbage collector
+counts: a thousand of them alive at once doubled the worker's young collections and
+brought a full collection every ~30,000 tasks (25 ms on the worker's own heap), which
+cost -E more than building the events did (docs/control.md, session 21).
+
 What -E costs is measured by ``make bench`` (BENCH_PHASES=events: the consume rate with
 and without) and ``bench/pipeline.py --count --events`` (instructions per task).
 """
@@ -40,7 +46,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.events")
 FLUSH_S = 0.1
-BATCH = 1000
+#: events held as dicts before they are encoded (kept well under the collector's
+#: young-generation threshold, 700 allocations)
+CHUNK = 96
+#: events per message
+BATCH = 960
 
 
 class EventDispatcher:
@@ -57,8 +67,11 @@ class EventDispatcher:
         self.heartbeat_s = float(conf.seconds("worker_heartbeat_interval") or 0.0)
         self.task_events = task_events
         self.hostname = state.hostname
-        #: task events not sent yet
+        #: task events not encoded yet (at most CHUNK)
         self.buffer: list[dict[str, Any]] = []
+        #: task events encoded, each chunk a JSON list, and how many events they hold
+        self.encoded: list[bytes] = []
+        self._encoded_count = 0
         self._flush_soon = False
         self._refresh()
         self._wake = asyncio.Event()
@@ -100,11 +113,26 @@ class EventDispatcher:
             self._wake.clear()
             await self.flush()
 
+    @property
+    def pending(self) -> bool:
+        """Task events not sent yet."""
+        return bool(self.buffer or self.encoded)
+
+    def _encode(self) -> None:
+        """The buffer's events to one JSON list (bytes: nothing for the collector)."""
+        chunk, self.buffer = self.buffer, []
+        self.encoded.append(orjson.dumps(chunk, default=repr))
+        self._encoded_count += len(chunk)
+
     async def flush(self) -> None:
         self._flush_soon = False
-        batch, self.buffer = self.buffer, []
-        if batch:
-            await self._send_raw(orjson.dumps(batch, default=repr))
+        if self.buffer:
+            self._encode()
+        chunks, self.encoded, self._encoded_count = self.encoded, [], 0
+        if len(chunks) == 1:
+            await self._send_raw(chunks[0])
+        elif chunks:  # the lists' insides, joined: one list
+            await self._send_raw(b"[" + b",".join([c[1:-1] for c in chunks]) + b"]")
 
     async def _send_raw(self, body: bytes) -> None:
         """A batch of task events, already a JSON list."""
@@ -123,24 +151,33 @@ class EventDispatcher:
 
     # -- task events (the executor calls these when -E is on) ---------------------------
     # The hot path of -E: three events per task, so each costs a dict display and an
-    # append here, and nothing more: no JSON yet. The buffer is encoded at flush by one
-    # orjson call (see flush), and an empty buffer wakes the flusher once per batch.
-    # The fields every event repeats (hostname, utcoffset, pid) are one value, JSON
-    # already (an orjson.Fragment, written as it is): `"hostname":"w@h","utcoffset":0,
-    # "pid":7`, so each event pays one dict entry for the three.
+    # append here, and nothing more: no JSON yet (a chunk of CHUNK events is encoded by
+    # one orjson call). The fields an event type always has the same (hostname,
+    # utcoffset, pid, type; eta and expires when both are null, as they mostly are) are
+    # one value, JSON already (an orjson.Fragment, written as it is):
+    # `"hostname":"w@h","utcoffset":0,"pid":7,"type":"task-started"`.
     def _refresh(self) -> None:
-        self._same = orjson.Fragment(orjson.dumps(self.hostname) + b',"utcoffset":'
-                                     + orjson.dumps(utcoffset()) + b',"pid":'
-                                     + orjson.dumps(os.getpid()))
+        same = (orjson.dumps(self.hostname) + b',"utcoffset":' + orjson.dumps(utcoffset())
+                + b',"pid":' + orjson.dumps(os.getpid()))
+        fragment = orjson.Fragment
+        self._same = fragment(same)
+        self._received = fragment(same + b',"type":"task-received"')
+        self._received_undated = fragment(
+            same + b',"type":"task-received","eta":null,"expires":null')
+        self._started = fragment(same + b',"type":"task-started"')
+        self._succeeded = fragment(same + b',"type":"task-succeeded"')
 
     def _added(self) -> None:
-        """After an append: wake the flusher for a new batch, flush a full one now."""
+        """After an append: wake the flusher for a new batch; encode a full chunk, and
+        send a full batch now."""
         n = len(self.buffer)
         if n <= 2:
             self._wake.set()
-        elif n >= BATCH and not self._flush_soon:
-            self._flush_soon = True
-            asyncio.get_running_loop().create_task(self.flush())
+        elif n >= CHUNK:
+            self._encode()
+            if self._encoded_count >= BATCH and not self._flush_soon:
+                self._flush_soon = True
+                asyncio.get_running_loop().create_task(self.flush())
 
     def task_began(self, call: TaskCall) -> None:
         """task-received then task-started: celeriac takes a task when it runs it."""
@@ -148,19 +185,21 @@ class EventDispatcher:
             return
         get, eta, expires, task_id = call.headers.get, call.eta, call.expires, call.id
         started, now, buffer = self.state.clock.forward(2), time.time(), self.buffer
-        same = self._same
-        buffer.append({"hostname": same, "clock": started - 1, "uuid": task_id,
-                       "name": call.name,
-                       "args": get("argsrepr") or repr(call.args),
-                       "kwargs": get("kwargsrepr") or repr(call.kwargs),
-                       "retries": get("retries") or 0,
-                       "eta": eta.isoformat() if eta else None,
-                       "expires": expires.isoformat() if expires else None,
-                       "root_id": get("root_id"), "parent_id": get("parent_id"),
-                       "type": "task-received", "timestamp": now})
-        buffer.append({"hostname": same, "clock": started, "uuid": task_id,
-                       "type": "task-started", "timestamp": now})
-        if not 2 < len(buffer) < BATCH:
+        undated = eta is None and expires is None
+        received = {"hostname": self._received_undated if undated else self._received,
+                    "clock": started - 1, "uuid": task_id, "name": call.name,
+                    "args": get("argsrepr") or repr(call.args),
+                    "kwargs": get("kwargsrepr") or repr(call.kwargs),
+                    "retries": get("retries") or 0,
+                    "root_id": get("root_id"), "parent_id": get("parent_id"),
+                    "timestamp": now}
+        if not undated:
+            received["eta"] = eta.isoformat() if eta else None
+            received["expires"] = expires.isoformat() if expires else None
+        buffer.append(received)
+        buffer.append({"hostname": self._started, "clock": started, "uuid": task_id,
+                       "timestamp": now})
+        if not 2 < len(buffer) < CHUNK:
             self._added()
 
     def task_finished(self, call: TaskCall, outcome: Outcome) -> None:
@@ -169,11 +208,10 @@ class EventDispatcher:
         state = outcome.state
         if state == states.SUCCESS:
             buffer = self.buffer
-            buffer.append({"hostname": self._same, "clock": self.state.clock.forward(),
-                           "uuid": call.id,
-                           "result": repr(outcome.value), "runtime": outcome.runtime_s,
-                           "type": "task-succeeded", "timestamp": time.time()})
-            if not 2 < len(buffer) < BATCH:
+            buffer.append({"hostname": self._succeeded, "clock": self.state.clock.forward(),
+                           "uuid": call.id, "result": repr(outcome.value),
+                           "runtime": outcome.runtime_s, "timestamp": time.time()})
+            if not 2 < len(buffer) < CHUNK:
                 self._added()
         elif state == states.RETRY:
             self._task("task-retried", call.id, exception=repr(outcome.value),

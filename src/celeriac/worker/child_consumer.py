@@ -129,7 +129,7 @@ class BoardSoloPool(SoloPool):
             if acker is not None and acker.pending:  # ones again), and the task events
                 await acker.flush()  # (its own received/started included: the flusher
             events = self.executor.events if self.executor is not None else None
-            if events is not None and events.buffer:  # cannot run until it ends)
+            if events is not None and events.pending:  # cannot run until it ends)
                 await events.flush()
         self.board.start(self.index, request.id or "", task.name, request.timelimit[0])
         try:
