@@ -8,7 +8,7 @@ apart, the pairs several, and this VM's speed drifts by 2x within an hour, so a 
 ratio cancels most of the drift that a ratio of the two medians keeps. Heartbeats are on
 in both (they are by default).
 
-``BENCH_PHASES=events`` runs just this row; BENCH_EVENTS_ROUNDS (default 5) pairs.
+``BENCH_PHASES=events`` runs just this row; BENCH_EVENTS_ROUNDS (default 9) pairs.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from systems import WorkerConfig
 
-ROUNDS = int(os.environ.get("BENCH_EVENTS_ROUNDS", 5))
+ROUNDS = int(os.environ.get("BENCH_EVENTS_ROUNDS", 9))
 LIMIT = 0.15
 
 
