@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -46,16 +47,21 @@ def children(worker: WorkerProcess) -> list[int]:
     return sorted(c.pid for c in psutil.Process(worker.proc.pid).children())
 
 
-def running_in(h: Harness, task_id: str) -> int:
-    """The pid ``inspect active`` gives for the task (the parent reads it off the board)."""
+def active_entry(h: Harness, task_id: str) -> dict[str, Any]:
+    """The task's entry in ``inspect active`` (the parent reads it off the board)."""
     for _ in range(40):
         replies = h.client.control.inspect(timeout=1.0).active() or {}
         for entries in replies.values():
             for entry in entries:
                 if entry["id"] == task_id:
-                    return int(entry["worker_pid"])
+                    return dict(entry)
         time.sleep(0.1)
     raise AssertionError(f"{task_id} not in inspect active")
+
+
+def running_in(h: Harness, task_id: str) -> int:
+    """The pid ``inspect active`` gives for the task."""
+    return int(active_entry(h, task_id)["worker_pid"])
 
 
 def test_children_consume_and_the_parent_answers_for_them(broker_harness: Harness) -> None:
@@ -83,7 +89,9 @@ def test_children_consume_and_the_parent_answers_for_them(broker_harness: Harnes
     grouped = group(tasks).apply_async()
     long, queued = grouped.results[0], [r.id for r in grouped.results[1:]]
     h.wait_for_record("start long")
-    assert running_in(h, long.id) in pids  # a child runs it, the parent knows which
+    entry = active_entry(h, long.id)
+    assert entry["worker_pid"] in pids  # a child runs it, the parent knows which
+    assert (entry["args"], entry["kwargs"]) == ("(30, 'long')", "{}")  # the reprs
 
     def reserved_ids() -> set[str]:
         replies = h.client.control.inspect(timeout=1.0).reserved() or {}

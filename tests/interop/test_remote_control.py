@@ -164,6 +164,7 @@ def test_celery_cli_sees_and_terminates_tasks_of_a_prefork_worker(fleet: Fleet) 
     stats = json.loads(celery_cli(fleet, "inspect", "stats", "-d", name, "-t", "5",
                                   "--json"))[name]
     assert running[0]["worker_pid"] in stats["pool"]["processes"]
+    assert running[0]["args"] == "('never', 60)"  # the message's argsrepr, off the board
     assert len(stats["pool"]["processes"]) == 2
     out = celery_cli(fleet, "control", "terminate", "SIGKILL", slow.id, "-d", name,
                      "-t", "5")

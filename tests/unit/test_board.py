@@ -9,6 +9,7 @@ from celeriac.worker.pools.board import (
     DIED,
     HELD_PER_CHILD,
     LOST_ENTRIES,
+    REPR_BYTES,
     TERMINATED,
     TIME_LIMIT,
     Board,
@@ -38,6 +39,19 @@ def test_the_parent_sees_the_task_a_child_runs_and_when_it_is_done() -> None:
     in_child(lambda: board.finish(1))
     assert board.running(1) is None
     assert board.finished(1) == 1
+
+
+def test_the_parent_reads_the_running_tasks_arguments_cut_to_size() -> None:
+    board = Board(1)
+    board.clear(0)
+    in_child(lambda: board.start(0, "id-1", "proj.add", None, "(2, 3)", "{'x': 'é'}"))
+    assert board.arguments(0) == ("(2, 3)", "{'x': 'é'}")
+    long = "(" + "é" * 400 + ")"  # 802 bytes of UTF-8
+    in_child(lambda: board.start(0, "id-2", "proj.add", None, long, ""))
+    args, kwargs = board.arguments(0)
+    assert args.endswith("...") and len(args.encode()) <= REPR_BYTES
+    assert args.startswith("(éé") and kwargs == ""
+    assert board.running(0) is not None and board.running(0)[0] == "id-2"  # type: ignore[index]
 
 
 def test_held_deliveries_come_back_with_their_types_and_are_cleared() -> None:

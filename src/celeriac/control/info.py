@@ -61,27 +61,30 @@ def active(state: WorkerState) -> list[Delivery]:
 
 def children_active(state: WorkerState) -> list[dict[str, Any]]:
     """``inspect active`` entries for the tasks consumer children run, read off the
-    board (worker/pools/board.py): id, name, start time and pid."""
+    board (worker/pools/board.py): id, name, start time, pid, and the arguments as the
+    message's argsrepr/kwargsrepr (text, cut to 384 bytes: the values stay in the
+    child), as Celery gives them with ``safe=True``."""
     running = getattr(state.pool, "running", None)
     return _children_entries(state, running() if callable(running) else [], True)
 
 
 def children_reserved(state: WorkerState) -> list[dict[str, Any]]:
-    """``inspect reserved`` entries for what consumer children hold and do not run yet."""
+    """``inspect reserved`` entries for what consumer children hold and do not run yet
+    (no arguments: the board keeps only their ids and names)."""
     held = getattr(state.pool, "reserved", None)
-    rows = [(task_id, name, None, None) for task_id, name, _ in held()] \
+    rows = [(task_id, name, None, None, None, None) for task_id, name, _ in held()] \
         if callable(held) else []
     return _children_entries(state, rows, False)
 
 
 def _children_entries(state: WorkerState, rows: Any, running: bool
                       ) -> list[dict[str, Any]]:
-    """Celery's ``Request.info()`` shape from (id, name, started, pid) rows; the
-    arguments stay in the child (None here)."""
-    return [{"id": task_id, "name": name, "args": None, "kwargs": None, "type": name,
+    """Celery's ``Request.info()`` shape from (id, name, started, pid, args, kwargs)
+    rows."""
+    return [{"id": task_id, "name": name, "args": args, "kwargs": kwargs, "type": name,
              "hostname": state.hostname, "time_start": started, "acknowledged": running,
              "delivery_info": None, "worker_pid": pid}
-            for task_id, name, started, pid in rows]
+            for task_id, name, started, pid, args, kwargs in rows]
 
 
 def reserved(state: WorkerState) -> list[Delivery]:

@@ -131,7 +131,9 @@ class BoardSoloPool(SoloPool):
             events = self.executor.events if self.executor is not None else None
             if events is not None and events.pending:  # cannot run until it ends)
                 await events.flush()
-        self.board.start(self.index, request.id or "", task.name, request.timelimit[0])
+        get = request.headers.get
+        self.board.start(self.index, request.id or "", task.name, request.timelimit[0],
+                         str(get("argsrepr") or ""), str(get("kwargsrepr") or ""))
         try:
             outcome = await super().run(task, args, kwargs, request)
         finally:

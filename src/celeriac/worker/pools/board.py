@@ -38,12 +38,16 @@ import time
 from typing import Any
 
 #: running flag, started at (monotonic), hard limit s (0: none), finished count,
-#: id length, name length, id bytes, name bytes
+#: id length, name length, id bytes, name bytes; then (at _ARGS_AT) the lengths and
+#: bytes of the task's argsrepr and kwargsrepr, cut to REPR_BYTES
 _SLOT = struct.Struct("=qddqHH64s128s")
-SLOT_SIZE = 256
+SLOT_SIZE = 1024
 #: the parts a task's start writes: the names (at 32), then the flag and times (at 0)
-_NAMES = struct.Struct("=HH64s128s")
+_NAMES = struct.Struct("=HH64s128sHH384s384s")
 _HEAD = struct.Struct("=qdd")
+_ARGS_AT = _SLOT.size
+_ARGS = struct.Struct("=HH384s384s")
+REPR_BYTES = 384
 #: count (0: free entry), reason, id length, start of the run lost last, id bytes
 _LOST = struct.Struct("=bbHd64s")
 LOST_SIZE = 80
@@ -81,11 +85,15 @@ class Board:
             self.release(index, entry)
         struct.pack_into("=I", self._map, self._totals_at + index * TOTALS_SIZE, 0)
 
-    def start(self, index: int, task_id: str, name: str, hard_s: float | None) -> None:
-        """In the child: this task starts now."""
+    def start(self, index: int, task_id: str, name: str, hard_s: float | None,
+              argsrepr: str = "", kwargsrepr: str = "") -> None:
+        """In the child: this task starts now (its arguments' reprs for ``inspect
+        active``, cut to REPR_BYTES)."""
         tid, tname = task_id.encode()[:64], name.encode()[:128]
+        targs, tkwargs = _cut(argsrepr), _cut(kwargsrepr)
         offset = index * SLOT_SIZE
-        _NAMES.pack_into(self._map, offset + 32, len(tid), len(tname), tid, tname)
+        _NAMES.pack_into(self._map, offset + 32, len(tid), len(tname), tid, tname,
+                         len(targs), len(tkwargs), targs, tkwargs)
         _HEAD.pack_into(self._map, offset, 1, time.monotonic(), float(hard_s or 0.0))
 
     def finish(self, index: int) -> None:
@@ -105,6 +113,13 @@ class Board:
         if not running:
             return None
         return tid[:id_len].decode(), tname[:name_len].decode(), at, hard_s
+
+    def arguments(self, index: int) -> tuple[str, str]:
+        """(argsrepr, kwargsrepr) of the task the child runs or ran last."""
+        args_len, kwargs_len, args, kwargs = _ARGS.unpack_from(
+            self._map, index * SLOT_SIZE + _ARGS_AT)
+        return (args[:args_len].decode(errors="replace"),
+                kwargs[:kwargs_len].decode(errors="replace"))
 
     # -- held deliveries: the child writes, the parent reads when it died -----------------
     def hold(self, index: int, entry: int, tag: Any, queue: str, task_id: str,
@@ -205,3 +220,9 @@ class Board:
             if at == offset + _LOST_ID_AT and count and raw[:id_len] == tid:
                 return offset, int(count)
             at += 1
+
+
+def _cut(text: str) -> bytes:
+    """``text`` as UTF-8 in at most REPR_BYTES bytes ("..." at the end when cut)."""
+    raw = text.encode(errors="replace")
+    return raw if len(raw) <= REPR_BYTES else raw[:REPR_BYTES - 3] + b"..."

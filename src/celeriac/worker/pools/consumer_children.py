@@ -241,14 +241,16 @@ class ConsumerChildren(Pool):
     def child_pids(self) -> list[int]:
         return [c.pid for c in sorted(self._children.values(), key=lambda c: c.index)]
 
-    def running(self) -> list[tuple[str, str, float, int]]:
-        """(task id, name, started at (time.time), child pid) of each running task."""
+    def running(self) -> list[tuple[str, str, float, int, str, str]]:
+        """(task id, name, started at (time.time), child pid, argsrepr, kwargsrepr) of
+        each running task."""
         out = []
         offset = time.time() - time.monotonic()
         for child in self._children.values():
             found = self.board.running(child.index)
             if found is not None:
-                out.append((found[0], found[1], found[2] + offset, child.pid))
+                args, kwargs = self.board.arguments(child.index)
+                out.append((found[0], found[1], found[2] + offset, child.pid, args, kwargs))
         return out
 
     def reserved(self) -> list[tuple[str, str, int]]:
