@@ -55,31 +55,33 @@ class LamportClock:
     """
 
     def __init__(self) -> None:
-        self._ticks = itertools.count(1)
-        self._last = 0
+        #: the values still to hand out: ``next(clock.ticks)`` is one tick (task events
+        #: tick this way, without a method call; read the attribute each time, as
+        #: ``adjust`` replaces the counter)
+        self.ticks = itertools.count(1)
         self._lock = threading.Lock()
 
     @property
     def value(self) -> int:
-        """The last value handed out or adjusted to."""
-        return self._last
+        """The last value handed out or adjusted to: the counter's next value less one
+        (an ``itertools.count`` shows it only in its repr, ``count(N)``)."""
+        return int(repr(self.ticks)[6:-1]) - 1
 
     def forward(self, by: int = 1) -> int:
         """Advance by ``by`` ticks (one per event sent); the last tick's value."""
-        ticks = self._ticks
+        ticks = self.ticks
         value = next(ticks)
         while by > 1:
             value, by = next(ticks), by - 1
-        self._last = value
         return value
 
     def adjust(self, other: Any) -> int:
         with self._lock:
             if isinstance(other, int) and not isinstance(other, bool):
-                value = max(next(self._ticks), other) + 1
-                self._ticks = itertools.count(value + 1)
-                self._last = value
-            return self._last
+                value = max(next(self.ticks), other) + 1
+                self.ticks = itertools.count(value + 1)
+                return value
+            return self.value
 
 
 def _message(body: dict[str, Any], headers: dict[str, Any], routing_key: str = "") -> Message:

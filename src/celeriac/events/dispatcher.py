@@ -49,8 +49,8 @@ FLUSH_S = 0.1
 #: events held as dicts before they are encoded (kept well under the collector's
 #: young-generation threshold, 700 allocations)
 CHUNK = 96
-#: events per message
-BATCH = 960
+#: events per message (each PUBLISH costs the worker ~0.2 ms besides its bytes)
+BATCH = 2880
 
 
 class EventDispatcher:
@@ -184,10 +184,12 @@ class EventDispatcher:
         if not self.task_events:
             return
         get, eta, expires, task_id = call.headers.get, call.eta, call.expires, call.id
-        started, now, buffer = self.state.clock.forward(2), time.time(), self.buffer
+        ticks = self.state.clock.ticks
+        received_at, started, now = next(ticks), next(ticks), time.time()
+        buffer = self.buffer
         undated = eta is None and expires is None
         received = {"hostname": self._received_undated if undated else self._received,
-                    "clock": started - 1, "uuid": task_id, "name": call.name,
+                    "clock": received_at, "uuid": task_id, "name": call.name,
                     "args": get("argsrepr") or repr(call.args),
                     "kwargs": get("kwargsrepr") or repr(call.kwargs),
                     "retries": get("retries") or 0,
@@ -208,7 +210,7 @@ class EventDispatcher:
         state = outcome.state
         if state == states.SUCCESS:
             buffer = self.buffer
-            buffer.append({"hostname": self._succeeded, "clock": self.state.clock.forward(),
+            buffer.append({"hostname": self._succeeded, "clock": next(self.state.clock.ticks),
                            "uuid": call.id, "result": repr(outcome.value),
                            "runtime": outcome.runtime_s, "timestamp": time.time()})
             if not 2 < len(buffer) < CHUNK:
