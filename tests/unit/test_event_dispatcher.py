@@ -141,7 +141,7 @@ def test_a_task_with_an_eta_or_expiry_sends_them() -> None:
     import datetime as dt
 
     events, broker = dispatcher()
-    when = dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.UTC)
     dated = call("t-eta")
     dated.eta = when
 
